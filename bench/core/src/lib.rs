@@ -1,0 +1,1 @@
+//! bench/core: empty library; the benchmark itself lives in `benches/verify.rs`.

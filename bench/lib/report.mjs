@@ -1,0 +1,124 @@
+// bench/lib/report.mjs: turns measurements into the Markdown tables, the target verdicts and the
+// chart (an SVG rendered to PNG with sharp, which Miniflare already depends on).
+import { writeFileSync } from "node:fs";
+
+const CASES = ["valid", "malformed", "unknown"];
+const WORKER_LABEL = { trivial: "trivial (ceiling)", js: "JavaScript worker", rust: "Rust worker" };
+const COLORS = { trivial: "#9aa5b1", js: "#e0a800", rust: "#c2410c" };
+const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
+const fmt = (n, d = 0) => Number(n).toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+
+/** Summarises raw runs: e2e[worker][case] = [{rps,p50Ms,p99Ms}] → stats[worker][case]. */
+export function summarise(e2e) {
+  const stats = {};
+  for (const [w, byCase] of Object.entries(e2e)) {
+    stats[w] = {};
+    for (const [c, runs] of Object.entries(byCase)) {
+      const rps = runs.map((r) => r.rps);
+      const m = median(rps);
+      stats[w][c] = {
+        rps: m, min: Math.min(...rps), max: Math.max(...rps), spreadPct: ((Math.max(...rps) - Math.min(...rps)) / m) * 100,
+        p50Ms: median(runs.map((r) => r.p50Ms)), p99Ms: median(runs.map((r) => r.p99Ms)), runs: runs.length,
+      };
+    }
+  }
+  for (const w of Object.keys(stats)) for (const c of Object.keys(stats[w]))
+    stats[w][c].ratio = stats.trivial?.[c] ? stats[w][c].rps / stats.trivial[c].rps : null;
+  return stats;
+}
+
+/** The three targets of issue 5, each { name, measured, pass } (pass null when not measured). */
+export function targets(stats, bundle) {
+  const r = stats?.rust, j = stats?.js, t = stats?.trivial;
+  const gzip = bundle?.wranglerGzip ?? bundle?.gzip;
+  return [
+    { name: "valid-key throughput ≥ JavaScript worker",
+      measured: r && j ? `${fmt(r.valid.rps)} vs ${fmt(j.valid.rps)} req/s (${fmt(r.valid.rps / j.valid.rps, 2)}×)` : "not measured",
+      pass: r && j ? r.valid.rps >= j.valid.rps : null },
+    { name: "malformed-key rejection within 10% of the trivial ceiling",
+      measured: r && t ? `${fmt(r.malformed.ratio * 100, 1)}% of ceiling` : "not measured",
+      pass: r && t ? r.malformed.ratio >= 0.9 : null },
+    { name: "gzip bundle < 130 KiB",
+      measured: gzip ? `${kib(gzip)} gzip (${kib(bundle.raw)} raw)` : "not measured",
+      pass: gzip ? gzip < 130 * 1024 : null },
+  ];
+}
+
+const verdict = (p) => (p === null ? "—" : p ? "**pass**" : "**MISS**");
+
+export function markdown({ machine, settings, core, stats, bundle, notes }) {
+  const L = [];
+  L.push(`Date: ${machine.date}  `, `Machine: ${machine.cpu}, ${machine.nproc} CPUs, ${machine.memGiB} GiB RAM, ${machine.os}, Node ${machine.node}, ${machine.rustc}  `);
+  L.push(`Load average at start: ${machine.load}`, "");
+  L.push("## Targets", "", "| target | measured | result |", "| --- | --- | --- |");
+  for (const t of targets(stats, bundle)) L.push(`| ${t.name} | ${t.measured} | ${verdict(t.pass)} |`);
+  if (core) {
+    L.push("", "## 1. Pure core (criterion, host, ns per call)", "", "| step | median | 95% CI of median |", "| --- | ---: | ---: |");
+    for (const b of core) L.push(`| ${b.label} | ${fmt(b.medianNs, 1)} ns | ${fmt(b.lowNs, 1)}–${fmt(b.highNs, 1)} ns |`);
+  }
+  if (stats) {
+    L.push("", `## 2. End to end: \`GET /v1/auth/verify\` through workerd + local KV (Miniflare, 127.0.0.1)`, "");
+    L.push(`${settings.wrk}, ${settings.connections} connections, ${settings.threads} thread, ${settings.seconds} s per run after a ${settings.warmupSeconds} s warm-up, ${settings.runs} runs per case (interleaved); req/s is the median of the runs, spread is (max − min) / median; latencies are medians of the runs' percentiles.`, "");
+    L.push("| case | worker | req/s (median) | min–max | spread | p50 | p99 | ratio to ceiling |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (const c of CASES) for (const w of ["trivial", "js", "rust"]) {
+      const s = stats[w]?.[c];
+      if (s) L.push(`| ${c} | ${WORKER_LABEL[w]} | ${fmt(s.rps)} | ${fmt(s.min)}–${fmt(s.max)} | ${fmt(s.spreadPct, 1)}% | ${fmt(s.p50Ms, 2)} ms | ${fmt(s.p99Ms, 2)} ms | ${fmt(s.ratio, 2)} |`);
+    }
+    const starts = Object.entries(settings.startupMs || {});
+    if (starts.length) L.push("", "Local cold start (new workerd via Miniflare until ready to serve): " + starts.map(([w, ms]) => `${WORKER_LABEL[w]} ${fmt(ms)} ms`).join(", ") + ".");
+  }
+  if (bundle) {
+    L.push("", "## 3. Deployable bundle (`wrangler deploy --dry-run --outdir`)", "", "| file | raw | gzip -9 |", "| --- | ---: | ---: |");
+    for (const f of bundle.files) L.push(`| ${f.name} | ${fmt(f.raw)} B | ${fmt(f.gzip)} B |`);
+    L.push(`| **total** | **${kib(bundle.raw)}** | **${kib(bundle.gzip)}** |`, "");
+    L.push(`wrangler: \`${bundle.wranglerLine || "(no Total Upload line)"}\`  `);
+    L.push(`Startup time: ${bundle.startupMs != null ? `${bundle.startupMs} ms (wrangler)` : "not reported by `wrangler deploy --dry-run` (workerd reports it only on a real upload); see the local cold start above"}.`);
+  }
+  for (const n of notes || []) L.push("", `> ${n}`);
+  return L.join("\n") + "\n";
+}
+
+/** Grouped bar chart of median req/s per case (error bars min–max), written as SVG and PNG. */
+export async function chart(stats, svgPath, pngPath) {
+  const W = 860, H = 440, left = 80, right = 190, top = 50, bottom = 60;
+  const workers = ["trivial", "js", "rust"].filter((w) => stats[w]);
+  const top0 = Math.max(...workers.flatMap((w) => CASES.map((c) => stats[w][c]?.max || 0))) * 1.08 || 1;
+  const mag = 10 ** Math.floor(Math.log10(top0 / 5));
+  const step = [1, 2, 2.5, 5, 10].map((f) => f * mag).find((st) => st * 5 >= top0);
+  const ymax = step * 5;
+  const y = (v) => top + (H - top - bottom) * (1 - v / ymax);
+  const gw = (W - left - right) / CASES.length, bw = (gw * 0.75) / workers.length;
+  const s = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="DejaVu Sans, sans-serif" font-size="13">`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`,
+    `<text x="${left}" y="28" font-size="16" font-weight="bold">GET /v1/auth/verify through workerd + local KV: median req/s (bars: min–max)</text>`];
+  for (let i = 0; i <= 5; i++) {
+    const v = (ymax / 5) * i;
+    s.push(`<line x1="${left}" x2="${W - right}" y1="${y(v)}" y2="${y(v)}" stroke="#e5e7eb"/>`,
+      `<text x="${left - 8}" y="${y(v) + 4}" text-anchor="end" fill="#555">${fmt(v)}</text>`);
+  }
+  CASES.forEach((c, ci) => {
+    const gx = left + gw * ci + gw * 0.125;
+    s.push(`<text x="${gx + (bw * workers.length) / 2}" y="${H - bottom + 22}" text-anchor="middle">${c} key</text>`);
+    workers.forEach((w, wi) => {
+      const st = stats[w][c]; if (!st) return;
+      const x = gx + bw * wi, cx = x + bw / 2;
+      s.push(`<rect x="${x + 2}" y="${y(st.rps)}" width="${bw - 4}" height="${y(0) - y(st.rps)}" fill="${COLORS[w]}"/>`,
+        `<line x1="${cx}" x2="${cx}" y1="${y(st.min)}" y2="${y(st.max)}" stroke="#111" stroke-width="1.5"/>`,
+        `<text x="${cx}" y="${y(st.max) - 6}" text-anchor="middle" font-size="11">${fmt(st.rps)}</text>`);
+    });
+  });
+  workers.forEach((w, i) => s.push(`<rect x="${W - right + 20}" y="${top + i * 24}" width="14" height="14" fill="${COLORS[w]}"/>`,
+    `<text x="${W - right + 40}" y="${top + i * 24 + 12}">${WORKER_LABEL[w]}</text>`));
+  s.push(`<line x1="${left}" x2="${W - right}" y1="${y(0)}" y2="${y(0)}" stroke="#333"/>`, "</svg>");
+  const svg = s.join("\n");
+  writeFileSync(svgPath, svg);
+  try {
+    const { default: sharp } = await import("sharp");
+    await sharp(Buffer.from(svg)).png().toFile(pngPath);
+    return pngPath;
+  } catch (e) {
+    console.warn(`[bench] PNG not rendered (${e.message}); the SVG is at ${svgPath}`);
+    return null;
+  }
+}

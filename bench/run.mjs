@@ -1,0 +1,123 @@
+#!/usr/bin/env node
+// bench/run.mjs: the one benchmark command (`npm run bench`). In one run on this machine:
+// (1) the pure core with criterion, (2) the Rust and JavaScript workers and the trivial ceiling end
+// to end through workerd + local KV with wrk on 127.0.0.1, (3) the deployable bundle's size.
+// Writes bench/out/ (results.md, results.json, throughput.svg/.png) and, on a full run, bench/RESULTS.md.
+//
+// Options: --skip-core --skip-bundle --skip-rust --no-build (harness development), --quick (1 run of 3 s).
+// Env: BENCH_SECONDS (10), BENCH_RUNS (3), BENCH_CONNECTIONS (16), BENCH_WARMUP (3).
+import { execFileSync, execSync } from "node:child_process";
+import { mkdirSync, writeFileSync, readFileSync } from "node:fs";
+import os from "node:os";
+import { join } from "node:path";
+import { ROOT, KEYS, startWorker } from "./lib/workers.mjs";
+import { ensureWrk, runWrk } from "./lib/load.mjs";
+import { runCoreBench } from "./lib/core.mjs";
+import { measureBundle } from "./lib/bundle.mjs";
+import { summarise, targets, markdown, chart } from "./lib/report.mjs";
+
+const args = new Set(process.argv.slice(2));
+const quick = args.has("--quick");
+const settings = {
+  seconds: Number(process.env.BENCH_SECONDS || (quick ? 3 : 10)),
+  runs: Number(process.env.BENCH_RUNS || (quick ? 1 : 3)),
+  connections: Number(process.env.BENCH_CONNECTIONS || 16),
+  warmupSeconds: Number(process.env.BENCH_WARMUP || (quick ? 1 : 3)),
+  threads: 1,
+};
+const OUT = join(ROOT, "bench/out");
+const log = (m) => console.log(`[bench] ${m}`);
+const sh = (cmd) => { try { return execSync(cmd, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim(); } catch { return "?"; } };
+
+function machine() {
+  const osName = (readFileSync("/etc/os-release", "utf8").match(/^PRETTY_NAME="?([^"\n]*)/m) || [])[1] || os.type();
+  return {
+    date: new Date().toISOString().replace(/\.\d+Z$/, "Z"), cpu: os.cpus()[0]?.model.trim() || "?",
+    nproc: os.availableParallelism(), memGiB: (os.totalmem() / 2 ** 30).toFixed(1), os: `${osName} (${os.release()})`,
+    node: process.version, rustc: sh("rustc --version"), load: os.loadavg().map((l) => l.toFixed(2)).join(" "),
+  };
+}
+
+// What each worker must answer per case before it is loaded (a wrong answer invalidates the numbers).
+const EXPECT = {
+  trivial: { valid: [200], malformed: [200], unknown: [200] },
+  js: { valid: [200, "active"], malformed: [401, "malformed_key"], unknown: [401, "invalid_key"] },
+};
+EXPECT.rust = EXPECT.js;
+
+async function check(w, c) {
+  const res = await fetch(`${w.url}/v1/auth/verify`, { headers: { Authorization: `Bearer ${KEYS[c]}` } });
+  const body = await res.text();
+  const [status, code] = EXPECT[w.name][c];
+  const ok = res.status === status && (!code || body.includes(`"${code}"`));
+  if (!ok) throw new Error(`${w.name}/${c}: expected ${status} ${code || ""}, got ${res.status} ${body.slice(0, 200)}`);
+}
+
+async function endToEnd(names, notes) {
+  ensureWrk();
+  const workers = [];
+  const stop = async () => { for (const w of workers.splice(0)) await w.dispose().catch(() => {}); };
+  process.once("SIGINT", () => stop().then(() => process.exit(130)));
+  try {
+    for (const n of names) { workers.push(await startWorker(n)); log(`${n} worker on ${workers.at(-1).url}`); }
+    const cases = Object.keys(KEYS);
+    for (const w of workers) for (const c of cases) await check(w, c);
+    const load = (w, c, seconds) => runWrk(`${w.url}/v1/auth/verify`, `Bearer ${KEYS[c]}`, { ...settings, seconds });
+    for (const w of workers) for (const c of cases) await load(w, c, settings.warmupSeconds);
+    const e2e = Object.fromEntries(names.map((n) => [n, Object.fromEntries(cases.map((c) => [c, []]))]));
+    for (let run = 0; run < settings.runs; run++) {
+      for (const c of cases) {
+        // Rotate the order each run so no worker always goes first after a case change.
+        const order = workers.map((_, i) => workers[(i + run) % workers.length]);
+        for (const w of order) {
+          const r = await load(w, c, settings.seconds);
+          const want2xx = EXPECT[w.name][c][0] === 200;
+          if (r.errors || (want2xx ? r.non2xx : r.requests - r.non2xx))
+            notes.push(`${w.name}/${c} run ${run + 1}: ${r.errors} socket errors, ${r.non2xx} of ${r.requests} non-2xx.`);
+          e2e[w.name][c].push(r);
+          log(`run ${run + 1}/${settings.runs} ${c.padEnd(9)} ${w.name.padEnd(7)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms`);
+        }
+      }
+    }
+    settings.startupMs = Object.fromEntries(workers.map((w) => [w.name, w.startupMs]));
+    return e2e;
+  } finally {
+    await stop();
+  }
+}
+
+const notes = [];
+const info = machine();
+mkdirSync(OUT, { recursive: true });
+log(`${info.cpu}, ${info.nproc} CPUs, load ${info.load}`);
+if (os.loadavg()[0] > 0.5 * info.nproc) notes.push(`The machine was busy at the start (load ${info.load}): expect wider spreads.`);
+
+if (!args.has("--skip-rust") && !args.has("--no-build")) {
+  log("building the Rust worker (bash scripts/build.sh)");
+  execFileSync("bash", ["scripts/build.sh"], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"] });
+}
+let core = null, bundle = null;
+if (!args.has("--skip-core")) { log("core: cargo bench in bench/core (criterion)"); core = runCoreBench(quick ? { measureS: 1 } : {}); }
+if (!args.has("--skip-bundle") && !args.has("--skip-rust")) {
+  log("bundle: wrangler deploy --dry-run --outdir <tmp>");
+  bundle = measureBundle();
+  const m = bundle.wranglerLine.match(/gzip:\s*([\d.]+)\s*KiB/);
+  if (m) bundle.wranglerGzip = Number(m[1]) * 1024;
+}
+settings.wrk = sh("wrk --version 2>&1 | head -1").split(" ").slice(0, 2).join(" ");
+const names = ["trivial", "js", ...(args.has("--skip-rust") ? [] : ["rust"])];
+const e2e = await endToEnd(names, notes);
+const stats = summarise(e2e);
+
+const md = markdown({ machine: info, settings, core, stats, bundle, notes });
+writeFileSync(join(OUT, "results.md"), md);
+writeFileSync(join(OUT, "results.json"), JSON.stringify({ machine: info, settings, core, e2e, stats, bundle, notes }, null, 2));
+const png = await chart(stats, join(OUT, "throughput.svg"), join(OUT, "throughput.png"));
+const full = !quick && settings.runs >= 3 && ![...args].some((a) => a.startsWith("--skip") || a === "--no-build");
+if (full) {
+  writeFileSync(join(ROOT, "bench/RESULTS.md"), `# Benchmark results\n\nLatest full run of \`npm run bench\` (bench/run.mjs). The chart is written to bench/out/throughput.png (not committed).\n\n${md}`);
+}
+console.log("\n" + md);
+console.log("Targets:");
+for (const t of targets(stats, bundle)) console.log(`  ${t.pass === null ? "n/a " : t.pass ? "PASS" : "MISS"}  ${t.name}: ${t.measured}`);
+log(`wrote ${OUT}/results.md, results.json${png ? ", throughput.png" : ""}${full ? " and bench/RESULTS.md" : ""}`);

@@ -1,0 +1,356 @@
+// Settings > API Keys. Talks only to this worker's admin API (same origin), with the admin token
+// kept in sessionStorage (this tab only). A full key is shown once, then removed from the DOM.
+'use strict';
+(() => {
+  const TOKEN = 'lumiqtrace.adminToken';
+  const $ = (id) => document.getElementById(id);
+  const on = (id, ev, fn) => $(id).addEventListener(ev, fn);
+  const S = { token: sessionStorage.getItem(TOKEN), projects: [], keys: [], filter: '', focusKey: null };
+
+  // h('tag', {attr, class, onclick}, ...children): builds DOM without innerHTML (names are user data).
+  function h(tag, attrs, ...kids) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v == null || v === false) continue;
+      if (k === 'class') el.className = v;
+      else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v);
+    }
+    for (const kid of kids.flat()) if (kid != null && kid !== false) el.append(kid);
+    return el;
+  }
+  const btn = (label, cls, onclick, attrs) => h('button', { type: 'button', class: `btn ${cls}`, onclick, ...attrs }, label);
+
+  // ---- API ----
+  async function api(method, path, body, token = S.token) {
+    const headers = { Authorization: `Bearer ${token}` };
+    if (body) headers['Content-Type'] = 'application/json';
+    let res, data = null;
+    try {
+      res = await fetch(path, { method, headers, body: body && JSON.stringify(body), cache: 'no-store' });
+    } catch {
+      throw { status: 0, code: 'network_error' };
+    }
+    try { data = await res.json(); } catch { /* not JSON */ }
+    if (res.ok) return data;
+    const e = (data && data.error) || {};
+    throw { status: res.status, code: e.code || `http_${res.status}`, message: e.message || res.statusText };
+  }
+  const WORDS = {
+    admin_unauthorized: 'The admin token was not accepted. Check the ADMIN_TOKEN secret of this deployment.',
+    project_exists: 'A project with this ID already exists. Choose a different ID.',
+    invalid_project_id: 'Project IDs use lowercase letters, digits and hyphens, start with a letter or digit, and have at most 63 characters.',
+    invalid_name: 'Names must be 1 to 64 printable characters.',
+    project_not_found: 'That project no longer exists. Refresh and choose another one.',
+    key_not_found: 'That key no longer exists. The list has been refreshed.',
+    key_not_rotatable: 'Only active keys can be rotated, and this one no longer is. The list has been refreshed.',
+    network_error: 'Could not reach the admin API. Check your connection and try again.',
+  };
+  const words = (e) => `${WORDS[e.code] || e.message || 'Something went wrong.'} (${e.code}${e.status >= 500 ? `, HTTP ${e.status}` : ''})`;
+
+  // ---- formatting ----
+  const dtf = (o) => new Intl.DateTimeFormat(undefined, o);
+  const fDate = dtf({ dateStyle: 'medium' });
+  const t = { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'short' };
+  const fThisYear = dtf(t), fOtherYear = dtf({ ...t, year: 'numeric' });
+  const fTime = { format: (d) => (d.getFullYear() === new Date().getFullYear() ? fThisYear : fOtherYear).format(d) };
+  const fmt = (iso, f) => { const d = new Date(iso); return iso && !isNaN(d) ? f.format(d) : '—'; };
+  function rel(iso) {
+    const diff = Math.round((Date.parse(iso) - Date.now()) / 1000), s = Math.abs(diff), m = Math.floor((s % 3600) / 60);
+    const v = s < 60 ? `${s} s` : s < 3600 ? `${Math.round(s / 60)} min`
+      : s < 172800 ? `${Math.floor(s / 3600)} h${m ? ` ${m} min` : ''}` : `${Math.round(s / 86400)} days`;
+    return diff < 0 ? `${v} ago` : `in ${v}`;
+  }
+  const timeEl = (iso, f) => h('time', { datetime: iso, title: iso }, fmt(iso, f));
+  const statusOf = (k) => (k.status === 'grace' && Date.parse(k.grace_expires_at) <= Date.now() ? 'expired' : k.status);
+  const LABEL = { active: 'Active', grace: 'Grace period', expired: 'Expired', revoked: 'Revoked' };
+  const projectName = (id) => (S.projects.find((p) => p.id === id) || { name: id }).name;
+  const plural = (n) => `${n} ${n === 1 ? 'key' : 'keys'}`;
+
+  let toastTimer;
+  function toast(msg) {
+    $('toast').textContent = msg; $('toast').classList.add('show');
+    clearTimeout(toastTimer); toastTimer = setTimeout(() => $('toast').classList.remove('show'), 3500);
+  }
+  function showError(form, e) {
+    const p = form.querySelector('.form-error');
+    p.textContent = typeof e === 'string' ? e : words(e); p.hidden = false;
+  }
+  // Runs an API call from a dialog form: button disabled meanwhile, errors shown in the form.
+  async function submit(form, fn) {
+    const b = form.querySelector('[type=submit]');
+    form.querySelector('.form-error').hidden = true; b.disabled = true;
+    try { await fn(); } catch (e) { if (!tokenRejected(e)) showError(form, e); } finally { b.disabled = false; }
+  }
+
+  // ---- session ----
+  function showView(signedIn) {
+    $('signin-view').hidden = signedIn; $('app-view').hidden = !signedIn; $('session').hidden = !signedIn;
+  }
+  function signOut(note, error) {
+    sessionStorage.removeItem(TOKEN);
+    Object.assign(S, { token: null, projects: [], keys: [], filter: '' });
+    document.querySelectorAll('dialog[open]').forEach((d) => d.close());
+    $('keys-list').replaceChildren();
+    $('signin-form').reset();
+    $('signin-error').textContent = error || ''; $('signin-error').hidden = !error;
+    $('signin-note').textContent = note || ''; $('signin-note').hidden = !note;
+    showView(false); $('token').focus();
+  }
+  const tokenRejected = (e) => e.code === 'admin_unauthorized' && S.token && (signOut(null, 'Your admin token is no longer accepted. Sign in again.'), true);
+  on('signin-form', 'submit', async (ev) => {
+    ev.preventDefault();
+    const form = ev.currentTarget, token = $('token').value.trim(), b = form.querySelector('[type=submit]'), err = $('signin-error');
+    $('signin-note').hidden = true;
+    if (!token) { err.textContent = 'Enter the admin token to continue.'; err.hidden = false; return; }
+    b.disabled = true; b.textContent = 'Signing in…';
+    try {
+      await api('GET', '/admin/v1/projects', null, token);
+      S.token = token; sessionStorage.setItem(TOKEN, token);
+      err.hidden = true; form.reset(); showView(true); $('main').focus();
+      await load();
+    } catch (e) {
+      err.textContent = e.code === 'admin_unauthorized'
+        ? 'That admin token is not valid for this deployment. Check the ADMIN_TOKEN secret and try again.' : words(e);
+      err.hidden = false; $('token').select();
+    } finally { b.disabled = false; b.textContent = 'Sign in'; }
+  });
+  on('sign-out', 'click', () => signOut('You have signed out. The admin token was removed from this tab.'));
+
+  // ---- list ----
+  async function load() {
+    $('keys-list').setAttribute('aria-busy', 'true');
+    try {
+      const [p, k] = await Promise.all([api('GET', '/admin/v1/projects'), api('GET', '/admin/v1/keys')]);
+      S.projects = p.projects.slice().sort((a, b) => a.name.localeCompare(b.name));
+      S.keys = k.keys;
+      $('banner').hidden = true;
+      render();
+    } catch (e) {
+      if (tokenRejected(e)) return;
+      $('banner').replaceChildren(h('span', null, `Could not load keys. ${words(e)}`), btn('Try again', 'btn-sm', load));
+      $('banner').hidden = false;
+    } finally { $('keys-list').setAttribute('aria-busy', 'false'); }
+  }
+
+  function render() {
+    const list = $('keys-list'), a = document.activeElement;
+    // Re-rendering replaces the buttons: keep keyboard focus on the same action if it still exists.
+    const refocus = a && list.contains(a) && a.dataset.action ? `[data-action="${a.dataset.action}"][data-key="${a.dataset.key}"]` : null;
+    if (!S.projects.some((p) => p.id === S.filter)) S.filter = '';
+    $('filter-project').replaceChildren(h('option', { value: '' }, 'All projects'),
+      ...S.projects.map((p) => h('option', { value: p.id }, `${p.name} (${p.id})`)));
+    $('filter-project').value = S.filter;
+
+    const keys = S.keys.filter((k) => !S.filter || k.project_id === S.filter);
+    const n = (s) => keys.filter((k) => statusOf(k) === s).length;
+    $('summary').textContent = S.projects.length
+      ? `${plural(keys.length)} · ${n('active')} active${n('grace') ? ` · ${n('grace')} in grace period` : ''}` : '';
+
+    if (!S.projects.length) {
+      list.replaceChildren(h('div', { class: 'card empty empty-big' },
+        h('h3', null, 'No projects yet'),
+        h('p', null, 'Keys belong to a project. Create a project for each app or service that sends traces, such as a web app or a data pipeline, then create a key for it.'),
+        btn('Create your first project', 'btn-primary', () => openProject())));
+    } else {
+      const groups = S.projects.filter((p) => !S.filter || p.id === S.filter);
+      for (const k of keys) if (!groups.some((p) => p.id === k.project_id)) groups.push({ id: k.project_id, name: k.project_id });
+      list.replaceChildren(...groups.map((p) => group(p, keys.filter((k) => k.project_id === p.id))));
+    }
+    if (refocus && list.querySelector(refocus)) list.querySelector(refocus).focus();
+  }
+
+  function group(p, keys) {
+    return h('section', { class: 'card group', 'aria-labelledby': `g-${p.id}`, 'data-project': p.id },
+      h('div', { class: 'group-head' },
+        h('h3', { id: `g-${p.id}` }, p.name), h('code', null, p.id), h('span', { class: 'count' }, plural(keys.length)),
+        btn('Create key', 'btn-sm', () => openKey(p.id), { 'data-action': 'create', 'data-key': p.id, 'aria-label': `Create key in ${p.name}` })),
+      keys.length ? h('table', null,
+        h('caption', { class: 'vh' }, `API keys in project ${p.name}`),
+        h('colgroup', null, ['name', 'key', 'created', 'status', 'actions'].map((c) => h('col', { class: `w-${c}` }))),
+        h('thead', null, h('tr', null, ['Name', 'Key prefix', 'Created', 'Status'].map((c) => h('th', { scope: 'col' }, c)),
+          h('th', { scope: 'col' }, h('span', { class: 'vh' }, 'Actions')))),
+        h('tbody', null, keys.map((k) => row(k, p))))
+        : h('p', { class: 'empty' }, 'No keys in this project yet. Create one to start sending traces from the SDK.'));
+  }
+
+  function row(k, p) {
+    const st = statusOf(k), live = st === 'active' || st === 'grace';
+    const detail = (cls, ...kids) => h('span', { class: `detail ${cls}` }, ...kids);
+    const details = [];
+    if (st === 'grace') {
+      details.push(detail('warn', 'Stops working ', h('span', { 'data-rel': k.grace_expires_at }, rel(k.grace_expires_at))),
+        detail('', timeEl(k.grace_expires_at, fTime)));
+    } else if (st === 'expired') details.push(detail('', 'Stopped working ', timeEl(k.grace_expires_at, fTime)));
+    else if (st === 'revoked') {
+      details.push(detail('', 'Revoked ', timeEl(k.revoked_at, fTime)));
+      if (k.revoked_reason) details.push(detail('', `Reason: ${k.revoked_reason}`));
+    } else if (k.rotated_from) {
+      const old = S.keys.find((x) => x.id === k.rotated_from);
+      if (old) details.push(detail('', `Replaces ${old.prefix}…`));
+    }
+    const label = `${k.name} (${k.prefix}…)`, attrs = (action) => ({ 'data-action': action, 'data-key': k.id, 'aria-label': `${action === 'rotate' ? 'Rotate' : 'Revoke'} ${label}` });
+    const actions = [
+      st === 'active' && btn('Rotate', 'btn-sm', () => confirmRotate(k), attrs('rotate')),
+      live && btn('Revoke', 'btn-sm btn-ghost-danger', () => confirmRevoke(k), attrs('revoke')),
+    ];
+    return h('tr', { 'data-key-id': k.id, 'data-status': st, class: live ? null : 'inactive' },
+      h('th', { scope: 'row' }, k.name, h('span', { class: 'vh' }, ` in project ${p.name}`)),
+      h('td', { class: 'c-key' }, h('code', null, `${k.prefix}…`)),
+      h('td', { class: 'c-created' }, timeEl(k.created_at, fDate)),
+      h('td', { class: 'c-status' }, h('span', { class: `badge b-${st}` }, LABEL[st] || st), details),
+      h('td', { class: 'c-actions' }, live ? actions : h('span', { class: 'none', 'aria-label': 'No actions' }, '—')));
+  }
+
+  // Keep "in 3 h 12 min" current, and re-render once when a grace period runs out.
+  let graceCount = 0;
+  setInterval(() => {
+    if (!S.token) return;
+    const g = S.keys.filter((k) => statusOf(k) === 'grace').length;
+    if (g < graceCount) render();
+    graceCount = g;
+    document.querySelectorAll('[data-rel]').forEach((el) => { el.textContent = rel(el.dataset.rel); });
+  }, 5000);
+  on('filter-project', 'change', (e) => { S.filter = e.target.value; render(); });
+  on('refresh', 'click', load);
+
+  // ---- dialogs ----
+  document.addEventListener('click', (e) => { const b = e.target.closest('[data-close]'); if (b) b.closest('dialog').close(); });
+  const validName = (s) => s.length >= 1 && s.length <= 64 && !/[\u0000-\u001f\u007f]/.test(s);
+  function open(dialog, focus) {
+    const form = $(dialog).querySelector('form');
+    if (form) { form.reset(); form.querySelector('.form-error').hidden = true; }
+    $(dialog).showModal(); if (focus) focus.focus();
+  }
+
+  // New project (from the page, or from inside the Create key dialog).
+  const slug = (s) => s.toLowerCase().normalize('NFKD').replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63);
+  let projectThen = null, idTouched = false;
+  function openProject(then) {
+    projectThen = then || null; idTouched = false;
+    open('project-dialog', $('project-name'));
+  }
+  on('project-name', 'input', () => { if (!idTouched) $('project-id').value = slug($('project-name').value); });
+  on('project-id', 'input', () => { idTouched = true; });
+  on('new-project', 'click', () => openProject());
+  on('project-form', 'submit', (ev) => {
+    ev.preventDefault();
+    const form = ev.currentTarget, name = $('project-name').value.trim(), id = $('project-id').value.trim();
+    if (!validName(name)) return showError(form, 'Enter a project name of 1 to 64 characters.');
+    if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(id)) return showError(form, WORDS.invalid_project_id);
+    submit(form, async () => {
+      const p = await api('POST', '/admin/v1/projects', { id, name });
+      S.projects = S.projects.concat(p).sort((a, b) => a.name.localeCompare(b.name));
+      $('project-dialog').close();
+      toast(`Project “${p.name}” created.`);
+      render();
+      if (projectThen) projectThen(p.id);
+      else document.querySelector(`[data-action="create"][data-key="${p.id}"]`)?.focus();
+      load();
+    });
+  });
+
+  // Create key
+  function fillProjects(selected) {
+    const sel = $('key-project'), none = !S.projects.length;
+    sel.replaceChildren(...S.projects.map((p) => h('option', { value: p.id }, `${p.name} (${p.id})`)));
+    if (selected) sel.value = selected;
+    sel.disabled = none; $('key-no-project').hidden = !none;
+  }
+  function openKey(projectId) {
+    open('key-dialog');
+    fillProjects(projectId || S.filter);
+    (S.projects.length ? $('key-name') : $('key-new-project')).focus();
+  }
+  on('new-key', 'click', () => openKey());
+  on('key-new-project', 'click', () => openProject((id) => { fillProjects(id); $('key-name').focus(); }));
+  on('key-form', 'submit', (ev) => {
+    ev.preventDefault();
+    const form = ev.currentTarget, project = $('key-project').value, name = $('key-name').value.trim();
+    if (!project) return showError(form, 'Choose a project first, or create one with “New project…”.');
+    if (!validName(name)) return showError(form, 'Enter a key name of 1 to 64 characters, such as production-web.');
+    submit(form, async () => {
+      const res = await api('POST', `/admin/v1/projects/${encodeURIComponent(project)}/keys`, { name });
+      $('key-dialog').close();
+      reveal(res.key, res.api_key, null);
+      load();
+    });
+  });
+
+  // The one time a full key is shown. Closing the dialog (button or Esc) removes it from the DOM.
+  function reveal(secret, view, previous) {
+    const code = h('code', { id: 'revealed-key', tabindex: '0', 'aria-label': 'New API key' }, secret);
+    const copy = btn('Copy', '', async () => {
+      let ok = false;
+      try { await navigator.clipboard.writeText(code.textContent); ok = true; } catch {
+        getSelection().selectAllChildren(code);
+        try { ok = document.execCommand('copy'); } catch { ok = false; }
+      }
+      copy.textContent = ok ? 'Copied' : 'Copy failed';
+      $('copy-status').textContent = ok ? 'Key copied to the clipboard.' : 'Could not copy automatically. Select the key and copy it yourself.';
+    });
+    $('reveal-slot').replaceChildren(h('div', { class: 'secret' }, code, copy));
+    $('copy-status').textContent = '';
+    $('reveal-title').textContent = previous ? 'Key rotated: copy the new key' : 'API key created: copy it now';
+    $('reveal-context').textContent = `${view.name} · project ${projectName(view.project_id)} · ${view.prefix}…`;
+    $('reveal-grace').hidden = !previous;
+    $('reveal-grace').replaceChildren(...(previous ? [`The previous key ${previous.prefix}… keeps working until `,
+      h('strong', null, fmt(previous.grace_expires_at, fTime)), ` (${rel(previous.grace_expires_at)}). Deploy the new key before then.`] : []));
+    S.focusKey = view.id;
+    open('reveal-dialog', copy);
+  }
+  on('reveal-dialog', 'close', () => {
+    $('reveal-slot').replaceChildren();
+    $('reveal-grace').replaceChildren();
+    $('copy-status').textContent = '';
+    document.querySelector(`[data-key="${S.focusKey}"]`)?.focus();
+  });
+
+  // Rotate and revoke, each behind a confirmation.
+  let confirmAction = null;
+  function confirm(title, paras, okLabel, okClass, action) {
+    $('confirm-title').textContent = title;
+    $('confirm-body').replaceChildren(...paras.map((p) => h('p', null, p)));
+    Object.assign($('confirm-ok'), { textContent: okLabel, className: `btn ${okClass}`, disabled: false });
+    confirmAction = action;
+    open('confirm-dialog');
+  }
+  on('confirm-form', 'submit', async (ev) => {
+    ev.preventDefault();
+    if (!confirmAction) return;
+    await submit(ev.currentTarget, async () => {
+      try { await confirmAction(); } catch (e) {
+        // The key changed elsewhere: the action no longer applies, only Cancel is left.
+        if (e.status === 404 || e.status === 409) { confirmAction = null; load(); }
+        throw e;
+      }
+    });
+    $('confirm-ok').disabled = !confirmAction;
+  });
+  const keyPath = (k, action) => `/admin/v1/keys/${encodeURIComponent(k.id)}/${action}`;
+  function confirmRotate(k) {
+    confirm(`Rotate “${k.name}”?`, [
+      `A new key is created for ${k.name} in ${projectName(k.project_id)}. The current key ${k.prefix}… keeps working during a grace period (24 hours) so you can deploy the new one, then it stops working.`,
+    ], 'Rotate key', 'btn-primary', async () => {
+      const res = await api('POST', keyPath(k, 'rotate'));
+      $('confirm-dialog').close();
+      reveal(res.key, res.api_key, res.previous);
+      load();
+    });
+  }
+  function confirmRevoke(k) {
+    confirm(`Revoke “${k.name}”?`, [
+      h('span', null, h('strong', null, `${k.prefix}… stops working immediately.`), ' There is no grace period: any SDK or service still using it gets 401 Unauthorized right away and stops sending data to LumiqTrace.'),
+      'This cannot be undone. To replace a key without downtime, use Rotate instead.',
+    ], 'Revoke key', 'btn-danger', async () => {
+      const v = await api('POST', keyPath(k, 'revoke'));
+      $('confirm-dialog').close();
+      toast(`“${v.name}” revoked. It no longer authenticates.`);
+      await load();
+      const th = document.querySelector(`tr[data-key-id="${v.id}"] th`);
+      if (th) { th.tabIndex = -1; th.focus(); }
+    });
+  }
+
+  if (S.token) { showView(true); load(); } else { showView(false); $('token').focus(); }
+})();

@@ -1,0 +1,312 @@
+//! The HTTP contract without platform types: routing, admin authentication, request decoding
+//! and JSON replies. `entry` turns a `worker::Request` into an [`HttpRequest`], calls
+//! [`handle`], and turns the [`Outcome`] back into a response (or a forward to the origin).
+
+use crate::admin::{self, Done, Issued};
+use crate::error::ApiError;
+use crate::ingest;
+use crate::key::is_well_formed;
+use crate::record::{is_valid_project_id, Grant};
+use crate::repo::Repo;
+use crate::store::Store;
+use crate::time::Millis;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// Admin request bodies larger than this are refused (400 `body_too_large`).
+pub const MAX_ADMIN_BODY: usize = 16 * 1024;
+/// Default rotation grace: 24 hours.
+pub const DEFAULT_GRACE_SECONDS: u64 = 24 * 60 * 60;
+/// The OpenAPI 3.1 description of every route, served at `GET /openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+const ADMIN_PREFIX: &str = "/admin/v1/";
+
+/// Deployment settings, read from the Worker's vars and secrets by `entry`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `ADMIN_TOKEN`; `None` (or empty) turns every admin route away.
+    pub admin_token: Option<String>,
+    /// `ROTATION_GRACE_SECONDS`, in milliseconds.
+    pub grace_ms: Millis,
+}
+
+/// The parts of a request the contract looks at.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub authorization: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub project_header: Option<&'a str>,
+    /// Read only for admin writes (see [`reads_body`]); ingest bodies stream to the origin.
+    pub body: &'a [u8],
+}
+
+/// A JSON answer. `log` carries what the operator should see (5xx causes, audit failures).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub www_authenticate: Option<&'static str>,
+    pub log: Option<String>,
+}
+
+/// What the worker does next.
+#[derive(Debug)]
+pub enum Outcome {
+    Reply(Reply),
+    /// An authorized ingest call: forward it to the origin (or answer [`accepted`]).
+    Ingest(Grant),
+}
+
+impl Reply {
+    fn json<T: Serialize>(status: u16, value: &T) -> Self {
+        match serde_json::to_string(value) {
+            Ok(body) => Self {
+                status,
+                body,
+                www_authenticate: None,
+                log: None,
+            },
+            Err(e) => Self::error(&ApiError::Internal(format!("serialize reply: {e}"))),
+        }
+    }
+
+    pub fn error(err: &ApiError) -> Self {
+        let www_authenticate = match err {
+            ApiError::AdminUnauthorized | ApiError::AdminDisabled => {
+                Some(r#"Bearer realm="lumiqtrace-admin""#)
+            }
+            e if e.status() == 401 => Some(r#"Bearer realm="lumiqtrace""#),
+            _ => None,
+        };
+        Self {
+            status: err.status(),
+            body: err.body(),
+            www_authenticate,
+            log: err.log_detail(),
+        }
+    }
+
+    fn done<T: Serialize>(status: u16, done: Done<T>) -> Self {
+        Self {
+            log: done.warning,
+            ..Self::json(status, &done.value)
+        }
+    }
+}
+
+/// The answer to an authorized ingest call when no `INGEST_ORIGIN` is configured.
+pub fn accepted(grant: &Grant) -> Reply {
+    Reply::json(
+        202,
+        &json!({ "accepted": true, "project_id": grant.project_id, "key_id": grant.key_id }),
+    )
+}
+
+/// Whether `entry` must read the body (bounded by [`MAX_ADMIN_BODY`]) before calling [`handle`].
+pub fn reads_body(method: &str, path: &str) -> bool {
+    method == "POST" && path.starts_with(ADMIN_PREFIX)
+}
+
+/// Routes and answers one request at instant `now`.
+pub async fn handle<S: Store>(
+    store: &S,
+    config: &Config,
+    req: &HttpRequest<'_>,
+    now: Millis,
+) -> Outcome {
+    let result = if let Some(rest) = req.path.strip_prefix(ADMIN_PREFIX) {
+        match admin_auth(config, req.authorization) {
+            Ok(()) => admin_route(store, config, req, rest, now).await,
+            Err(e) => Err(e),
+        }
+    } else if req.path == "/v1/auth/verify" {
+        match req.method {
+            "GET" => verify(store, req, now).await.map(|g| Reply::json(200, &g)),
+            _ => Err(ApiError::MethodNotAllowed),
+        }
+    } else if req.path.starts_with("/v1/") {
+        return match verify(store, req, now).await {
+            Ok(grant) => Outcome::Ingest(grant),
+            Err(e) => Outcome::Reply(Reply::error(&e)),
+        };
+    } else if req.path == "/openapi.json" && req.method == "GET" {
+        Ok(Reply {
+            status: 200,
+            body: OPENAPI.to_owned(),
+            www_authenticate: None,
+            log: None,
+        })
+    } else {
+        Err(ApiError::NotFound)
+    };
+    Outcome::Reply(result.unwrap_or_else(|e| Reply::error(&e)))
+}
+
+async fn verify<S: Store>(
+    store: &S,
+    req: &HttpRequest<'_>,
+    now: Millis,
+) -> Result<Grant, ApiError> {
+    let grant = ingest::authenticate(store, req.authorization, now).await?;
+    ingest::check_project(&grant, req.path, req.project_header)?;
+    Ok(grant)
+}
+
+async fn admin_route<S: Store>(
+    store: &S,
+    config: &Config,
+    req: &HttpRequest<'_>,
+    rest: &str,
+    now: Millis,
+) -> Result<Reply, ApiError> {
+    let repo = Repo::new(store);
+    let segments: Vec<&str> = rest.split('/').collect();
+    match (req.method, segments.as_slice()) {
+        ("POST", ["projects"]) => {
+            let body: NewProject = decode(req)?;
+            let done = admin::create_project(&repo, &body.id, &body.name, now).await?;
+            Ok(Reply::done(201, done))
+        }
+        ("GET", ["projects"]) => {
+            let projects = admin::list_projects(&repo).await?;
+            Ok(Reply::json(200, &json!({ "projects": projects })))
+        }
+        ("POST", ["projects", project_id, "keys"]) => {
+            let body: NewKey = decode(req)?;
+            let done = admin::create_key(&repo, project_id, &body.name, now).await?;
+            Ok(issued_reply(done))
+        }
+        ("GET", ["keys"]) => {
+            let project = project_filter(req.query)?;
+            let keys = admin::list_keys(&repo, project.as_deref(), now).await?;
+            Ok(Reply::json(200, &json!({ "keys": keys })))
+        }
+        ("GET", ["keys", id]) => Ok(Reply::json(200, &admin::get_key(&repo, id, now).await?)),
+        ("POST", ["keys", id, "rotate"]) => {
+            decode_empty(req)?;
+            let done = admin::rotate_key(&repo, id, config.grace_ms, now).await?;
+            Ok(issued_reply(done))
+        }
+        ("POST", ["keys", id, "revoke"]) => {
+            decode_empty(req)?;
+            Ok(Reply::done(200, admin::revoke_key(&repo, id, now).await?))
+        }
+        ("GET", ["audit"]) => {
+            let project = project_filter(req.query)?;
+            let events = admin::audit_log(&repo, project.as_deref()).await?;
+            Ok(Reply::json(200, &json!({ "events": events })))
+        }
+        (_, ["projects"] | ["projects", _, "keys"] | ["keys"] | ["keys", _])
+        | (_, ["keys", _, "rotate" | "revoke"] | ["audit"]) => Err(ApiError::MethodNotAllowed),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// The one place a plaintext key leaves the service: the answer to create and rotate.
+fn issued_reply(done: Done<Issued>) -> Reply {
+    let issued = done.value;
+    let mut body = json!({ "key": issued.key.expose(), "api_key": issued.api_key });
+    if let Some(previous) = issued.previous {
+        body["previous"] = json!(previous);
+    }
+    Reply {
+        log: done.warning,
+        ..Reply::json(201, &body)
+    }
+}
+
+/// Admin routes need `Bearer <ADMIN_TOKEN>`, compared in constant time; never an API key.
+fn admin_auth(config: &Config, authorization: Option<&str>) -> Result<(), ApiError> {
+    let expected = config.admin_token.as_deref().filter(|t| !t.is_empty());
+    let Some(expected) = expected else {
+        return Err(ApiError::AdminDisabled);
+    };
+    let presented = authorization
+        .and_then(|h| h.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or(ApiError::AdminUnauthorized)?;
+    if is_well_formed(presented) || !digests_equal(presented, expected) {
+        return Err(ApiError::AdminUnauthorized);
+    }
+    Ok(())
+}
+
+/// Compares SHA-256 digests of both tokens without an early exit: the time taken does not
+/// depend on where they differ, nor on the expected token's length.
+fn digests_equal(a: &str, b: &str) -> bool {
+    let (da, db) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    let diff = da
+        .iter()
+        .zip(db.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+fn project_filter(query: Option<&str>) -> Result<Option<String>, ApiError> {
+    let value = query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| *name == "project_id")
+        .map(|(_, value)| value);
+    match value {
+        None => Ok(None),
+        Some(id) if is_valid_project_id(id) => Ok(Some(id.to_owned())),
+        Some(_) => Err(ApiError::InvalidProjectId),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewProject {
+    id: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+/// Decodes a JSON body: `application/json`, valid JSON, no unknown fields.
+fn decode<T: DeserializeOwned>(req: &HttpRequest<'_>) -> Result<T, ApiError> {
+    if req.body.len() > MAX_ADMIN_BODY {
+        return Err(ApiError::BodyTooLarge(MAX_ADMIN_BODY));
+    }
+    let media_type = req.content_type.unwrap_or_default().split(';').next();
+    if !media_type.is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")) {
+        return Err(ApiError::UnsupportedContentType);
+    }
+    serde_json::from_slice(req.body).map_err(|e| {
+        let text = e.to_string();
+        match e.classify() {
+            serde_json::error::Category::Data if text.starts_with("unknown field") => {
+                ApiError::UnknownField(text)
+            }
+            serde_json::error::Category::Data => ApiError::InvalidBody(text),
+            _ => ApiError::InvalidJson(text),
+        }
+    })
+}
+
+/// Rotate and revoke take no input: an empty body, or `{}` as JSON.
+fn decode_empty(req: &HttpRequest<'_>) -> Result<(), ApiError> {
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    decode::<Empty>(req).map(|Empty {}| ())
+}
+
+#[cfg(test)]
+mod tests;

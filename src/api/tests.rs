@@ -1,0 +1,636 @@
+//! The HTTP contract, exercised through [`handle`] with an in-memory store.
+
+use super::*;
+use crate::store::{MemoryStore, Op};
+use pollster::block_on;
+use serde_json::Value;
+
+const TOKEN: &str = "test-admin-token-0123456789";
+const HOUR: Millis = 3_600_000;
+const GRACE: Millis = 24 * HOUR;
+
+struct Api {
+    store: MemoryStore,
+    config: Config,
+}
+
+struct Answer {
+    status: u16,
+    json: Value,
+    reply: Option<Reply>,
+    grant: Option<Grant>,
+}
+
+impl Answer {
+    fn code(&self) -> &str {
+        self.json["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl Api {
+    fn new() -> Self {
+        Self {
+            store: MemoryStore::new(),
+            config: Config {
+                admin_token: Some(TOKEN.into()),
+                grace_ms: GRACE,
+            },
+        }
+    }
+
+    fn call(&self, req: HttpRequest<'_>, now: Millis) -> Answer {
+        match block_on(handle(&self.store, &self.config, &req, now)) {
+            Outcome::Reply(reply) => Answer {
+                status: reply.status,
+                json: serde_json::from_str(&reply.body).expect("every reply is JSON"),
+                reply: Some(reply),
+                grant: None,
+            },
+            Outcome::Ingest(grant) => Answer {
+                status: 0,
+                json: Value::Null,
+                reply: None,
+                grant: Some(grant),
+            },
+        }
+    }
+
+    fn admin(&self, method: &str, path: &str, body: &str, now: Millis) -> Answer {
+        let auth = format!("Bearer {TOKEN}");
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
+        self.call(
+            HttpRequest {
+                method,
+                path,
+                query,
+                authorization: Some(&auth),
+                content_type: Some("application/json"),
+                body: body.as_bytes(),
+                ..Default::default()
+            },
+            now,
+        )
+    }
+
+    fn verify(&self, key: &str, now: Millis) -> Answer {
+        let auth = format!("Bearer {key}");
+        self.call(
+            HttpRequest {
+                method: "GET",
+                path: "/v1/auth/verify",
+                authorization: Some(&auth),
+                ..Default::default()
+            },
+            now,
+        )
+    }
+
+    fn project(&self, id: &str) {
+        let body = format!(r#"{{"id":"{id}","name":"Project {id}"}}"#);
+        assert_eq!(
+            self.admin("POST", "/admin/v1/projects", &body, 0).status,
+            201
+        );
+    }
+
+    /// Creates a key; returns (plaintext, key id).
+    fn key(&self, project: &str, name: &str, now: Millis) -> (String, String) {
+        let path = format!("/admin/v1/projects/{project}/keys");
+        let a = self.admin("POST", &path, &format!(r#"{{"name":"{name}"}}"#), now);
+        assert_eq!(a.status, 201, "{}", a.json);
+        let key = a.json["key"].as_str().unwrap().to_owned();
+        (key, a.json["api_key"]["id"].as_str().unwrap().to_owned())
+    }
+}
+
+#[test]
+fn created_key_verifies_with_its_project() {
+    let api = Api::new();
+    api.project("web-app");
+    let (key, id) = api.key("web-app", "production-web", 10);
+    assert!(is_well_formed(&key));
+    let a = api.verify(&key, 20);
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json["project_id"], "web-app");
+    assert_eq!(a.json["key_id"], id.as_str());
+    assert_eq!(a.json["key_name"], "production-web");
+    assert_eq!(a.json["status"], "active");
+    assert_eq!(a.json["grace_expires_at"], Value::Null);
+}
+
+#[test]
+fn create_key_answer_has_key_once_and_a_full_key_view() {
+    let api = Api::new();
+    api.project("web-app");
+    let a = api.admin(
+        "POST",
+        "/admin/v1/projects/web-app/keys",
+        r#"{"name":" ci "}"#,
+        5,
+    );
+    assert_eq!(a.status, 201);
+    let key = a.json["key"].as_str().unwrap();
+    let view = &a.json["api_key"];
+    assert_eq!(view["name"], "ci");
+    assert_eq!(view["prefix"], &key[..12]);
+    assert_eq!(view["status"], "active");
+    assert_eq!(view["created_at"], "1970-01-01T00:00:00.005Z");
+    for field in [
+        "grace_expires_at",
+        "revoked_at",
+        "rotated_from",
+        "rotated_to",
+    ] {
+        assert_eq!(view[field], Value::Null, "{field}");
+    }
+    assert_eq!(a.json.as_object().unwrap().len(), 2);
+}
+
+#[test]
+fn list_shows_name_project_prefix_created_but_never_the_key_or_hash() {
+    let api = Api::new();
+    api.project("web-app");
+    api.project("mobile");
+    let (k1, _) = api.key("web-app", "one", 1);
+    let (k2, _) = api.key("mobile", "two", 2);
+    let all = api.admin("GET", "/admin/v1/keys", "", 3);
+    assert_eq!(all.status, 200);
+    let keys = all.json["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0]["name"], "two", "newest first");
+    assert_eq!(keys[1]["prefix"], &k1[..12]);
+    let text = all.json.to_string();
+    for key in [&k1, &k2] {
+        assert!(!text.contains(&key[4..]), "plaintext in list");
+        let hash = crate::key::ApiKey::parse(key).unwrap().hash();
+        assert!(!text.contains(hash.as_str()), "hash in list");
+    }
+    let web = api.admin("GET", "/admin/v1/keys?project_id=web-app", "", 3);
+    assert_eq!(web.json["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(web.json["keys"][0]["project_id"], "web-app");
+    let bad = api.admin("GET", "/admin/v1/keys?project_id=Bad_Id", "", 3);
+    assert_eq!((bad.status, bad.code()), (400, "invalid_project_id"));
+}
+
+#[test]
+fn rotated_key_works_through_grace_then_expires_and_new_key_keeps_working() {
+    let api = Api::new();
+    api.project("web-app");
+    let (old_key, old_id) = api.key("web-app", "prod", 0);
+    let r = api.admin("POST", &format!("/admin/v1/keys/{old_id}/rotate"), "", HOUR);
+    assert_eq!(r.status, 201, "{}", r.json);
+    let new_key = r.json["key"].as_str().unwrap().to_owned();
+    assert_ne!(new_key, old_key);
+    assert_eq!(r.json["api_key"]["name"], "prod");
+    assert_eq!(r.json["api_key"]["project_id"], "web-app");
+    assert_eq!(r.json["api_key"]["rotated_from"], old_id.as_str());
+    assert_eq!(r.json["previous"]["status"], "grace");
+    assert_eq!(r.json["previous"]["rotated_to"], r.json["api_key"]["id"]);
+    assert_eq!(
+        r.json["previous"]["grace_expires_at"],
+        "1970-01-02T01:00:00.000Z"
+    );
+
+    let end = HOUR + GRACE;
+    let in_grace = api.verify(&old_key, end - 1);
+    assert_eq!(in_grace.status, 200);
+    assert_eq!(in_grace.json["status"], "grace");
+    assert_eq!(
+        in_grace.json["grace_expires_at"],
+        "1970-01-02T01:00:00.000Z"
+    );
+    assert_eq!(api.verify(&new_key, end - 1).status, 200);
+    let after = api.verify(&old_key, end);
+    assert_eq!((after.status, after.code()), (401, "key_expired"));
+    assert_eq!(api.verify(&new_key, end).status, 200);
+    let view = api.admin("GET", &format!("/admin/v1/keys/{old_id}"), "", end);
+    assert_eq!(view.json["status"], "expired");
+}
+
+#[test]
+fn rotating_a_rotating_revoked_or_expired_key_is_409() {
+    let api = Api::new();
+    api.project("p");
+    let (_, id) = api.key("p", "k", 0);
+    let rotate = |now| api.admin("POST", &format!("/admin/v1/keys/{id}/rotate"), "", now);
+    assert_eq!(rotate(1).status, 201);
+    assert_eq!(rotate(2).code(), "key_not_rotatable");
+    assert_eq!(rotate(GRACE + 2).code(), "key_not_rotatable");
+    let (_, id2) = api.key("p", "k2", 0);
+    api.admin("POST", &format!("/admin/v1/keys/{id2}/revoke"), "", 1);
+    let r = api.admin("POST", &format!("/admin/v1/keys/{id2}/rotate"), "", 2);
+    assert_eq!((r.status, r.code()), (409, "key_not_rotatable"));
+}
+
+#[test]
+fn revoked_key_is_rejected_at_once_and_revoke_is_idempotent() {
+    let api = Api::new();
+    api.project("p");
+    let (key, id) = api.key("p", "k", 0);
+    let path = format!("/admin/v1/keys/{id}/revoke");
+    let first = api.admin("POST", &path, "", 100);
+    assert_eq!(first.status, 200);
+    assert_eq!(first.json["status"], "revoked");
+    assert_eq!(first.json["revoked_at"], "1970-01-01T00:00:00.100Z");
+    let v = api.verify(&key, 100);
+    assert_eq!((v.status, v.code()), (401, "key_revoked"));
+    let again = api.admin("POST", &path, "{}", 500);
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json["revoked_at"], first.json["revoked_at"]);
+}
+
+#[test]
+fn revoking_a_key_in_grace_stops_it() {
+    let api = Api::new();
+    api.project("p");
+    let (key, id) = api.key("p", "k", 0);
+    api.admin("POST", &format!("/admin/v1/keys/{id}/rotate"), "", 1);
+    api.admin("POST", &format!("/admin/v1/keys/{id}/revoke"), "", 2);
+    assert_eq!(api.verify(&key, 3).code(), "key_revoked");
+}
+
+#[test]
+fn another_projects_key_is_untouched_by_rotate_and_revoke() {
+    let api = Api::new();
+    api.project("a");
+    api.project("b");
+    let (_, a_id) = api.key("a", "k", 0);
+    let (b_key, _) = api.key("b", "k", 0);
+    api.admin("POST", &format!("/admin/v1/keys/{a_id}/rotate"), "", 1);
+    api.admin("POST", &format!("/admin/v1/keys/{a_id}/revoke"), "", 2);
+    let v = api.verify(&b_key, GRACE * 2);
+    assert_eq!((v.status, v.json["status"].as_str()), (200, Some("active")));
+}
+
+#[test]
+fn projects_are_created_listed_and_unique() {
+    let api = Api::new();
+    let a = api.admin(
+        "POST",
+        "/admin/v1/projects",
+        r#"{"id":"web-app","name":"Web app"}"#,
+        7,
+    );
+    assert_eq!(a.status, 201);
+    assert_eq!(a.json["id"], "web-app");
+    assert_eq!(a.json["name"], "Web app");
+    assert_eq!(a.json["created_at"], "1970-01-01T00:00:00.007Z");
+    let dup = api.admin(
+        "POST",
+        "/admin/v1/projects",
+        r#"{"id":"web-app","name":"x"}"#,
+        8,
+    );
+    assert_eq!((dup.status, dup.code()), (409, "project_exists"));
+    let list = api.admin("GET", "/admin/v1/projects", "", 9);
+    assert_eq!(list.json["projects"].as_array().unwrap().len(), 1);
+    let bad = api.admin("POST", "/admin/v1/projects", r#"{"id":"-x","name":"x"}"#, 8);
+    assert_eq!((bad.status, bad.code()), (400, "invalid_project_id"));
+}
+
+#[test]
+fn key_for_unknown_project_is_404_and_bad_names_are_400() {
+    let api = Api::new();
+    let a = api.admin("POST", "/admin/v1/projects/nope/keys", r#"{"name":"k"}"#, 0);
+    assert_eq!((a.status, a.code()), (404, "project_not_found"));
+    api.project("p");
+    let long = format!(r#"{{"name":"{}"}}"#, "x".repeat(65));
+    for body in [r#"{"name":"   "}"#, r#"{"name":"a\u0000b"}"#, long.as_str()] {
+        let a = api.admin("POST", "/admin/v1/projects/p/keys", body, 0);
+        assert_eq!((a.status, a.code()), (400, "invalid_name"), "{body}");
+    }
+}
+
+#[test]
+fn unknown_key_id_is_404() {
+    let api = Api::new();
+    for (method, path) in [
+        ("GET", "/admin/v1/keys/key_nope"),
+        ("POST", "/admin/v1/keys/key_nope/rotate"),
+        ("POST", "/admin/v1/keys/key_nope/revoke"),
+    ] {
+        let a = api.admin(method, path, "", 0);
+        assert_eq!((a.status, a.code()), (404, "key_not_found"), "{path}");
+    }
+}
+
+#[test]
+fn bad_bodies_are_400_with_clear_codes() {
+    let api = Api::new();
+    let cases = [
+        ("{", Some("application/json"), "invalid_json"),
+        ("", Some("application/json"), "invalid_json"),
+        (
+            r#"{"id":"a","name":"b","x":1}"#,
+            Some("application/json"),
+            "unknown_field",
+        ),
+        (
+            r#"{"id":1,"name":"b"}"#,
+            Some("application/json"),
+            "invalid_body",
+        ),
+        (r#"{"id":"a"}"#, Some("application/json"), "invalid_body"),
+        (
+            r#"{"id":"a","name":"b"}"#,
+            Some("text/plain"),
+            "unsupported_content_type",
+        ),
+        (r#"{"id":"a","name":"b"}"#, None, "unsupported_content_type"),
+    ];
+    let auth = format!("Bearer {TOKEN}");
+    for (body, content_type, code) in cases {
+        let req = HttpRequest {
+            method: "POST",
+            path: "/admin/v1/projects",
+            authorization: Some(&auth),
+            content_type,
+            body: body.as_bytes(),
+            ..Default::default()
+        };
+        let a = api.call(req, 0);
+        assert_eq!((a.status, a.code()), (400, code), "{body} {content_type:?}");
+    }
+    let big = format!(r#"{{"id":"a","name":"{}"}}"#, "x".repeat(MAX_ADMIN_BODY));
+    let a = api.admin("POST", "/admin/v1/projects", &big, 0);
+    assert_eq!((a.status, a.code()), (400, "body_too_large"));
+    let a = api.admin("POST", "/admin/v1/keys/k/revoke", r#"{"why":"x"}"#, 0);
+    assert_eq!((a.status, a.code()), (400, "unknown_field"));
+    let a = api.call(
+        HttpRequest {
+            content_type: Some("Application/JSON; charset=utf-8"),
+            method: "POST",
+            path: "/admin/v1/projects",
+            authorization: Some(&auth),
+            body: br#"{"id":"ok","name":"Ok"}"#,
+            ..Default::default()
+        },
+        0,
+    );
+    assert_eq!(a.status, 201);
+}
+
+#[test]
+fn admin_routes_need_the_admin_token() {
+    let api = Api::new();
+    let key = crate::key::ApiKey::from_secret_bytes(&[1; 32]);
+    let wrong = [
+        None,
+        Some("Bearer wrong".to_owned()),
+        Some(format!("Basic {TOKEN}")),
+        Some(format!("Bearer {}", key.expose())),
+        Some(format!("Bearer {TOKEN}x")),
+    ];
+    for auth in &wrong {
+        let req = HttpRequest {
+            method: "GET",
+            path: "/admin/v1/keys",
+            authorization: auth.as_deref(),
+            ..Default::default()
+        };
+        let a = api.call(req, 0);
+        assert_eq!(
+            (a.status, a.code()),
+            (401, "admin_unauthorized"),
+            "{auth:?}"
+        );
+        let reply = a.reply.unwrap();
+        assert!(reply.www_authenticate.unwrap().contains("Bearer"));
+    }
+    assert!(
+        api.store.log().is_empty(),
+        "refused before any storage access"
+    );
+}
+
+#[test]
+fn admin_token_that_looks_like_an_api_key_is_never_accepted() {
+    let mut api = Api::new();
+    let key = crate::key::ApiKey::from_secret_bytes(&[1; 32]);
+    api.config.admin_token = Some(key.expose().to_owned());
+    let auth = format!("Bearer {}", key.expose());
+    let req = HttpRequest {
+        method: "GET",
+        path: "/admin/v1/keys",
+        authorization: Some(&auth),
+        ..Default::default()
+    };
+    assert_eq!(api.call(req, 0).code(), "admin_unauthorized");
+}
+
+#[test]
+fn admin_routes_refuse_everything_without_a_configured_token() {
+    for token in [None, Some(String::new())] {
+        let mut api = Api::new();
+        api.config.admin_token = token;
+        let a = api.admin("GET", "/admin/v1/keys", "", 0);
+        assert_eq!((a.status, a.code()), (401, "admin_unauthorized"));
+        assert!(a.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ADMIN_TOKEN"));
+    }
+}
+
+#[test]
+fn digest_comparison_matches_only_equal_tokens() {
+    assert!(digests_equal("abc", "abc"));
+    assert!(!digests_equal("abc", "abd"));
+    assert!(!digests_equal("abc", "abcd"));
+    assert!(!digests_equal("", "a"));
+}
+
+#[test]
+fn audit_records_create_rotate_and_revoke_newest_first() {
+    let api = Api::new();
+    api.project("p");
+    api.project("q");
+    let (_, id) = api.key("p", "k", 1);
+    api.key("q", "other", 1);
+    api.admin("POST", &format!("/admin/v1/keys/{id}/rotate"), "", 2);
+    api.admin("POST", &format!("/admin/v1/keys/{id}/revoke"), "", 3);
+    api.admin("POST", &format!("/admin/v1/keys/{id}/revoke"), "", 4);
+    let a = api.admin("GET", "/admin/v1/audit?project_id=p", "", 5);
+    assert_eq!(a.status, 200);
+    let events = a.json["events"].as_array().unwrap();
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "key.revoked",
+            "key.rotated",
+            "key.created",
+            "project.created"
+        ]
+    );
+    assert!(events
+        .iter()
+        .all(|e| e["actor"] == "admin" && e["project_id"] == "p"));
+    assert_eq!(events[0]["key_id"], id.as_str());
+    assert_eq!(events[0]["at"], "1970-01-01T00:00:00.003Z");
+    let all = api.admin("GET", "/admin/v1/audit", "", 5);
+    assert_eq!(all.json["events"].as_array().unwrap().len(), 6);
+}
+
+#[test]
+fn verify_refusals_are_401_json_with_www_authenticate() {
+    let api = Api::new();
+    let unknown = crate::key::ApiKey::from_secret_bytes(&[3; 32]);
+    for (key, code) in [
+        ("lqt_short", "malformed_key"),
+        (unknown.expose(), "invalid_key"),
+    ] {
+        let a = api.verify(key, 0);
+        assert_eq!((a.status, a.code()), (401, code));
+        let www = a.reply.unwrap().www_authenticate;
+        assert_eq!(www, Some(r#"Bearer realm="lumiqtrace""#));
+    }
+    let a = api.call(
+        HttpRequest {
+            method: "GET",
+            path: "/v1/auth/verify",
+            ..Default::default()
+        },
+        0,
+    );
+    assert_eq!(a.code(), "missing_key");
+}
+
+#[test]
+fn ingest_routes_grant_or_refuse_and_check_the_project() {
+    let api = Api::new();
+    api.project("web-app");
+    let (key, id) = api.key("web-app", "k", 0);
+    let auth = format!("Bearer {key}");
+    let ingest = |path, project_header| HttpRequest {
+        method: "POST",
+        path,
+        authorization: Some(&auth),
+        project_header,
+        ..Default::default()
+    };
+    let granted = api.call(ingest("/v1/ingest", None), 1).grant.unwrap();
+    assert_eq!(
+        (granted.project_id.as_str(), granted.key_id.as_str()),
+        ("web-app", id.as_str())
+    );
+    let accepted = accepted(&granted);
+    assert_eq!(accepted.status, 202);
+    let body: Value = serde_json::from_str(&accepted.body).unwrap();
+    assert_eq!(body["accepted"], true);
+    assert!(api
+        .call(ingest("/v1/projects/web-app/traces", None), 1)
+        .grant
+        .is_some());
+    for req in [
+        ingest("/v1/projects/mobile/traces", None),
+        ingest("/v1/ingest", Some("mobile")),
+    ] {
+        let a = api.call(req, 1);
+        assert_eq!((a.status, a.code()), (403, "project_mismatch"));
+    }
+}
+
+#[test]
+fn storage_failure_on_verify_is_503_with_the_cause_only_in_the_log() {
+    let api = Api::new();
+    api.project("p");
+    let (key, _) = api.key("p", "k", 0);
+    api.store.fail_from(0, Some(Op::Get));
+    let a = api.verify(&key, 1);
+    assert_eq!((a.status, a.code()), (503, "unavailable"));
+    let reply = a.reply.unwrap();
+    assert!(!reply.body.contains("injected"));
+    assert!(reply.log.unwrap().contains("injected"));
+}
+
+#[test]
+fn unknown_routes_and_methods_are_json_404_and_405() {
+    let api = Api::new();
+    let get = |method, path| {
+        api.call(
+            HttpRequest {
+                method,
+                path,
+                ..Default::default()
+            },
+            0,
+        )
+    };
+    assert_eq!(get("GET", "/").code(), "not_found");
+    assert_eq!(get("GET", "/nope").status, 404);
+    assert_eq!(get("POST", "/v1/auth/verify").code(), "method_not_allowed");
+    assert_eq!(api.admin("DELETE", "/admin/v1/keys", "", 0).status, 405);
+    assert_eq!(
+        api.admin("GET", "/admin/v1/nope", "", 0).code(),
+        "not_found"
+    );
+    assert_eq!(api.admin("GET", "/admin/v1/keys/a/b/c", "", 0).status, 404);
+}
+
+#[test]
+fn audit_failure_after_a_rotation_still_hands_out_the_new_key() {
+    let api = Api::new();
+    api.project("p");
+    let (old_key, id) = api.key("p", "k", 0);
+    // rotate writes: new id pointer, new record, old record, then the audit event (4th put).
+    api.store.fail_from(3, Some(Op::Put));
+    let r = api.admin("POST", &format!("/admin/v1/keys/{id}/rotate"), "", 1);
+    assert_eq!(r.status, 201);
+    assert!(r.reply.unwrap().log.unwrap().contains("audit"));
+    api.store.heal();
+    assert_eq!(api.verify(r.json["key"].as_str().unwrap(), 2).status, 200);
+    assert_eq!(api.verify(&old_key, 2).json["status"], "grace");
+}
+
+#[test]
+fn failed_rotation_leaves_the_old_key_active_and_no_unseen_key_usable() {
+    let api = Api::new();
+    api.project("p");
+    let (old_key, id) = api.key("p", "k", 0);
+    // the 3rd put of a rotation (old key into grace) fails once; the undo write succeeds.
+    api.store.fail_from(2, Some(Op::Put));
+    api.store.heal_after(1);
+    let r = api.admin("POST", &format!("/admin/v1/keys/{id}/rotate"), "", 1);
+    assert_eq!((r.status, r.code()), (503, "unavailable"));
+    let old = api.verify(&old_key, 2);
+    assert_eq!(old.json["status"], "active");
+    let keys = api.admin("GET", "/admin/v1/keys?project_id=p", "", 2);
+    let statuses: Vec<&str> = keys.json["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["revoked", "active"]);
+}
+
+#[test]
+fn openapi_document_lists_every_route() {
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let api = Api::new();
+    let mut seen = 0;
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            if method == "parameters" {
+                continue;
+            }
+            let concrete = path.replace("{project_id}", "p").replace("{key_id}", "k");
+            let a = api.admin(&method.to_uppercase(), &concrete, "", 0);
+            assert!(
+                !matches!(a.code(), "not_found" | "method_not_allowed"),
+                "{method} {path} is documented but not routed"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 11, "documented operations: {seen}");
+}

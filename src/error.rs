@@ -1,0 +1,174 @@
+//! Every refusal the service can give, and its one mapping to HTTP status, code and JSON body.
+//! 5xx bodies are generic; their details go only to the log.
+
+use crate::record::KeyStatus;
+use crate::repo::RepoError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing API key: send `Authorization: Bearer lqt_…`")]
+    MissingKey,
+    #[error("malformed API key: expected `Authorization: Bearer lqt_` followed by 64 lowercase hex characters")]
+    MalformedKey,
+    #[error("unknown API key")]
+    InvalidKey,
+    #[error("this API key has been revoked")]
+    KeyRevoked,
+    #[error("this API key was rotated and its grace period has ended")]
+    KeyExpired,
+    #[error("this API key belongs to another project")]
+    ProjectMismatch,
+    #[error("admin routes need `Authorization: Bearer <ADMIN_TOKEN>`")]
+    AdminUnauthorized,
+    #[error("the admin API is disabled: ADMIN_TOKEN is not configured")]
+    AdminDisabled,
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("no project with this id")]
+    ProjectNotFound,
+    #[error("no key with this id")]
+    KeyNotFound,
+    #[error("a project with this id already exists")]
+    ProjectExists,
+    #[error("only active keys can be rotated; this key is {0}")]
+    KeyNotRotatable(&'static str),
+    #[error("name must be 1 to 64 printable characters")]
+    InvalidName,
+    #[error("project id must match ^[a-z0-9][a-z0-9-]{{0,62}}$")]
+    InvalidProjectId,
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("request body has an unknown field: {0}")]
+    UnknownField(String),
+    #[error("request body does not match the schema: {0}")]
+    InvalidBody(String),
+    #[error("request body must be sent with `Content-Type: application/json`")]
+    UnsupportedContentType,
+    #[error("request body is larger than {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("the ingest origin could not be reached")]
+    UpstreamUnavailable(String),
+    #[error("the service is temporarily unavailable")]
+    Unavailable(#[source] RepoError),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        use ApiError::*;
+        match self {
+            MissingKey | MalformedKey | InvalidKey | KeyRevoked | KeyExpired
+            | AdminUnauthorized | AdminDisabled => 401,
+            ProjectMismatch => 403,
+            NotFound | ProjectNotFound | KeyNotFound => 404,
+            MethodNotAllowed => 405,
+            ProjectExists | KeyNotRotatable(_) => 409,
+            InvalidName
+            | InvalidProjectId
+            | InvalidJson(_)
+            | UnknownField(_)
+            | InvalidBody(_)
+            | UnsupportedContentType
+            | BodyTooLarge(_) => 400,
+            Internal(_) => 500,
+            UpstreamUnavailable(_) => 502,
+            Unavailable(_) => 503,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            MissingKey => "missing_key",
+            MalformedKey => "malformed_key",
+            InvalidKey => "invalid_key",
+            KeyRevoked => "key_revoked",
+            KeyExpired => "key_expired",
+            ProjectMismatch => "project_mismatch",
+            AdminUnauthorized | AdminDisabled => "admin_unauthorized",
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            ProjectNotFound => "project_not_found",
+            KeyNotFound => "key_not_found",
+            ProjectExists => "project_exists",
+            KeyNotRotatable(_) => "key_not_rotatable",
+            InvalidName => "invalid_name",
+            InvalidProjectId => "invalid_project_id",
+            InvalidJson(_) => "invalid_json",
+            UnknownField(_) => "unknown_field",
+            InvalidBody(_) => "invalid_body",
+            UnsupportedContentType => "unsupported_content_type",
+            BodyTooLarge(_) => "body_too_large",
+            UpstreamUnavailable(_) => "upstream_unavailable",
+            Unavailable(_) => "unavailable",
+            Internal(_) => "internal",
+        }
+    }
+
+    /// `{"error": {"code", "message"}}`. Server-side failures say nothing about their cause.
+    pub fn body(&self) -> String {
+        let message = match self {
+            ApiError::Unavailable(_) | ApiError::Internal(_) => {
+                "the service could not complete this request; try again".to_owned()
+            }
+            other => other.to_string(),
+        };
+        serde_json::json!({ "error": { "code": self.code(), "message": message } }).to_string()
+    }
+
+    /// What the operator's log gets for server-side failures (never a key: none reaches here).
+    pub fn log_detail(&self) -> Option<String> {
+        match self {
+            ApiError::Unavailable(e) => Some(format!("{}: {e}", self.code())),
+            ApiError::Internal(e) | ApiError::UpstreamUnavailable(e) => {
+                Some(format!("{}: {e}", self.code()))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<RepoError> for ApiError {
+    fn from(e: RepoError) -> Self {
+        ApiError::Unavailable(e)
+    }
+}
+
+impl From<crate::record::NotRotatable> for ApiError {
+    fn from(e: crate::record::NotRotatable) -> Self {
+        ApiError::KeyNotRotatable(match e.0 {
+            KeyStatus::Active => "active",
+            KeyStatus::Grace => "already rotating",
+            KeyStatus::Expired => "expired",
+            KeyStatus::Revoked => "revoked",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn storage_failure_is_503_with_a_generic_body() {
+        let err = ApiError::from(RepoError::Store(StoreError("kv binding KEYS: boom".into())));
+        assert_eq!(err.status(), 503);
+        assert!(!err.body().contains("boom"));
+        assert!(err.log_detail().unwrap().contains("boom"));
+    }
+
+    #[test]
+    fn refusals_are_json_with_code_and_message() {
+        let body: serde_json::Value = serde_json::from_str(&ApiError::KeyRevoked.body()).unwrap();
+        assert_eq!(body["error"]["code"], "key_revoked");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked"));
+        assert_eq!(ApiError::KeyRevoked.status(), 401);
+    }
+}

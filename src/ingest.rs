@@ -1,0 +1,182 @@
+//! The ingest side's decision: from `Authorization: Bearer <key>` (and the project a request
+//! names) to a [`Grant`] or a refusal. A malformed key is refused before any storage read.
+
+use crate::error::ApiError;
+use crate::key::ApiKey;
+use crate::record::{authorize, Denied, Grant};
+use crate::repo::Repo;
+use crate::store::Store;
+use crate::time::Millis;
+
+/// The header a request may use to name its project.
+pub const PROJECT_HEADER: &str = "x-lumiqtrace-project-id";
+
+/// The key in an `Authorization: Bearer <key>` header, strictly parsed.
+pub fn bearer_key(authorization: Option<&str>) -> Result<ApiKey, ApiError> {
+    let value = authorization.map(str::trim).unwrap_or_default();
+    if value.is_empty() {
+        return Err(ApiError::MissingKey);
+    }
+    let (scheme, token) = value.split_once(' ').ok_or(ApiError::MalformedKey)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::MalformedKey);
+    }
+    ApiKey::parse(token.trim_start_matches(' ')).map_err(|_| ApiError::MalformedKey)
+}
+
+/// Parses the key, reads its record by hash (one storage read) and decides at `now`.
+pub async fn authenticate<S: Store>(
+    store: &S,
+    authorization: Option<&str>,
+    now: Millis,
+) -> Result<Grant, ApiError> {
+    let key = bearer_key(authorization)?;
+    let record = Repo::new(store)
+        .key_by_hash(&key.hash())
+        .await?
+        .ok_or(ApiError::InvalidKey)?;
+    authorize(&record, now).map_err(|denied| match denied {
+        Denied::Revoked => ApiError::KeyRevoked,
+        Denied::Expired => ApiError::KeyExpired,
+    })
+}
+
+/// A key never ingests into another project: the project named by the path
+/// (`/v1/projects/{id}/…`) or by the `X-LumiqTrace-Project-Id` header must be the key's own.
+pub fn check_project(grant: &Grant, path: &str, header: Option<&str>) -> Result<(), ApiError> {
+    let from_path = path
+        .strip_prefix("/v1/projects/")
+        .map(|rest| rest.split('/').next().unwrap_or_default());
+    let named = from_path.into_iter().chain(header.map(str::trim));
+    for project in named {
+        if project != grant.project_id {
+            return Err(ApiError::ProjectMismatch);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{KeyRecord, KeyStatus};
+    use crate::store::{MemoryStore, Op};
+    use pollster::block_on;
+
+    const DAY: Millis = 86_400_000;
+
+    fn seeded(mutate: impl FnOnce(&mut KeyRecord)) -> (MemoryStore, ApiKey) {
+        let store = MemoryStore::new();
+        let key = ApiKey::from_secret_bytes(&[9; 32]);
+        let mut rec = KeyRecord::new("key_9".into(), &key, "ci".into(), "web-app".into(), 0, None);
+        mutate(&mut rec);
+        block_on(Repo::new(&store).put_key(&rec)).unwrap();
+        (store, key)
+    }
+
+    fn bearer(key: &ApiKey) -> String {
+        format!("Bearer {}", key.expose())
+    }
+
+    #[test]
+    fn active_key_is_granted_its_project() {
+        let (store, key) = seeded(|_| {});
+        let grant = block_on(authenticate(&store, Some(&bearer(&key)), 1)).unwrap();
+        assert_eq!(
+            (grant.project_id.as_str(), grant.key_id.as_str()),
+            ("web-app", "key_9")
+        );
+        assert_eq!(grant.status, KeyStatus::Active);
+    }
+
+    #[test]
+    fn missing_header_is_missing_key() {
+        let (store, _) = seeded(|_| {});
+        for header in [None, Some(""), Some("   ")] {
+            let err = block_on(authenticate(&store, header, 1)).unwrap_err();
+            assert_eq!(err.code(), "missing_key");
+        }
+    }
+
+    #[test]
+    fn malformed_key_is_rejected_without_a_storage_read() {
+        let (store, key) = seeded(|_| {});
+        let reads_before = store.log().len();
+        let upper = format!("Bearer {}", key.expose().to_uppercase());
+        let basic = format!("Basic {}", key.expose());
+        for header in ["Bearer", "Bearer lqt_123", &upper, &basic, "lqt_abc"] {
+            let err = block_on(authenticate(&store, Some(header), 1)).unwrap_err();
+            assert_eq!(err.code(), "malformed_key", "{header}");
+        }
+        assert_eq!(store.log().len(), reads_before);
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        let (store, key) = seeded(|_| {});
+        let header = format!("bearer  {}", key.expose());
+        assert!(block_on(authenticate(&store, Some(&header), 1)).is_ok());
+    }
+
+    #[test]
+    fn unknown_key_is_invalid_key() {
+        let (store, _) = seeded(|_| {});
+        let other = ApiKey::from_secret_bytes(&[1; 32]);
+        let err = block_on(authenticate(&store, Some(&bearer(&other)), 1)).unwrap_err();
+        assert_eq!(err.code(), "invalid_key");
+    }
+
+    #[test]
+    fn revoked_key_is_rejected() {
+        let (store, key) = seeded(|r| r.revoked_at = Some(5));
+        let err = block_on(authenticate(&store, Some(&bearer(&key)), 6)).unwrap_err();
+        assert_eq!((err.status(), err.code()), (401, "key_revoked"));
+    }
+
+    #[test]
+    fn key_in_grace_is_accepted_then_expires() {
+        let (store, key) = seeded(|r| r.grace_expires_at = Some(DAY));
+        let grant = block_on(authenticate(&store, Some(&bearer(&key)), DAY - 1)).unwrap();
+        assert_eq!(grant.status, KeyStatus::Grace);
+        let err = block_on(authenticate(&store, Some(&bearer(&key)), DAY)).unwrap_err();
+        assert_eq!(err.code(), "key_expired");
+    }
+
+    #[test]
+    fn storage_failure_fails_closed_with_503() {
+        let (store, key) = seeded(|_| {});
+        store.fail_from(0, Some(Op::Get));
+        let err = block_on(authenticate(&store, Some(&bearer(&key)), 1)).unwrap_err();
+        assert_eq!((err.status(), err.code()), (503, "unavailable"));
+    }
+
+    #[test]
+    fn corrupt_record_fails_closed() {
+        let (store, key) = seeded(|_| {});
+        let name = format!("key/{}", key.hash().as_str());
+        block_on(store.put(&name, "[]", None)).unwrap();
+        let err = block_on(authenticate(&store, Some(&bearer(&key)), 1)).unwrap_err();
+        assert!(err.status() >= 500);
+    }
+
+    #[test]
+    fn another_projects_path_or_header_is_project_mismatch() {
+        let (store, key) = seeded(|_| {});
+        let grant = block_on(authenticate(&store, Some(&bearer(&key)), 1)).unwrap();
+        assert!(check_project(&grant, "/v1/ingest", None).is_ok());
+        assert!(check_project(&grant, "/v1/projects/web-app/traces", Some("web-app")).is_ok());
+        for (path, header) in [
+            ("/v1/projects/mobile/traces", None),
+            ("/v1/ingest", Some("mobile")),
+            ("/v1/projects/web-app/traces", Some("mobile")),
+            ("/v1/projects/", None),
+        ] {
+            let err = check_project(&grant, path, header).unwrap_err();
+            assert_eq!(
+                (err.status(), err.code()),
+                (403, "project_mismatch"),
+                "{path}"
+            );
+        }
+    }
+}

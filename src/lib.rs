@@ -1,0 +1,18 @@
+//! LumiqTrace edge key authorizer: a pure core (key format, records, the rotate/revoke/grace
+//! state machine, the authorize decision and the HTTP contract), tested on the host, and on
+//! `wasm32` the Cloudflare Worker shell around it (`entry`, `kv`).
+
+pub mod admin;
+pub mod api;
+pub mod error;
+pub mod ingest;
+pub mod key;
+pub mod record;
+pub mod repo;
+pub mod store;
+pub mod time;
+
+#[cfg(target_arch = "wasm32")]
+mod entry;
+#[cfg(target_arch = "wasm32")]
+mod kv;

@@ -1,0 +1,387 @@
+//! Stored records (keys, projects, audit events), the rotate/revoke/grace state machine, the
+//! authorize decision, and the JSON views the API shows. Plain data: no storage, no clock.
+
+use crate::key::{ApiKey, KeyHash};
+use crate::time::{rfc3339, Millis};
+use serde::{Deserialize, Serialize};
+
+/// A key as stored, under its hash. Never holds the plaintext.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub id: String,
+    pub hash: KeyHash,
+    pub name: String,
+    pub project_id: String,
+    pub prefix: String,
+    pub created_at: Millis,
+    /// Set when the key is rotated: it keeps working until this instant.
+    #[serde(default)]
+    pub grace_expires_at: Option<Millis>,
+    #[serde(default)]
+    pub revoked_at: Option<Millis>,
+    #[serde(default)]
+    pub rotated_from: Option<String>,
+    #[serde(default)]
+    pub rotated_to: Option<String>,
+}
+
+/// What a key is at a given instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    Active,
+    Grace,
+    Expired,
+    Revoked,
+}
+
+/// Why a known key is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    Revoked,
+    Expired,
+}
+
+/// The key cannot be rotated in its current status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotRotatable(pub KeyStatus);
+
+/// What an authorized request learns about its key (the body of `GET /v1/auth/verify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Grant {
+    pub project_id: String,
+    pub key_id: String,
+    pub key_name: String,
+    pub status: KeyStatus,
+    pub grace_expires_at: Option<String>,
+}
+
+impl KeyRecord {
+    /// A new active key record; `rotated_from` names the key it replaces, if any.
+    pub fn new(
+        id: String,
+        key: &ApiKey,
+        name: String,
+        project_id: String,
+        now: Millis,
+        rotated_from: Option<String>,
+    ) -> Self {
+        Self {
+            id,
+            hash: key.hash(),
+            name,
+            project_id,
+            prefix: key.display_prefix(),
+            created_at: now,
+            grace_expires_at: None,
+            revoked_at: None,
+            rotated_from,
+            rotated_to: None,
+        }
+    }
+
+    /// Status at `now`. Revocation wins over grace; a grace ends at its instant, exclusive.
+    pub fn status(&self, now: Millis) -> KeyStatus {
+        match (self.revoked_at, self.grace_expires_at) {
+            (Some(_), _) => KeyStatus::Revoked,
+            (None, Some(end)) if now < end => KeyStatus::Grace,
+            (None, Some(_)) => KeyStatus::Expired,
+            (None, None) => KeyStatus::Active,
+        }
+    }
+
+    /// Starts the grace period of a rotation: only an active key can rotate.
+    pub fn start_grace(
+        &mut self,
+        now: Millis,
+        grace_ms: Millis,
+        successor_id: &str,
+    ) -> Result<(), NotRotatable> {
+        match self.status(now) {
+            KeyStatus::Active => {
+                self.grace_expires_at = Some(now.saturating_add(grace_ms));
+                self.rotated_to = Some(successor_id.to_owned());
+                Ok(())
+            }
+            other => Err(NotRotatable(other)),
+        }
+    }
+
+    /// Revokes at `now`; a key already revoked keeps its first `revoked_at`. Returns whether
+    /// anything changed.
+    pub fn revoke(&mut self, now: Millis) -> bool {
+        if self.revoked_at.is_some() {
+            return false;
+        }
+        self.revoked_at = Some(now);
+        true
+    }
+
+    /// The admin view at `now`: never the key, never the hash.
+    pub fn view(&self, now: Millis) -> KeyView {
+        KeyView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            project_id: self.project_id.clone(),
+            prefix: self.prefix.clone(),
+            created_at: rfc3339(self.created_at),
+            status: self.status(now),
+            grace_expires_at: self.grace_expires_at.map(rfc3339),
+            revoked_at: self.revoked_at.map(rfc3339),
+            rotated_from: self.rotated_from.clone(),
+            rotated_to: self.rotated_to.clone(),
+        }
+    }
+}
+
+/// The authorize decision: active → allowed; in grace before its end → allowed;
+/// grace over → expired; revoked → revoked.
+pub fn authorize(record: &KeyRecord, now: Millis) -> Result<Grant, Denied> {
+    let status = record.status(now);
+    match status {
+        KeyStatus::Revoked => Err(Denied::Revoked),
+        KeyStatus::Expired => Err(Denied::Expired),
+        KeyStatus::Active | KeyStatus::Grace => Ok(Grant {
+            project_id: record.project_id.clone(),
+            key_id: record.id.clone(),
+            key_name: record.name.clone(),
+            status,
+            grace_expires_at: record.grace_expires_at.map(rfc3339),
+        }),
+    }
+}
+
+/// A key as the admin API and the dashboard show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyView {
+    pub id: String,
+    pub name: String,
+    pub project_id: String,
+    pub prefix: String,
+    pub created_at: String,
+    pub status: KeyStatus,
+    pub grace_expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub rotated_from: Option<String>,
+    pub rotated_to: Option<String>,
+}
+
+/// A project, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    pub created_at: Millis,
+}
+
+/// A project as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProjectView {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+impl Project {
+    pub fn view(&self) -> ProjectView {
+        ProjectView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            created_at: rfc3339(self.created_at),
+        }
+    }
+}
+
+/// An append-only audit entry for a create, rotate or revoke.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub id: String,
+    pub actor: String,
+    pub action: String,
+    pub project_id: String,
+    #[serde(default)]
+    pub key_id: Option<String>,
+    pub at: Millis,
+}
+
+/// An audit entry as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditView {
+    pub id: String,
+    pub actor: String,
+    pub action: String,
+    pub project_id: String,
+    pub key_id: Option<String>,
+    pub at: String,
+}
+
+impl AuditEvent {
+    pub fn view(&self) -> AuditView {
+        AuditView {
+            id: self.id.clone(),
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            project_id: self.project_id.clone(),
+            key_id: self.key_id.clone(),
+            at: rfc3339(self.at),
+        }
+    }
+}
+
+/// `^[a-z0-9][a-z0-9-]{0,62}$`
+pub fn is_valid_project_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0] != b'-'
+        && bytes
+            .iter()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'))
+}
+
+/// A display name: trimmed, then 1–64 characters, none of them control characters.
+pub fn normalize_name(raw: &str) -> Option<String> {
+    let name = raw.trim();
+    let count = name.chars().count();
+    ((1..=64).contains(&count) && !name.chars().any(char::is_control)).then(|| name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: Millis = 3_600_000;
+    const DAY: Millis = 24 * HOUR;
+
+    fn record(now: Millis) -> KeyRecord {
+        KeyRecord::new(
+            "key_1".into(),
+            &ApiKey::from_secret_bytes(&[7; 32]),
+            "production-web".into(),
+            "web-app".into(),
+            now,
+            None,
+        )
+    }
+
+    #[test]
+    fn active_key_is_authorized() {
+        let grant = authorize(&record(0), 5).unwrap();
+        assert_eq!(grant.status, KeyStatus::Active);
+        assert_eq!(grant.project_id, "web-app");
+        assert_eq!(grant.key_id, "key_1");
+        assert_eq!(grant.grace_expires_at, None);
+    }
+
+    #[test]
+    fn rotated_key_is_authorized_until_grace_end_then_expired() {
+        let mut rec = record(0);
+        rec.start_grace(HOUR, DAY, "key_2").unwrap();
+        let end = HOUR + DAY;
+        let grant = authorize(&rec, end - 1).unwrap();
+        assert_eq!(grant.status, KeyStatus::Grace);
+        assert_eq!(
+            grant.grace_expires_at.as_deref(),
+            Some("1970-01-02T01:00:00.000Z")
+        );
+        assert_eq!(authorize(&rec, end), Err(Denied::Expired));
+        assert_eq!(rec.status(end + DAY), KeyStatus::Expired);
+        assert_eq!(rec.rotated_to.as_deref(), Some("key_2"));
+    }
+
+    #[test]
+    fn revoked_key_is_rejected() {
+        let mut rec = record(0);
+        assert!(rec.revoke(10));
+        assert_eq!(authorize(&rec, 10), Err(Denied::Revoked));
+        assert_eq!(rec.status(11), KeyStatus::Revoked);
+    }
+
+    #[test]
+    fn revoking_a_key_in_grace_stops_it_at_once() {
+        let mut rec = record(0);
+        rec.start_grace(0, DAY, "key_2").unwrap();
+        rec.revoke(5);
+        assert_eq!(authorize(&rec, 6), Err(Denied::Revoked));
+    }
+
+    #[test]
+    fn revoking_twice_keeps_the_first_revoked_at() {
+        let mut rec = record(0);
+        assert!(rec.revoke(10));
+        assert!(!rec.revoke(20));
+        assert_eq!(rec.revoked_at, Some(10));
+    }
+
+    #[test]
+    fn only_active_keys_can_rotate() {
+        let mut rotating = record(0);
+        rotating.start_grace(0, DAY, "key_2").unwrap();
+        assert_eq!(
+            rotating.clone().start_grace(1, DAY, "key_3"),
+            Err(NotRotatable(KeyStatus::Grace))
+        );
+        assert_eq!(
+            rotating.start_grace(DAY, DAY, "key_3"),
+            Err(NotRotatable(KeyStatus::Expired))
+        );
+        let mut revoked = record(0);
+        revoked.revoke(1);
+        assert_eq!(
+            revoked.start_grace(2, DAY, "key_3"),
+            Err(NotRotatable(KeyStatus::Revoked))
+        );
+    }
+
+    #[test]
+    fn view_shows_prefix_and_dates_but_never_key_or_hash() {
+        let rec = record(1_795_689_954_123);
+        let json = serde_json::to_string(&rec.view(1_795_689_954_123)).unwrap();
+        assert!(json.contains(r#""prefix":"lqt_07070707""#), "{json}");
+        assert!(json.contains(r#""created_at":"2026-11-26T10:45:54.123Z""#));
+        assert!(json.contains(r#""status":"active""#));
+        assert!(!json.contains(rec.hash.as_str()));
+        assert!(!json.contains(&"07".repeat(32)));
+    }
+
+    #[test]
+    fn record_round_trips_through_json_without_plaintext() {
+        let key = ApiKey::from_secret_bytes(&[7; 32]);
+        let rec = record(3);
+        let json = serde_json::to_string(&rec).unwrap();
+        assert!(!json.contains(key.expose()));
+        assert_eq!(serde_json::from_str::<KeyRecord>(&json).unwrap(), rec);
+    }
+
+    #[test]
+    fn record_with_bad_hash_does_not_decode() {
+        let mut value = serde_json::to_value(record(3)).unwrap();
+        value["hash"] = "not-a-hash".into();
+        assert!(serde_json::from_value::<KeyRecord>(value).is_err());
+    }
+
+    #[test]
+    fn project_ids_follow_the_pattern() {
+        for ok in ["web-app", "a", "0", &"a".repeat(63), "a-"] {
+            assert!(is_valid_project_id(ok), "{ok}");
+        }
+        for bad in ["", "-a", "Web", "a_b", "a b", &"a".repeat(64), "é"] {
+            assert!(!is_valid_project_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(
+            normalize_name("  production-web \n").as_deref(),
+            Some("production-web")
+        );
+        assert_eq!(
+            normalize_name(&"é".repeat(64)).map(|n| n.chars().count()),
+            Some(64)
+        );
+        assert_eq!(normalize_name(&"x".repeat(65)), None);
+        assert_eq!(normalize_name("   "), None);
+        assert_eq!(normalize_name("a\u{0007}b"), None);
+    }
+}

@@ -1,0 +1,194 @@
+// Ingest side end to end: the built wasm in workerd (Miniflare) with a local KV namespace.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import http from "node:http";
+import { startWorker, call } from "../support/worker.mjs";
+import { assertDocumented } from "../support/openapi.mjs";
+
+const newKey = () => "lqt_" + randomBytes(32).toString("hex");
+const sha256 = (s) => createHash("sha256").update(s).digest("hex");
+const now = Date.now();
+
+/** Seeds a hashed record the way the admin routes store it. */
+async function seed(kv, key, fields = {}) {
+  const hash = sha256(key);
+  const record = {
+    id: "key_" + randomBytes(12).toString("hex"),
+    hash,
+    name: "seeded",
+    project_id: "web-app",
+    prefix: key.slice(0, 12),
+    created_at: now,
+    grace_expires_at: null,
+    revoked_at: null,
+    rotated_from: null,
+    rotated_to: null,
+    ...fields,
+  };
+  await kv.put(`key/${hash}`, JSON.stringify(record));
+  return record;
+}
+
+async function verify(base, key, headers = {}) {
+  const r = await call(base, "GET", "/v1/auth/verify", { token: key ?? null, headers });
+  assertDocumented("GET", "/v1/auth/verify", r.status, r.json);
+  return r;
+}
+
+let worker;
+const keys = { active: newKey(), grace: newKey(), expired: newKey(), revoked: newKey() };
+const records = {};
+
+before(async () => {
+  worker = await startWorker();
+  records.active = await seed(worker.kv, keys.active);
+  records.grace = await seed(worker.kv, keys.grace, { grace_expires_at: now + 3_600_000 });
+  records.expired = await seed(worker.kv, keys.expired, { grace_expires_at: now - 1 });
+  records.revoked = await seed(worker.kv, keys.revoked, { revoked_at: now - 1 });
+});
+after(() => worker?.dispose());
+
+test("a seeded active key verifies with its project, id and name", async () => {
+  const r = await verify(worker.url, keys.active);
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.json, {
+    project_id: "web-app",
+    key_id: records.active.id,
+    key_name: "seeded",
+    status: "active",
+    grace_expires_at: null,
+  });
+  assert.equal(r.headers.get("cache-control"), "no-store");
+});
+
+test("a key in grace verifies with its grace end", async () => {
+  const r = await verify(worker.url, keys.grace);
+  assert.equal(r.status, 200);
+  assert.equal(r.json.status, "grace");
+  assert.equal(r.json.grace_expires_at, new Date(now + 3_600_000).toISOString());
+});
+
+test("refusals are 401 JSON with their code and a Bearer challenge", async () => {
+  const cases = [
+    [undefined, "missing_key"],
+    ["lqt_" + "A".repeat(64), "malformed_key"],
+    [keys.active + "0", "malformed_key"],
+    [newKey(), "invalid_key"],
+    [keys.expired, "key_expired"],
+    [keys.revoked, "key_revoked"],
+  ];
+  for (const [key, code] of cases) {
+    const r = await verify(worker.url, key);
+    assert.equal(r.status, 401, code);
+    assert.equal(r.json.error.code, code);
+    assert.equal(typeof r.json.error.message, "string");
+    assert.equal(r.headers.get("www-authenticate"), 'Bearer realm="lumiqtrace"');
+    if (key) assert.ok(!r.text.includes(key), "the presented key is never echoed");
+  }
+});
+
+test("ingest without INGEST_ORIGIN is accepted with 202", async () => {
+  const r = await call(worker.url, "POST", "/v1/ingest", { token: keys.active, body: { spans: [] } });
+  assertDocumented("POST", "/v1/ingest", r.status, r.json);
+  assert.equal(r.status, 202);
+  assert.deepEqual(r.json, { accepted: true, project_id: "web-app", key_id: records.active.id });
+});
+
+test("a key never ingests into another project: 403 project_mismatch", async () => {
+  const other = await call(worker.url, "POST", "/v1/projects/mobile/ingest", { token: keys.active, body: "{}" });
+  assertDocumented("POST", "/v1/projects/mobile/ingest", other.status, other.json);
+  assert.equal(other.status, 403);
+  assert.equal(other.json.error.code, "project_mismatch");
+  const header = await verify(worker.url, keys.active, { "x-lumiqtrace-project-id": "mobile" });
+  assert.equal(header.status, 403);
+  const own = await call(worker.url, "POST", "/v1/projects/web-app/ingest", { token: keys.active, body: "{}" });
+  assert.equal(own.status, 202);
+});
+
+test("unknown routes are JSON 404s", async () => {
+  for (const route of ["/", "/nope", "/v2/auth/verify"]) {
+    const r = await call(worker.url, "GET", route, { token: null });
+    assert.equal(r.status, 404, route);
+    assert.equal(r.json.error.code, "not_found");
+  }
+});
+
+test("authorized ingest is forwarded to INGEST_ORIGIN unchanged, minus the key", async (t) => {
+  const seen = [];
+  const origin = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      seen.push({ method: req.method, url: req.url, headers: req.headers, body });
+      res.writeHead(207, { "content-type": "application/json", "x-origin": "yes" });
+      res.end(JSON.stringify({ stored: true }));
+    });
+  });
+  await new Promise((ok) => origin.listen(0, "127.0.0.1", ok));
+  t.after(() => origin.close());
+  const fwd = await startWorker({ vars: { INGEST_ORIGIN: `http://127.0.0.1:${origin.address().port}` } });
+  t.after(() => fwd.dispose());
+  const key = newKey();
+  const record = await seed(fwd.kv, key);
+  const r = await call(fwd.url, "POST", "/v1/projects/web-app/ingest?batch=7", {
+    token: key,
+    body: '{"spans":[1,2,3]}',
+    headers: { "x-sdk": "py/1.2" },
+  });
+  assert.equal(r.status, 207);
+  assert.equal(r.headers.get("x-origin"), "yes");
+  assert.deepEqual(r.json, { stored: true });
+  assert.equal(seen.length, 1);
+  const [got] = seen;
+  assert.equal(got.method, "POST");
+  assert.equal(got.url, "/v1/projects/web-app/ingest?batch=7");
+  assert.equal(got.body, '{"spans":[1,2,3]}');
+  assert.equal(got.headers.authorization, undefined);
+  assert.equal(got.headers["x-lumiqtrace-project-id"], "web-app");
+  assert.equal(got.headers["x-lumiqtrace-key-id"], record.id);
+  assert.equal(got.headers["x-sdk"], "py/1.2");
+  assert.ok(!JSON.stringify(got.headers).includes(key));
+
+  const refused = await call(fwd.url, "POST", "/v1/ingest", { token: newKey(), body: "x" });
+  assert.equal(refused.status, 401);
+  assert.equal(seen.length, 1, "refused calls never reach the origin");
+});
+
+test("an unreachable origin is 502 upstream_unavailable", async (t) => {
+  const closed = http.createServer();
+  await new Promise((ok) => closed.listen(0, "127.0.0.1", ok));
+  const port = closed.address().port;
+  await new Promise((ok) => closed.close(ok));
+  const fwd = await startWorker({ vars: { INGEST_ORIGIN: `http://127.0.0.1:${port}` } });
+  t.after(() => fwd.dispose());
+  const key = newKey();
+  await seed(fwd.kv, key);
+  const r = await call(fwd.url, "POST", "/v1/ingest", { token: key, body: "x" });
+  assertDocumented("POST", "/v1/ingest", r.status, r.json);
+  assert.equal(r.status, 502);
+  assert.equal(r.json.error.code, "upstream_unavailable");
+});
+
+test("storage failure fails closed with 503, and malformed keys never read KV", async (t) => {
+  // No KEYS binding: every KV access fails. A request that reached KV could only get 503.
+  const broken = await startWorker({ kv: false });
+  t.after(() => broken.dispose());
+  const down = await verify(broken.url, keys.active);
+  assert.equal(down.status, 503);
+  assert.equal(down.json.error.code, "unavailable");
+  assert.ok(!down.text.includes("KEYS"), "503 bodies are generic");
+  const ingest = await call(broken.url, "POST", "/v1/ingest", { token: keys.active, body: "x" });
+  assert.equal(ingest.status, 503);
+  const malformed = await verify(broken.url, "lqt_123");
+  assert.equal(malformed.status, 401);
+  assert.equal(malformed.json.error.code, "malformed_key");
+  const missing = await verify(broken.url, undefined);
+  assert.equal(missing.json.error.code, "missing_key");
+  assert.ok(broken.logs.join("").includes("unavailable"), "the cause goes to the log");
+});
+
+test("no log line contains a presented key", () => {
+  const logs = worker.logs.join("");
+  assert.doesNotMatch(logs, /lqt_[0-9a-f]{64}/);
+});
