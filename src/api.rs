@@ -18,8 +18,6 @@ use sha2::{Digest, Sha256};
 pub const MAX_ADMIN_BODY: usize = 16 * 1024;
 /// Default rotation grace: 24 hours.
 pub const DEFAULT_GRACE_SECONDS: u64 = 24 * 60 * 60;
-/// The OpenAPI 3.1 description of every route, served at `GET /openapi.json`.
-pub const OPENAPI: &str = include_str!("openapi.json");
 
 const ADMIN_PREFIX: &str = "/admin/v1/";
 
@@ -134,13 +132,6 @@ pub async fn handle<S: Store>(
             Ok(grant) => Outcome::Ingest(grant),
             Err(e) => Outcome::Reply(Reply::error(&e)),
         };
-    } else if req.path == "/openapi.json" && req.method == "GET" {
-        Ok(Reply {
-            status: 200,
-            body: OPENAPI.to_owned(),
-            www_authenticate: None,
-            log: None,
-        })
     } else {
         Err(ApiError::NotFound)
     };

@@ -1,6 +1,7 @@
 //! The Workers KV adapter: the only module that touches KV. It implements [`Store`] over the
-//! `KEYS` binding; a missing binding or any KV error becomes a [`StoreError`] (the caller fails
-//! closed).
+//! `KEYS` binding; a missing binding or any KV error becomes a [`StoreError`] (callers fail
+//! closed). It calls the binding's JavaScript API directly rather than through `worker::KvStore`,
+//! whose serde bridge for options and metadata costs about 20 KB of wasm.
 //!
 //! Platform limits this relies on (Cloudflare's documentation): KV is eventually consistent,
 //! other locations may see a write up to ~60 s late; at most 1 write per second to the same
@@ -8,70 +9,118 @@
 //! edge cache (`cacheTtl` 60 s, its minimum): we add no cache of our own.
 
 use crate::store::{Listed, Store, StoreError};
-use worker::{Env, KvStore};
+use js_sys::{Array, Object, Promise, Reflect, JSON};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
 
 /// The KV namespace binding named in `wrangler.toml`.
 pub const BINDING: &str = "KEYS";
 
+#[wasm_bindgen]
+extern "C" {
+    /// The runtime's `KVNamespace` object.
+    type KvNamespace;
+    #[wasm_bindgen(method, catch)]
+    fn get(this: &KvNamespace, key: &str) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn put(
+        this: &KvNamespace,
+        key: &str,
+        value: &str,
+        options: &Object,
+    ) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn list(this: &KvNamespace, options: &Object) -> Result<Promise, JsValue>;
+}
+
 /// [`Store`] over Workers KV.
-pub struct Kv(Result<KvStore, String>);
+pub struct Kv(Option<KvNamespace>);
 
 impl Kv {
-    pub fn bind(env: &Env) -> Self {
+    pub fn bind(env: &worker::Env) -> Self {
+        let binding = Reflect::get(env, &JsValue::from_str(BINDING)).ok();
         Self(
-            env.kv(BINDING)
-                .map_err(|e| format!("KV binding {BINDING}: {e}")),
+            binding
+                .filter(JsValue::is_object)
+                .map(JsCast::unchecked_into),
         )
     }
 
-    fn kv(&self) -> Result<&KvStore, StoreError> {
-        self.0.as_ref().map_err(|e| StoreError(e.clone()))
+    fn kv(&self) -> Result<&KvNamespace, StoreError> {
+        self.0
+            .as_ref()
+            .ok_or_else(|| StoreError(format!("KV binding {BINDING} is missing")))
     }
 }
 
-fn failed(op: &str, name: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError(format!("KV {op} {name}: {e}"))
+fn failed(op: &str, name: &str, e: JsValue) -> StoreError {
+    let detail = e
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .unwrap_or_else(|| format!("{e:?}"));
+    StoreError(format!("KV {op} {name}: {detail}"))
+}
+
+async fn settle(
+    op: &str,
+    name: &str,
+    promise: Result<Promise, JsValue>,
+) -> Result<JsValue, StoreError> {
+    let promise = promise.map_err(|e| failed(op, name, e))?;
+    JsFuture::from(promise)
+        .await
+        .map_err(|e| failed(op, name, e))
+}
+
+fn field(object: &JsValue, name: &str) -> JsValue {
+    Reflect::get(object, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn set(object: &Object, name: &str, value: &JsValue) -> Result<(), JsValue> {
+    Reflect::set(object, &JsValue::from_str(name), value).map(drop)
 }
 
 impl Store for Kv {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let read = self.kv()?.get(key).text().await;
-        read.map_err(|e| failed("get", key, e))
+        let value = settle("get", key, self.kv()?.get(key)).await?;
+        Ok(value.as_string())
     }
 
     async fn put(&self, key: &str, value: &str, metadata: Option<&str>) -> Result<(), StoreError> {
-        let mut put = self
-            .kv()?
-            .put(key, value)
-            .map_err(|e| failed("put", key, e))?;
+        let options = Object::new();
         if let Some(meta) = metadata {
-            let meta: serde_json::Value =
-                serde_json::from_str(meta).map_err(|e| failed("put", key, e))?;
-            put = put.metadata(meta).map_err(|e| failed("put", key, e))?;
+            let meta = JSON::parse(meta).map_err(|e| failed("put", key, e))?;
+            set(&options, "metadata", &meta).map_err(|e| failed("put", key, e))?;
         }
-        put.execute().await.map_err(|e| failed("put", key, e))
+        settle("put", key, self.kv()?.put(key, value, &options)).await?;
+        Ok(())
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
         let kv = self.kv()?;
         let mut out = Vec::new();
-        let mut cursor = None;
+        let mut cursor = JsValue::UNDEFINED;
         loop {
-            let mut list = kv.list().prefix(prefix.to_owned());
-            if let Some(c) = cursor.take() {
-                list = list.cursor(c);
-            }
-            let page = list
-                .execute()
-                .await
+            let options = Object::new();
+            set(&options, "prefix", &JsValue::from_str(prefix))
+                .and_then(|()| set(&options, "cursor", &cursor))
                 .map_err(|e| failed("list", prefix, e))?;
-            out.extend(page.keys.into_iter().map(|k| Listed {
-                name: k.name,
-                metadata: k.metadata.map(|m| m.to_string()),
-            }));
-            match page.cursor {
-                Some(c) if !page.list_complete && !c.is_empty() => cursor = Some(c),
-                _ => return Ok(out),
+            let page = settle("list", prefix, kv.list(&options)).await?;
+            for entry in Array::from(&field(&page, "keys")).iter() {
+                let metadata = field(&entry, "metadata");
+                out.push(Listed {
+                    name: field(&entry, "name").as_string().unwrap_or_default(),
+                    metadata: if metadata.is_object() {
+                        JSON::stringify(&metadata).ok().map(String::from)
+                    } else {
+                        None
+                    },
+                });
+            }
+            cursor = field(&page, "cursor");
+            let complete = field(&page, "list_complete").as_bool().unwrap_or(true);
+            if complete || cursor.as_string().is_none_or(|c| c.is_empty()) {
+                return Ok(out);
             }
         }
     }

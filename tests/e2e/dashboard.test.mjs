@@ -112,7 +112,8 @@ after(async () => {
 
 const state = {};
 
-step('/admin serves the page with strict security headers', async () => {
+// Independent of the browser steps, so a failure here does not skip them.
+test('/admin serves the page with strict security headers', async () => {
   const redirect = await fetch(`${worker.url}/admin`, { redirect: 'manual' });
   assert.ok([301, 302, 307, 308].includes(redirect.status), `GET /admin → ${redirect.status}`);
   assert.match(redirect.headers.get('location'), /\/admin\/$/);
@@ -333,7 +334,7 @@ step('revoke after confirming: row shows revoked and the key gets 401 key_revoke
   assert.equal(v.body.error.code, 'key_revoked');
   assert.equal((await verify(state.key1)).status, 200, 'the old key is still in its grace period');
   assert.equal((await verify(state.key2)).status, 200, "another project's key is untouched");
-  await shot('revoked');
+  await shot('revoked-next-to-active-and-grace');
 
   // A key in its grace period can be revoked too, and stops working at once.
   const old = row(state.key1.slice(0, 12));
@@ -346,7 +347,7 @@ step('revoke after confirming: row shows revoked and the key gets 401 key_revoke
   assert.equal((await verify(state.key2)).status, 200);
   const statuses = await page.locator('tr[data-key-id]').evaluateAll((rs) => rs.map((x) => x.dataset.status).sort());
   assert.deepEqual(statuses, ['active', 'revoked', 'revoked']);
-  await shot('all-states');
+  await shot('grace-key-revoked-too');
 });
 
 step('API errors are shown in words, never swallowed', async () => {
@@ -396,6 +397,19 @@ step('a revoke reason from the API is shown on the row', async () => {
   await page.unroute('**/admin/v1/keys');
   await page.getByRole('button', { name: 'Refresh' }).click();
   await r.getByText('Reason: Leaked in a CI log').waitFor({ state: 'detached' });
+});
+
+step('a token that stops being accepted sends the tab back to sign in', async () => {
+  await page.evaluate(() => sessionStorage.setItem('lumiqtrace.adminToken', 'a-stale-admin-token'));
+  await page.reload();
+  const error = page.locator('#signin-error');
+  await error.waitFor();
+  assert.match(await text(error), /no longer accepted/i);
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+  assert.equal(await page.locator('#app-view').isVisible(), false);
+  await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await row(state.key2.slice(0, 12)).waitFor();
 });
 
 step('sign out forgets the token', async () => {
@@ -458,6 +472,7 @@ test('a rotated key shows as expired once its grace period ends', async (t) => {
     assert.equal(v.body.error.code, 'key_expired');
     assert.equal((await check(fresh)).status, 200);
     await p.screenshot({ path: `${SHOTS}${String(++shotNo).padStart(2, '0')}-expired-after-grace.png`, fullPage: true });
+    assert.deepEqual(problems, [], 'no script errors on the page');
   } finally {
     await ctx.close();
     await short.dispose();

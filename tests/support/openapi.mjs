@@ -1,4 +1,4 @@
-// Checks live responses against src/openapi.json (JSON Schema 2020-12, as OpenAPI 3.1 uses),
+// Checks live responses against public/openapi.json (JSON Schema 2020-12, as OpenAPI 3.1 uses),
 // so the document the worker serves stays true to what it does.
 import Ajv2020 from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { ROOT } from "./worker.mjs";
 
-const doc = JSON.parse(readFileSync(path.join(ROOT, "src/openapi.json"), "utf8"));
+const doc = JSON.parse(readFileSync(path.join(ROOT, "public/openapi.json"), "utf8"));
 const ajv = new Ajv2020({ strict: false, allErrors: true });
 addFormats(ajv);
 ajv.addSchema({ $id: "openapi", components: doc.components });
