@@ -237,3 +237,6 @@ fn random_id(prefix: &str, bytes: usize) -> Result<String, ApiError> {
     push_hex(&mut id, &random[..bytes]);
     Ok(id)
 }
+
+#[cfg(test)]
+mod tests;
