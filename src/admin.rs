@@ -1,17 +1,23 @@
 //! Admin operations over any [`Store`]: projects, and keys created, listed, rotated with a
 //! grace period, and revoked, each appending an audit event. Time is passed in.
 //!
-//! Write order. KV has no transactions, so every operation orders its writes so that a failure
-//! between any two of them leaves a safe state:
+//! Write order. Every key change is first committed to the change log (a Durable Object; see
+//! `changes`), which applies all of an operation's writes or none and serializes racing admin
+//! writes by compare-and-set. KV has no transactions, so the KV writes that follow are ordered
+//! so that a failure between any two of them leaves a safe state (this is all the safety there
+//! is when the overlay is switched off):
 //! - a key becomes usable and listed by one single write (its `key/{hash}` record: verify and
 //!   the list both read that prefix), so a usable key the list does not show cannot exist;
 //! - rotation stores the new key before it starts the old key's grace, so a project never loses
 //!   a key that worked before (a failure in between leaves the old key active, and the unseen
 //!   new key is revoked again on a best-effort basis);
+//! - with a change log, a KV failure after the commit is logged, not answered: the change is
+//!   served from the log and written to KV by it (`SETTLE_AFTER_MS`), and listings merge it;
 //! - the audit event is appended after the state change commits; if only that append fails, the
 //!   change stands and is answered (a rotation's new key must reach its owner), and the failure
 //!   goes to the log.
 
+use crate::changes::{ChangeFeed, Conflict, Overlay, Write};
 use crate::error::ApiError;
 use crate::key::{push_hex, random_bytes, ApiKey};
 use crate::record::{
@@ -21,6 +27,7 @@ use crate::record::{
 use crate::repo::Repo;
 use crate::store::Store;
 use crate::time::Millis;
+use std::cell::RefCell;
 
 /// A committed change, and the log line owed if its audit event could not be appended.
 #[derive(Debug)]
@@ -69,58 +76,83 @@ pub async fn list_projects<S: Store>(repo: &Repo<'_, S>) -> Result<Vec<ProjectVi
     Ok(projects.iter().map(Project::view).collect())
 }
 
-pub async fn create_key<S: Store>(
-    repo: &Repo<'_, S>,
+/// What key operations work against: KV through the repo, the change log (a Durable Object,
+/// or [`crate::changes::NoFeed`] when the overlay is off) and this isolate's overlay.
+pub struct Keys<'a, S, F> {
+    pub repo: Repo<'a, S>,
+    pub feed: &'a F,
+    pub overlay: &'a RefCell<Overlay>,
+}
+
+pub async fn create_key<S: Store, F: ChangeFeed>(
+    keys: &Keys<'_, S, F>,
     project_id: &str,
     name: &str,
     now: Millis,
 ) -> Result<Done<Issued>, ApiError> {
     let name = normalize_name(name).ok_or(ApiError::InvalidName)?;
-    if repo.project(project_id).await?.is_none() {
+    if keys.repo.project(project_id).await?.is_none() {
         return Err(ApiError::ProjectNotFound);
     }
     let (key, record) = new_key(name, project_id.to_owned(), now, None)?;
-    store_new_key(repo, &record).await?;
-    let warning = audit(repo, "key.created", project_id, Some(&record.id), now).await;
+    let write = Write {
+        prev: None,
+        next: record.clone(),
+    };
+    let warning = match commit(keys, &[write], now).await {
+        Ok(Commit::Done(warning)) => warning,
+        Ok(Commit::Lost(_)) => return Err(ApiError::Internal("new key id collided".into())),
+        Err((_, e)) => return Err(e),
+    };
+    let audited = audit(&keys.repo, "key.created", project_id, Some(&record.id), now).await;
     Ok(Done {
         value: Issued {
             key,
             api_key: record.view(now),
             previous: None,
         },
-        warning,
+        warning: join(warning, audited),
     })
 }
 
-/// Keys of one project (or all), newest first.
-pub async fn list_keys<S: Store>(
-    repo: &Repo<'_, S>,
+/// Keys of one project (or all), newest first. Recent changes from the log take precedence
+/// over KV's possibly older copies.
+pub async fn list_keys<S: Store, F: ChangeFeed>(
+    keys: &Keys<'_, S, F>,
     project_id: Option<&str>,
     now: Millis,
 ) -> Result<Vec<KeyView>, ApiError> {
-    let mut keys = repo.list_keys().await?;
-    keys.retain(|k| project_id.is_none_or(|p| k.project_id == p));
-    keys.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-    Ok(keys.iter().map(|k| k.view(now)).collect())
+    let mut records = keys.repo.list_keys().await?;
+    for recent in recent_records(keys, now).await {
+        match records.iter_mut().find(|r| r.hash == recent.hash) {
+            Some(stale) => *stale = recent,
+            None => records.push(recent),
+        }
+    }
+    records.retain(|k| project_id.is_none_or(|p| k.project_id == p));
+    records.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    Ok(records.iter().map(|k| k.view(now)).collect())
 }
 
-pub async fn get_key<S: Store>(
-    repo: &Repo<'_, S>,
+pub async fn get_key<S: Store, F: ChangeFeed>(
+    keys: &Keys<'_, S, F>,
     id: &str,
     now: Millis,
 ) -> Result<KeyView, ApiError> {
-    Ok(find_key(repo, id).await?.view(now))
+    Ok(find_key(keys, id, now).await?.view(now))
 }
 
 /// Issues a successor with the same name and project; the old key works until `now + grace_ms`.
-pub async fn rotate_key<S: Store>(
-    repo: &Repo<'_, S>,
+/// Racing admin writes are settled by the change log: only one rotation of a key wins, and a
+/// rotation that loses to a revoke answers `key_not_rotatable`.
+pub async fn rotate_key<S: Store, F: ChangeFeed>(
+    keys: &Keys<'_, S, F>,
     id: &str,
     grace_ms: Millis,
     now: Millis,
 ) -> Result<Done<Issued>, ApiError> {
-    let mut old = find_key(repo, id).await?;
-    // Refuse before writing anything; start_grace below checks again on the record it writes.
+    let mut old = find_key(keys, id, now).await?;
+    // Refuse before issuing anything; the loop checks again on the version it replaces.
     old.clone().start_grace(now, grace_ms, "")?;
     let (key, mut new) = new_key(
         old.name.clone(),
@@ -128,49 +160,86 @@ pub async fn rotate_key<S: Store>(
         now,
         Some(old.id.clone()),
     )?;
-    // 1. The new key first: from here the project has two working keys.
-    store_new_key(repo, &new).await?;
-    // 2. Then the old key's grace. If this write fails, the old key stays active and the new
-    //    one, which nobody has seen, is revoked again.
-    old.start_grace(now, grace_ms, &new.id)?;
-    if let Err(e) = repo.put_key(&old).await {
-        new.revoke(now);
-        if let Err(undo) = repo.put_key(&new).await {
-            return Err(ApiError::Internal(format!(
-                "rotation of {id} failed ({e}) and its unseen successor {} could not be revoked ({undo})",
-                new.id
-            )));
+    for _ in 0..MAX_ATTEMPTS {
+        let mut rotated = old.clone();
+        rotated.start_grace(now, grace_ms, &new.id)?;
+        // The new key is written before the old key's grace starts: from the first write on,
+        // the project has two working keys, so a failure in between costs it nothing.
+        let writes = [
+            Write {
+                prev: None,
+                next: new.clone(),
+            },
+            Write {
+                prev: Some(old.clone()),
+                next: rotated.clone(),
+            },
+        ];
+        match commit(keys, &writes, now).await {
+            Ok(Commit::Done(warning)) => {
+                let audited = audit(&keys.repo, "key.rotated", &old.project_id, Some(id), now);
+                return Ok(Done {
+                    value: Issued {
+                        key,
+                        api_key: new.view(now),
+                        previous: Some(rotated.view(now)),
+                    },
+                    warning: join(warning, audited.await),
+                });
+            }
+            Ok(Commit::Lost(standing)) => old = standing_version(standing, &old)?,
+            // Without a change log: the new key is in KV but the old key's grace is not. The old
+            // key stays active; the new one, which nobody has seen, is revoked again.
+            Err((written, e)) if written >= 1 => {
+                new.revoke(now);
+                if let Err(undo) = keys.repo.put_key(&new).await {
+                    return Err(ApiError::Internal(format!(
+                        "rotation of {id} failed ({e}) and its unseen successor {} could not be revoked ({undo})",
+                        new.id
+                    )));
+                }
+                return Err(e);
+            }
+            Err((_, e)) => return Err(e),
         }
-        return Err(e.into());
     }
-    let warning = audit(repo, "key.rotated", &old.project_id, Some(&old.id), now).await;
-    Ok(Done {
-        value: Issued {
-            key,
-            api_key: new.view(now),
-            previous: Some(old.view(now)),
-        },
-        warning,
-    })
+    Err(ApiError::Conflict)
 }
 
-/// Revokes at once, whatever the key's status; revoking again changes nothing.
-pub async fn revoke_key<S: Store>(
-    repo: &Repo<'_, S>,
+/// Revokes at once, whatever the key's status; revoking again changes nothing. A revoke that
+/// races another admin write is applied again to the version that won.
+pub async fn revoke_key<S: Store, F: ChangeFeed>(
+    keys: &Keys<'_, S, F>,
     id: &str,
     now: Millis,
 ) -> Result<Done<KeyView>, ApiError> {
-    let mut record = find_key(repo, id).await?;
-    let warning = if record.revoke(now) {
-        repo.put_key(&record).await?;
-        audit(repo, "key.revoked", &record.project_id, Some(id), now).await
-    } else {
-        None
-    };
-    Ok(Done {
-        value: record.view(now),
-        warning,
-    })
+    let mut record = find_key(keys, id, now).await?;
+    for _ in 0..MAX_ATTEMPTS {
+        let mut revoked = record.clone();
+        if !revoked.revoke(now) {
+            return Ok(Done {
+                value: record.view(now),
+                warning: None,
+            });
+        }
+        let write = Write {
+            prev: Some(record.clone()),
+            next: revoked.clone(),
+        };
+        match commit(keys, &[write], now).await {
+            Ok(Commit::Done(warning)) => {
+                let project = &revoked.project_id;
+                let audited = audit(&keys.repo, "key.revoked", project, Some(id), now).await;
+                return Ok(Done {
+                    value: revoked.view(now),
+                    warning: join(warning, audited),
+                });
+            }
+            Ok(Commit::Lost(standing)) => record = standing_version(standing, &record)?,
+            Err((_, e)) => return Err(e),
+        }
+    }
+    Err(ApiError::Conflict)
 }
 
 /// Audit events of one project (or all), newest first.
@@ -183,8 +252,93 @@ pub async fn audit_log<S: Store>(
     Ok(events.iter().map(AuditEvent::view).collect())
 }
 
-async fn find_key<S: Store>(repo: &Repo<'_, S>, id: &str) -> Result<KeyRecord, ApiError> {
-    repo.key_by_id(id).await?.ok_or(ApiError::KeyNotFound)
+/// How often an admin write is decided again after losing a race before answering 409.
+const MAX_ATTEMPTS: usize = 3;
+
+/// The key with this id: the change log's recent version if it has one, else KV's.
+async fn find_key<S: Store, F: ChangeFeed>(
+    keys: &Keys<'_, S, F>,
+    id: &str,
+    now: Millis,
+) -> Result<KeyRecord, ApiError> {
+    let recent = recent_records(keys, now)
+        .await
+        .into_iter()
+        .find(|r| r.id == id);
+    match recent {
+        Some(record) => Ok(record),
+        None => keys.repo.key_by_id(id).await?.ok_or(ApiError::KeyNotFound),
+    }
+}
+
+/// The log's recent records; none without a log or when it cannot be reached (KV decides).
+async fn recent_records<S: Store, F: ChangeFeed>(
+    keys: &Keys<'_, S, F>,
+    now: Millis,
+) -> Vec<KeyRecord> {
+    if !keys.feed.durable() {
+        return Vec::new();
+    }
+    let recent = keys.feed.recent(now).await.unwrap_or_default();
+    recent.into_iter().map(|c| c.record).collect()
+}
+
+/// The version of `mine` that won the race.
+fn standing_version(standing: Vec<KeyRecord>, mine: &KeyRecord) -> Result<KeyRecord, ApiError> {
+    let found = standing.into_iter().find(|r| r.hash == mine.hash);
+    found.ok_or_else(|| ApiError::Internal(format!("change log lost key {}", mine.id)))
+}
+
+enum Commit {
+    /// Committed; a log line if KV lags behind the change log.
+    Done(Option<String>),
+    /// Another writer got there first: the versions that stand.
+    Lost(Vec<KeyRecord>),
+}
+
+/// The commit point: the change log first, then KV in the writes' order (a new key's id
+/// pointer before its record, which makes it usable and listed in one write). With a change
+/// log, a KV failure after the commit is only logged: the log serves the change to every
+/// isolate and writes it to KV itself. Without one, the error says how many writes landed.
+async fn commit<S: Store, F: ChangeFeed>(
+    keys: &Keys<'_, S, F>,
+    writes: &[Write],
+    now: Millis,
+) -> Result<Commit, (usize, ApiError)> {
+    match keys.feed.commit(writes, now).await {
+        Ok(Ok(())) if keys.feed.durable() => keys.overlay.borrow_mut().observe(writes, now),
+        Ok(Ok(())) => {}
+        Ok(Err(Conflict(standing))) => return Ok(Commit::Lost(standing)),
+        Err(e) => return Err((0, ApiError::Unavailable(e.into()))),
+    }
+    for (written, w) in writes.iter().enumerate() {
+        let stored = match w.prev {
+            None => keys.repo.put_key_id(&w.next).await,
+            Some(_) => Ok(()),
+        };
+        let stored = match stored {
+            Ok(()) => keys.repo.put_key(&w.next).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
+            if keys.feed.durable() {
+                let line = format!(
+                    "KV write of {} failed after commit; the change log will settle it: {e}",
+                    w.next.id
+                );
+                return Ok(Commit::Done(Some(line)));
+            }
+            return Err((written, e.into()));
+        }
+    }
+    Ok(Commit::Done(None))
+}
+
+fn join(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    }
 }
 
 fn new_key(
@@ -197,14 +351,6 @@ fn new_key(
     let id = random_id("key_", 12)?;
     let record = KeyRecord::new(id, &key, name, project_id, now, rotated_from);
     Ok((key, record))
-}
-
-/// The id pointer first (it leads nowhere until the record exists), then the record, which
-/// makes the key usable and listed in one write.
-async fn store_new_key<S: Store>(repo: &Repo<'_, S>, record: &KeyRecord) -> Result<(), ApiError> {
-    repo.put_key_id(record).await?;
-    repo.put_key(record).await?;
-    Ok(())
 }
 
 async fn audit<S: Store>(
@@ -238,5 +384,7 @@ fn random_id(prefix: &str, bytes: usize) -> Result<String, ApiError> {
     Ok(id)
 }
 
+#[cfg(test)]
+mod consistency;
 #[cfg(test)]
 mod tests;

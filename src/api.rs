@@ -2,12 +2,12 @@
 //! and JSON replies. `entry` turns a `worker::Request` into an [`HttpRequest`], calls
 //! [`handle`], and turns the [`Outcome`] back into a response (or a forward to the origin).
 
-use crate::admin::{self, Done, Issued};
+use crate::admin::{self, Done, Issued, Keys};
+use crate::changes::{self, ChangeFeed};
 use crate::error::ApiError;
 use crate::ingest;
 use crate::key::is_well_formed;
 use crate::record::{is_valid_project_id, Grant};
-use crate::repo::Repo;
 use crate::store::Store;
 use crate::time::Millis;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -20,6 +20,7 @@ pub const MAX_ADMIN_BODY: usize = 16 * 1024;
 pub const DEFAULT_GRACE_SECONDS: u64 = 24 * 60 * 60;
 
 const ADMIN_PREFIX: &str = "/admin/v1/";
+const VERIFY: &str = "/v1/auth/verify";
 
 /// Deployment settings, read from the Worker's vars and secrets by `entry`.
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// `ROTATION_GRACE_SECONDS`, in milliseconds.
     pub grace_ms: Millis,
+    /// `CHANGES_REFRESH_SECONDS`, in milliseconds: how stale an isolate's overlay may get.
+    pub refresh_ms: Millis,
 }
 
 /// The parts of a request the contract looks at.
@@ -56,8 +59,12 @@ pub struct Reply {
 #[derive(Debug)]
 pub enum Outcome {
     Reply(Reply),
-    /// An authorized ingest call: forward it to the origin (or answer [`accepted`]).
-    Ingest(Grant),
+    /// An authorized ingest call: forward it to the origin (or answer [`accepted`]); `log` is
+    /// for the operator (an unreachable change log).
+    Ingest {
+        grant: Grant,
+        log: Option<String>,
+    },
 }
 
 impl Reply {
@@ -110,86 +117,91 @@ pub fn reads_body(method: &str, path: &str) -> bool {
     method == "POST" && path.starts_with(ADMIN_PREFIX)
 }
 
-/// Routes and answers one request at instant `now`.
-pub async fn handle<S: Store>(
-    store: &S,
+/// Routes and answers one request at instant `now`. `keys` carries KV, the change log and this
+/// isolate's overlay of recent changes.
+pub async fn handle<S: Store, F: ChangeFeed>(
+    keys: &Keys<'_, S, F>,
     config: &Config,
     req: &HttpRequest<'_>,
     now: Millis,
 ) -> Outcome {
     let result = if let Some(rest) = req.path.strip_prefix(ADMIN_PREFIX) {
         match admin_auth(config, req.authorization) {
-            Ok(()) => admin_route(store, config, req, rest, now).await,
+            Ok(()) => admin_route(keys, config, req, rest, now).await,
             Err(e) => Err(e),
         }
-    } else if req.path == "/v1/auth/verify" {
-        match req.method {
-            "GET" => verify(store, req, now).await.map(|g| Reply::json(200, &g)),
-            _ => Err(ApiError::MethodNotAllowed),
-        }
+    } else if req.path == VERIFY && req.method != "GET" {
+        Err(ApiError::MethodNotAllowed)
     } else if req.path.starts_with("/v1/") {
-        return match verify(store, req, now).await {
-            Ok(grant) => Outcome::Ingest(grant),
-            Err(e) => Outcome::Reply(Reply::error(&e)),
+        let log = changes::refresh(keys.overlay, keys.feed, now, config.refresh_ms).await;
+        let reply = match verify(keys, req, now).await {
+            Ok(grant) if req.path != VERIFY => return Outcome::Ingest { grant, log },
+            Ok(grant) => Reply::json(200, &grant),
+            Err(e) => Reply::error(&e),
         };
+        return Outcome::Reply(Reply {
+            log: reply.log.or(log),
+            ..reply
+        });
     } else {
         Err(ApiError::NotFound)
     };
     Outcome::Reply(result.unwrap_or_else(|e| Reply::error(&e)))
 }
 
-async fn verify<S: Store>(
-    store: &S,
+async fn verify<S: Store, F: ChangeFeed>(
+    keys: &Keys<'_, S, F>,
     req: &HttpRequest<'_>,
     now: Millis,
 ) -> Result<Grant, ApiError> {
-    let grant = ingest::authenticate(store, req.authorization, now).await?;
+    let store = keys.repo.store();
+    let grant = ingest::authenticate(store, keys.overlay, req.authorization, now).await?;
     ingest::check_project(&grant, req.path, req.project_header)?;
     Ok(grant)
 }
 
-async fn admin_route<S: Store>(
-    store: &S,
+async fn admin_route<S: Store, F: ChangeFeed>(
+    keys: &Keys<'_, S, F>,
     config: &Config,
     req: &HttpRequest<'_>,
     rest: &str,
     now: Millis,
 ) -> Result<Reply, ApiError> {
-    let repo = Repo::new(store);
+    let repo = &keys.repo;
     let segments: Vec<&str> = rest.split('/').collect();
     match (req.method, segments.as_slice()) {
         ("POST", ["projects"]) => {
             let body: NewProject = decode(req)?;
-            let done = admin::create_project(&repo, &body.id, &body.name, now).await?;
+            let done = admin::create_project(repo, &body.id, &body.name, now).await?;
             Ok(Reply::done(201, done))
         }
         ("GET", ["projects"]) => {
-            let projects = admin::list_projects(&repo).await?;
+            let projects = admin::list_projects(repo).await?;
             Ok(Reply::json(200, &json!({ "projects": projects })))
         }
         ("POST", ["projects", project_id, "keys"]) => {
             let body: NewKey = decode(req)?;
-            let done = admin::create_key(&repo, project_id, &body.name, now).await?;
+            let done = admin::create_key(keys, project_id, &body.name, now).await?;
             Ok(issued_reply(done))
         }
         ("GET", ["keys"]) => {
             let project = project_filter(req.query)?;
-            let keys = admin::list_keys(&repo, project.as_deref(), now).await?;
-            Ok(Reply::json(200, &json!({ "keys": keys })))
+            let listed = admin::list_keys(keys, project.as_deref(), now).await?;
+            Ok(Reply::json(200, &json!({ "keys": listed })))
         }
-        ("GET", ["keys", id]) => Ok(Reply::json(200, &admin::get_key(&repo, id, now).await?)),
+        ("GET", ["keys", id]) => Ok(Reply::json(200, &admin::get_key(keys, id, now).await?)),
         ("POST", ["keys", id, "rotate"]) => {
             decode_empty(req)?;
-            let done = admin::rotate_key(&repo, id, config.grace_ms, now).await?;
+            let done = admin::rotate_key(keys, id, config.grace_ms, now).await?;
             Ok(issued_reply(done))
         }
         ("POST", ["keys", id, "revoke"]) => {
             decode_empty(req)?;
-            Ok(Reply::done(200, admin::revoke_key(&repo, id, now).await?))
+            Ok(Reply::done(200, admin::revoke_key(keys, id, now).await?))
         }
         ("GET", ["audit"]) => {
             let project = project_filter(req.query)?;
-            let events = admin::audit_log(&repo, project.as_deref()).await?;
+            let events = admin::audit_log(repo, project.as_deref()).await?;
             Ok(Reply::json(200, &json!({ "events": events })))
         }
         (_, ["projects"] | ["projects", _, "keys"] | ["keys"] | ["keys", _])

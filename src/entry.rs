@@ -2,11 +2,16 @@
 //! into the core's [`HttpRequest`], answers with the core's [`Reply`], and forwards authorized
 //! ingest calls to `INGEST_ORIGIN`.
 
+use crate::admin::Keys;
 use crate::api::{self, Config, HttpRequest, Outcome, Reply, MAX_ADMIN_BODY};
+use crate::changes::{Overlay, DEFAULT_REFRESH_MS};
+use crate::changes_do::DoFeed;
 use crate::error::ApiError;
 use crate::ingest::PROJECT_HEADER;
 use crate::kv::Kv;
+use crate::repo::Repo;
 use futures_util::StreamExt;
+use std::cell::RefCell;
 use worker::{console_error, event, Context, Date, Env, Fetch, Headers, Request, Response, Result};
 
 const KEY_ID_HEADER: &str = "x-lumiqtrace-key-id";
@@ -41,16 +46,33 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         body: &body,
     };
     let store = Kv::bind(&env);
-    match api::handle(&store, &config(&env), &request, now).await {
+    let overlay_on = var(&env, "CHANGES_OVERLAY").is_none_or(|v| v.trim() != "off");
+    let feed = DoFeed::bind(&env, overlay_on);
+    let keys = Keys {
+        repo: Repo::new(&store),
+        feed: &feed,
+        overlay: OVERLAY.with(|o| *o),
+    };
+    match api::handle(&keys, &config(&env), &request, now).await {
         Outcome::Reply(reply) => respond(reply),
-        Outcome::Ingest(grant) => match var(&env, "INGEST_ORIGIN") {
-            Some(origin) => match forward(&req, path, query, &origin, &grant).await {
-                Ok(response) => Ok(response),
-                Err(e) => respond(Reply::error(&e)),
-            },
-            None => respond(api::accepted(&grant)),
-        },
+        Outcome::Ingest { grant, log } => {
+            if let Some(line) = log {
+                console_error!("{line}");
+            }
+            match var(&env, "INGEST_ORIGIN") {
+                Some(origin) => match forward(&req, path, query, &origin, &grant).await {
+                    Ok(response) => Ok(response),
+                    Err(e) => respond(Reply::error(&e)),
+                },
+                None => respond(api::accepted(&grant)),
+            }
+        }
     }
+}
+
+thread_local! {
+    /// This isolate's copy of the recent key changes, shared by every request it serves.
+    static OVERLAY: &'static RefCell<Overlay> = Box::leak(Box::default());
 }
 
 /// Path and query of an absolute request URL (`https://host/path?query`), left percent-encoded.
@@ -80,9 +102,18 @@ fn config(env: &Env) -> Config {
         }
         None => api::DEFAULT_GRACE_SECONDS,
     };
+    let refresh_ms = match var(env, "CHANGES_REFRESH_SECONDS").map(|s| s.trim().parse::<f64>()) {
+        Some(Ok(seconds)) if seconds >= 0.0 => (seconds * 1000.0) as u64,
+        Some(_) => {
+            console_error!("CHANGES_REFRESH_SECONDS is not a number of seconds; using 2");
+            DEFAULT_REFRESH_MS
+        }
+        None => DEFAULT_REFRESH_MS,
+    };
     Config {
         admin_token: var(env, "ADMIN_TOKEN"),
         grace_ms: grace_seconds.saturating_mul(1000),
+        refresh_ms,
     }
 }
 

@@ -34,6 +34,8 @@ pub enum ApiError {
     ProjectExists,
     #[error("only active keys can be rotated; this key is {0}")]
     KeyNotRotatable(&'static str),
+    #[error("the key changed concurrently; read it again and retry")]
+    Conflict,
     #[error("name must be 1 to 64 printable characters")]
     InvalidName,
     #[error("project id must match ^[a-z0-9][a-z0-9-]{{0,62}}$")]
@@ -65,7 +67,7 @@ impl ApiError {
             ProjectMismatch => 403,
             NotFound | ProjectNotFound | KeyNotFound => 404,
             MethodNotAllowed => 405,
-            ProjectExists | KeyNotRotatable(_) => 409,
+            ProjectExists | KeyNotRotatable(_) | Conflict => 409,
             InvalidName
             | InvalidProjectId
             | InvalidJson(_)
@@ -95,6 +97,7 @@ impl ApiError {
             KeyNotFound => "key_not_found",
             ProjectExists => "project_exists",
             KeyNotRotatable(_) => "key_not_rotatable",
+            Conflict => "conflict",
             InvalidName => "invalid_name",
             InvalidProjectId => "invalid_project_id",
             InvalidJson(_) => "invalid_json",

@@ -1,12 +1,14 @@
 //! The ingest side's decision: from `Authorization: Bearer <key>` (and the project a request
 //! names) to a [`Grant`] or a refusal. A malformed key is refused before any storage read.
 
+use crate::changes::Overlay;
 use crate::error::ApiError;
 use crate::key::ApiKey;
 use crate::record::{authorize, Denied, Grant};
 use crate::repo::Repo;
 use crate::store::Store;
 use crate::time::Millis;
+use std::cell::RefCell;
 
 /// The header a request may use to name its project.
 pub const PROJECT_HEADER: &str = "x-lumiqtrace-project-id";
@@ -24,17 +26,24 @@ pub fn bearer_key(authorization: Option<&str>) -> Result<ApiKey, ApiError> {
     ApiKey::parse(token.trim_start_matches(' ')).map_err(|_| ApiError::MalformedKey)
 }
 
-/// Parses the key, reads its record by hash (one storage read) and decides at `now`.
+/// Parses the key, finds its record — in the overlay of recent changes (a memory lookup), else
+/// by one KV read — and decides at `now`.
 pub async fn authenticate<S: Store>(
     store: &S,
+    overlay: &RefCell<Overlay>,
     authorization: Option<&str>,
     now: Millis,
 ) -> Result<Grant, ApiError> {
     let key = bearer_key(authorization)?;
-    let record = Repo::new(store)
-        .key_by_hash(&key.hash())
-        .await?
-        .ok_or(ApiError::InvalidKey)?;
+    let hash = key.hash();
+    let recent = overlay.borrow().get(&hash, now).cloned();
+    let record = match recent {
+        Some(record) => record,
+        None => Repo::new(store)
+            .key_by_hash(&hash)
+            .await?
+            .ok_or(ApiError::InvalidKey)?,
+    };
     authorize(&record, now).map_err(|denied| match denied {
         Denied::Revoked => ApiError::KeyRevoked,
         Denied::Expired => ApiError::KeyExpired,
@@ -81,7 +90,13 @@ mod tests {
     #[test]
     fn active_key_is_granted_its_project() {
         let (store, key) = seeded(|_| {});
-        let grant = block_on(authenticate(&store, Some(&bearer(&key)), 1)).unwrap();
+        let grant = block_on(authenticate(
+            &store,
+            &Default::default(),
+            Some(&bearer(&key)),
+            1,
+        ))
+        .unwrap();
         assert_eq!(
             (grant.project_id.as_str(), grant.key_id.as_str()),
             ("web-app", "key_9")
@@ -93,7 +108,7 @@ mod tests {
     fn missing_header_is_missing_key() {
         let (store, _) = seeded(|_| {});
         for header in [None, Some(""), Some("   ")] {
-            let err = block_on(authenticate(&store, header, 1)).unwrap_err();
+            let err = block_on(authenticate(&store, &Default::default(), header, 1)).unwrap_err();
             assert_eq!(err.code(), "missing_key");
         }
     }
@@ -105,7 +120,8 @@ mod tests {
         let upper = format!("Bearer {}", key.expose().to_uppercase());
         let basic = format!("Basic {}", key.expose());
         for header in ["Bearer", "Bearer lqt_123", &upper, &basic, "lqt_abc"] {
-            let err = block_on(authenticate(&store, Some(header), 1)).unwrap_err();
+            let err =
+                block_on(authenticate(&store, &Default::default(), Some(header), 1)).unwrap_err();
             assert_eq!(err.code(), "malformed_key", "{header}");
         }
         assert_eq!(store.log().len(), reads_before);
@@ -115,30 +131,54 @@ mod tests {
     fn bearer_scheme_is_case_insensitive() {
         let (store, key) = seeded(|_| {});
         let header = format!("bearer  {}", key.expose());
-        assert!(block_on(authenticate(&store, Some(&header), 1)).is_ok());
+        assert!(block_on(authenticate(&store, &Default::default(), Some(&header), 1)).is_ok());
     }
 
     #[test]
     fn unknown_key_is_invalid_key() {
         let (store, _) = seeded(|_| {});
         let other = ApiKey::from_secret_bytes(&[1; 32]);
-        let err = block_on(authenticate(&store, Some(&bearer(&other)), 1)).unwrap_err();
+        let err = block_on(authenticate(
+            &store,
+            &Default::default(),
+            Some(&bearer(&other)),
+            1,
+        ))
+        .unwrap_err();
         assert_eq!(err.code(), "invalid_key");
     }
 
     #[test]
     fn revoked_key_is_rejected() {
         let (store, key) = seeded(|r| r.revoked_at = Some(5));
-        let err = block_on(authenticate(&store, Some(&bearer(&key)), 6)).unwrap_err();
+        let err = block_on(authenticate(
+            &store,
+            &Default::default(),
+            Some(&bearer(&key)),
+            6,
+        ))
+        .unwrap_err();
         assert_eq!((err.status(), err.code()), (401, "key_revoked"));
     }
 
     #[test]
     fn key_in_grace_is_accepted_then_expires() {
         let (store, key) = seeded(|r| r.grace_expires_at = Some(DAY));
-        let grant = block_on(authenticate(&store, Some(&bearer(&key)), DAY - 1)).unwrap();
+        let grant = block_on(authenticate(
+            &store,
+            &Default::default(),
+            Some(&bearer(&key)),
+            DAY - 1,
+        ))
+        .unwrap();
         assert_eq!(grant.status, KeyStatus::Grace);
-        let err = block_on(authenticate(&store, Some(&bearer(&key)), DAY)).unwrap_err();
+        let err = block_on(authenticate(
+            &store,
+            &Default::default(),
+            Some(&bearer(&key)),
+            DAY,
+        ))
+        .unwrap_err();
         assert_eq!(err.code(), "key_expired");
     }
 
@@ -146,7 +186,13 @@ mod tests {
     fn storage_failure_fails_closed_with_503() {
         let (store, key) = seeded(|_| {});
         store.fail_from(0, Some(Op::Get));
-        let err = block_on(authenticate(&store, Some(&bearer(&key)), 1)).unwrap_err();
+        let err = block_on(authenticate(
+            &store,
+            &Default::default(),
+            Some(&bearer(&key)),
+            1,
+        ))
+        .unwrap_err();
         assert_eq!((err.status(), err.code()), (503, "unavailable"));
     }
 
@@ -155,14 +201,26 @@ mod tests {
         let (store, key) = seeded(|_| {});
         let name = format!("key/{}", key.hash().as_str());
         block_on(store.put(&name, "[]", None)).unwrap();
-        let err = block_on(authenticate(&store, Some(&bearer(&key)), 1)).unwrap_err();
+        let err = block_on(authenticate(
+            &store,
+            &Default::default(),
+            Some(&bearer(&key)),
+            1,
+        ))
+        .unwrap_err();
         assert!(err.status() >= 500);
     }
 
     #[test]
     fn another_projects_path_or_header_is_project_mismatch() {
         let (store, key) = seeded(|_| {});
-        let grant = block_on(authenticate(&store, Some(&bearer(&key)), 1)).unwrap();
+        let grant = block_on(authenticate(
+            &store,
+            &Default::default(),
+            Some(&bearer(&key)),
+            1,
+        ))
+        .unwrap();
         assert!(check_project(&grant, "/v1/ingest", None).is_ok());
         assert!(check_project(&grant, "/v1/projects/web-app/traces", Some("web-app")).is_ok());
         for (path, header) in [

@@ -1,9 +1,10 @@
 //! LumiqTrace edge key authorizer: a pure core (key format, records, the rotate/revoke/grace
 //! state machine, the authorize decision and the HTTP contract), tested on the host, and on
-//! `wasm32` the Cloudflare Worker shell around it (`entry`, `kv`).
+//! `wasm32` the Cloudflare Worker shell around it (`entry`, `kv`, `changes_do`).
 
 pub mod admin;
 pub mod api;
+pub mod changes;
 pub mod error;
 pub mod ingest;
 pub mod key;
@@ -13,6 +14,9 @@ pub mod store;
 pub mod time;
 
 #[cfg(target_arch = "wasm32")]
+mod changes_do;
+#[cfg(target_arch = "wasm32")]
 mod entry;
 #[cfg(target_arch = "wasm32")]
 mod kv;
+

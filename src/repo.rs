@@ -39,6 +39,10 @@ impl<'s, S: Store> Repo<'s, S> {
         Self { store }
     }
 
+    pub fn store(&self) -> &'s S {
+        self.store
+    }
+
     /// The verify path: one read.
     pub async fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, RepoError> {
         self.get_json(&format!("{KEY}{}", hash.as_str())).await

@@ -152,6 +152,85 @@ impl Store for MemoryStore {
     }
 }
 
+/// A distant location's view of a [`MemoryStore`] (tests): writes go to the primary at once,
+/// reads see only what the replica had when it last caught up — KV's eventual consistency.
+#[cfg(test)]
+pub struct Replica<'a> {
+    pub primary: &'a MemoryStore,
+    seen: MemoryStore,
+}
+
+#[cfg(test)]
+impl<'a> Replica<'a> {
+    pub fn new(primary: &'a MemoryStore) -> Self {
+        let replica = Self {
+            primary,
+            seen: MemoryStore::new(),
+        };
+        replica.catch_up();
+        replica
+    }
+
+    /// Sees everything the primary holds now.
+    pub fn catch_up(&self) {
+        let copy = self.primary.inner.borrow().entries.clone();
+        self.seen.inner.borrow_mut().entries = copy;
+    }
+}
+
+#[cfg(test)]
+impl Store for Replica<'_> {
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.seen.get(key).await
+    }
+
+    async fn put(&self, key: &str, value: &str, metadata: Option<&str>) -> Result<(), StoreError> {
+        self.primary.put(key, value, metadata).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        self.seen.list(prefix).await
+    }
+}
+
+/// Wraps a store so that every operation first yields to the executor once (tests), letting
+/// concurrent operations interleave at each storage step as they do on the platform.
+#[cfg(test)]
+pub struct Yielding<S>(pub S);
+
+#[cfg(test)]
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+impl<S: Store> Store for Yielding<S> {
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        yield_once().await;
+        self.0.get(key).await
+    }
+
+    async fn put(&self, key: &str, value: &str, metadata: Option<&str>) -> Result<(), StoreError> {
+        yield_once().await;
+        self.0.put(key, value, metadata).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        yield_once().await;
+        self.0.list(prefix).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

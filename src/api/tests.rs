@@ -1,17 +1,38 @@
 //! The HTTP contract, exercised through [`handle`] with an in-memory store.
 
 use super::*;
+use crate::changes::{MemoryFeed, NoFeed, Overlay};
+use crate::repo::Repo;
 use crate::store::{MemoryStore, Op};
 use pollster::block_on;
 use serde_json::Value;
+use std::cell::RefCell;
 
 const TOKEN: &str = "test-admin-token-0123456789";
 const HOUR: Millis = 3_600_000;
 const GRACE: Millis = 24 * HOUR;
 
-struct Api {
+struct Api<F> {
     store: MemoryStore,
+    feed: F,
+    overlay: RefCell<Overlay>,
     config: Config,
+}
+
+/// Runs a behaviour test twice: KV alone (overlay off), and with the change log.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn kv_alone() {
+                super::$name(super::Api::new());
+            }
+            #[test]
+            fn with_change_log() {
+                super::$name(super::Api::logged());
+            }
+        }
+    };
 }
 
 struct Answer {
@@ -27,26 +48,46 @@ impl Answer {
     }
 }
 
-impl Api {
+impl Api<NoFeed> {
     fn new() -> Self {
+        Api::with_feed(NoFeed)
+    }
+}
+
+impl Api<MemoryFeed> {
+    fn logged() -> Self {
+        Api::with_feed(MemoryFeed::default())
+    }
+}
+
+impl<F: ChangeFeed> Api<F> {
+    fn with_feed(feed: F) -> Self {
         Self {
             store: MemoryStore::new(),
+            feed,
+            overlay: RefCell::default(),
             config: Config {
                 admin_token: Some(TOKEN.into()),
                 grace_ms: GRACE,
+                refresh_ms: 2_000,
             },
         }
     }
 
     fn call(&self, req: HttpRequest<'_>, now: Millis) -> Answer {
-        match block_on(handle(&self.store, &self.config, &req, now)) {
+        let keys = Keys {
+            repo: Repo::new(&self.store),
+            feed: &self.feed,
+            overlay: &self.overlay,
+        };
+        match block_on(handle(&keys, &self.config, &req, now)) {
             Outcome::Reply(reply) => Answer {
                 status: reply.status,
                 json: serde_json::from_str(&reply.body).expect("every reply is JSON"),
                 reply: Some(reply),
                 grant: None,
             },
-            Outcome::Ingest(grant) => Answer {
+            Outcome::Ingest { grant, .. } => Answer {
                 status: 0,
                 json: Value::Null,
                 reply: None,
@@ -106,9 +147,8 @@ impl Api {
     }
 }
 
-#[test]
-fn created_key_verifies_with_its_project() {
-    let api = Api::new();
+both!(created_key_verifies_with_its_project);
+fn created_key_verifies_with_its_project<F: ChangeFeed>(api: Api<F>) {
     api.project("web-app");
     let (key, id) = api.key("web-app", "production-web", 10);
     assert!(is_well_formed(&key));
@@ -121,9 +161,8 @@ fn created_key_verifies_with_its_project() {
     assert_eq!(a.json["grace_expires_at"], Value::Null);
 }
 
-#[test]
-fn create_key_answer_has_key_once_and_a_full_key_view() {
-    let api = Api::new();
+both!(create_key_answer_has_key_once_and_a_full_key_view);
+fn create_key_answer_has_key_once_and_a_full_key_view<F: ChangeFeed>(api: Api<F>) {
     api.project("web-app");
     let a = api.admin(
         "POST",
@@ -149,9 +188,8 @@ fn create_key_answer_has_key_once_and_a_full_key_view() {
     assert_eq!(a.json.as_object().unwrap().len(), 2);
 }
 
-#[test]
-fn list_shows_name_project_prefix_created_but_never_the_key_or_hash() {
-    let api = Api::new();
+both!(list_shows_name_project_prefix_created_but_never_the_key_or_hash);
+fn list_shows_name_project_prefix_created_but_never_the_key_or_hash<F: ChangeFeed>(api: Api<F>) {
     api.project("web-app");
     api.project("mobile");
     let (k1, _) = api.key("web-app", "one", 1);
@@ -175,9 +213,10 @@ fn list_shows_name_project_prefix_created_but_never_the_key_or_hash() {
     assert_eq!((bad.status, bad.code()), (400, "invalid_project_id"));
 }
 
-#[test]
-fn rotated_key_works_through_grace_then_expires_and_new_key_keeps_working() {
-    let api = Api::new();
+both!(rotated_key_works_through_grace_then_expires_and_new_key_keeps_working);
+fn rotated_key_works_through_grace_then_expires_and_new_key_keeps_working<F: ChangeFeed>(
+    api: Api<F>,
+) {
     api.project("web-app");
     let (old_key, old_id) = api.key("web-app", "prod", 0);
     let r = api.admin("POST", &format!("/admin/v1/keys/{old_id}/rotate"), "", HOUR);
@@ -210,9 +249,8 @@ fn rotated_key_works_through_grace_then_expires_and_new_key_keeps_working() {
     assert_eq!(view.json["status"], "expired");
 }
 
-#[test]
-fn rotating_a_rotating_revoked_or_expired_key_is_409() {
-    let api = Api::new();
+both!(rotating_a_rotating_revoked_or_expired_key_is_409);
+fn rotating_a_rotating_revoked_or_expired_key_is_409<F: ChangeFeed>(api: Api<F>) {
     api.project("p");
     let (_, id) = api.key("p", "k", 0);
     let rotate = |now| api.admin("POST", &format!("/admin/v1/keys/{id}/rotate"), "", now);
@@ -225,9 +263,8 @@ fn rotating_a_rotating_revoked_or_expired_key_is_409() {
     assert_eq!((r.status, r.code()), (409, "key_not_rotatable"));
 }
 
-#[test]
-fn revoked_key_is_rejected_at_once_and_revoke_is_idempotent() {
-    let api = Api::new();
+both!(revoked_key_is_rejected_at_once_and_revoke_is_idempotent);
+fn revoked_key_is_rejected_at_once_and_revoke_is_idempotent<F: ChangeFeed>(api: Api<F>) {
     api.project("p");
     let (key, id) = api.key("p", "k", 0);
     let path = format!("/admin/v1/keys/{id}/revoke");
@@ -242,9 +279,8 @@ fn revoked_key_is_rejected_at_once_and_revoke_is_idempotent() {
     assert_eq!(again.json["revoked_at"], first.json["revoked_at"]);
 }
 
-#[test]
-fn revoking_a_key_in_grace_stops_it() {
-    let api = Api::new();
+both!(revoking_a_key_in_grace_stops_it);
+fn revoking_a_key_in_grace_stops_it<F: ChangeFeed>(api: Api<F>) {
     api.project("p");
     let (key, id) = api.key("p", "k", 0);
     api.admin("POST", &format!("/admin/v1/keys/{id}/rotate"), "", 1);
@@ -252,9 +288,8 @@ fn revoking_a_key_in_grace_stops_it() {
     assert_eq!(api.verify(&key, 3).code(), "key_revoked");
 }
 
-#[test]
-fn another_projects_key_is_untouched_by_rotate_and_revoke() {
-    let api = Api::new();
+both!(another_projects_key_is_untouched_by_rotate_and_revoke);
+fn another_projects_key_is_untouched_by_rotate_and_revoke<F: ChangeFeed>(api: Api<F>) {
     api.project("a");
     api.project("b");
     let (_, a_id) = api.key("a", "k", 0);
@@ -304,9 +339,8 @@ fn key_for_unknown_project_is_404_and_bad_names_are_400() {
     }
 }
 
-#[test]
-fn unknown_key_id_is_404() {
-    let api = Api::new();
+both!(unknown_key_id_is_404);
+fn unknown_key_id_is_404<F: ChangeFeed>(api: Api<F>) {
     for (method, path) in [
         ("GET", "/admin/v1/keys/key_nope"),
         ("POST", "/admin/v1/keys/key_nope/rotate"),
@@ -443,9 +477,8 @@ fn digest_comparison_matches_only_equal_tokens() {
     assert!(!digests_equal("", "a"));
 }
 
-#[test]
-fn audit_records_create_rotate_and_revoke_newest_first() {
-    let api = Api::new();
+both!(audit_records_create_rotate_and_revoke_newest_first);
+fn audit_records_create_rotate_and_revoke_newest_first<F: ChangeFeed>(api: Api<F>) {
     api.project("p");
     api.project("q");
     let (_, id) = api.key("p", "k", 1);
@@ -502,9 +535,8 @@ fn verify_refusals_are_401_json_with_www_authenticate() {
     assert_eq!(a.code(), "missing_key");
 }
 
-#[test]
-fn ingest_routes_grant_or_refuse_and_check_the_project() {
-    let api = Api::new();
+both!(ingest_routes_grant_or_refuse_and_check_the_project);
+fn ingest_routes_grant_or_refuse_and_check_the_project<F: ChangeFeed>(api: Api<F>) {
     api.project("web-app");
     let (key, id) = api.key("web-app", "k", 0);
     let auth = format!("Bearer {key}");
@@ -537,13 +569,13 @@ fn ingest_routes_grant_or_refuse_and_check_the_project() {
     }
 }
 
-#[test]
-fn storage_failure_on_verify_is_503_with_the_cause_only_in_the_log() {
-    let api = Api::new();
+both!(storage_failure_on_verify_is_503_with_the_cause_only_in_the_log);
+fn storage_failure_on_verify_is_503_with_the_cause_only_in_the_log<F: ChangeFeed>(api: Api<F>) {
     api.project("p");
     let (key, _) = api.key("p", "k", 0);
     api.store.fail_from(0, Some(Op::Get));
-    let a = api.verify(&key, 1);
+    // Past the change log's window, only KV can answer.
+    let a = api.verify(&key, 2 * crate::changes::WINDOW_MS);
     assert_eq!((a.status, a.code()), (503, "unavailable"));
     let reply = a.reply.unwrap();
     assert!(!reply.body.contains("injected"));
@@ -574,9 +606,8 @@ fn unknown_routes_and_methods_are_json_404_and_405() {
     assert_eq!(api.admin("GET", "/admin/v1/keys/a/b/c", "", 0).status, 404);
 }
 
-#[test]
-fn audit_failure_after_a_rotation_still_hands_out_the_new_key() {
-    let api = Api::new();
+both!(audit_failure_after_a_rotation_still_hands_out_the_new_key);
+fn audit_failure_after_a_rotation_still_hands_out_the_new_key<F: ChangeFeed>(api: Api<F>) {
     api.project("p");
     let (old_key, id) = api.key("p", "k", 0);
     // rotate writes: new id pointer, new record, old record, then the audit event (4th put).

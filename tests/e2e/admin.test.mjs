@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { createHash } from "node:crypto";
 import { startWorker, call, ADMIN_TOKEN } from "../support/worker.mjs";
 import { assertDocumented } from "../support/openapi.mjs";
 
@@ -28,7 +29,36 @@ before(async () => {
 });
 after(() => worker?.dispose());
 
-test("create, list, rotate with grace, expire, revoke — other projects untouched", async () => {
+test("create, list, rotate with grace, expire, revoke — other projects untouched", () => lifecycle());
+
+test("the same lifecycle holds with the change-log overlay switched off (KV alone)", async (t) => {
+  const main = worker;
+  worker = await startWorker({ vars: { ROTATION_GRACE_SECONDS: String(GRACE_SECONDS), CHANGES_OVERLAY: "off" } });
+  t.after(async () => {
+    await worker.dispose();
+    worker = main;
+  });
+  await lifecycle();
+});
+
+test("with the change log unreachable, verify falls back to KV and says so; admin writes refuse", async (t) => {
+  const lost = await startWorker({ extra: { durableObjects: {} } });
+  t.after(() => lost.dispose());
+  const key = "lqt_" + "ab".repeat(32);
+  const hash = createHash("sha256").update(key).digest("hex");
+  await lost.kv.put(`key/${hash}`, JSON.stringify({
+    id: "key_x", hash, name: "n", project_id: "p", prefix: key.slice(0, 12), created_at: 0,
+    grace_expires_at: null, revoked_at: null, rotated_from: null, rotated_to: null,
+  }));
+  const r = await call(lost.url, "GET", "/v1/auth/verify", { token: key });
+  assert.equal(r.status, 200, "KV alone still answers");
+  assert.match(lost.logs.join(""), /change log unreachable/);
+  await call(lost.url, "POST", "/admin/v1/projects", { body: { id: "p", name: "P" } });
+  const create = await call(lost.url, "POST", "/admin/v1/projects/p/keys", { body: { name: "k" } });
+  assert.equal(create.status, 503, "no commit point, no new key");
+});
+
+async function lifecycle() {
   assert.equal((await api("POST", "/admin/v1/projects", { body: { id: "web-app", name: "Web app" } })).status, 201);
   assert.equal((await api("POST", "/admin/v1/projects", { body: { id: "mobile", name: "Mobile" } })).status, 201);
   const projects = await api("GET", "/admin/v1/projects");
@@ -94,7 +124,7 @@ test("create, list, rotate with grace, expire, revoke — other projects untouch
     audit.json.events.map((e) => e.action),
     ["key.revoked", "key.rotated", "key.created", "project.created"],
   );
-});
+}
 
 test("admin routes refuse missing, wrong and API-key tokens with 401", async () => {
   const key = issued[0];

@@ -1,0 +1,256 @@
+//! What the change log guarantees beside eventually consistent KV: a revoke or a creation is seen
+//! at a stale location within the refresh interval, and racing admin writes end in one
+//! deterministic, safe state. Each proof also runs without the log, to show it can fail.
+
+use super::*;
+use crate::changes::{refresh, settle, MemoryFeed, NoFeed, SETTLE_AFTER_MS};
+use crate::ingest::authenticate;
+use crate::record::{Grant, KeyStatus};
+use crate::store::{MemoryStore, Replica, Yielding};
+use futures_util::future::{join as together, join_all};
+use pollster::block_on;
+
+const INTERVAL: Millis = 2_000;
+const GRACE: Millis = 86_400_000;
+
+/// One Cloudflare location: its view of KV, the shared change log, its isolate's overlay.
+struct Location<'a, S, F> {
+    keys: Keys<'a, S, F>,
+}
+
+impl<'a, S: Store, F: ChangeFeed> Location<'a, S, F> {
+    fn new(store: &'a S, feed: &'a F, overlay: &'a RefCell<Overlay>) -> Self {
+        Self {
+            keys: Keys {
+                repo: Repo::new(store),
+                feed,
+                overlay,
+            },
+        }
+    }
+
+    /// What an SDK call gets here at `now`.
+    fn verify(&self, key: &str, now: Millis) -> Result<Grant, ApiError> {
+        let bearer = format!("Bearer {key}");
+        block_on(async {
+            refresh(self.keys.overlay, self.keys.feed, now, INTERVAL).await;
+            authenticate(
+                self.keys.repo.store(),
+                self.keys.overlay,
+                Some(&bearer),
+                now,
+            )
+            .await
+        })
+    }
+}
+
+/// Creates project "p" and one key through `near`; returns (plaintext, id).
+fn seed<S: Store, F: ChangeFeed>(near: &Location<'_, S, F>, now: Millis) -> (String, String) {
+    block_on(async {
+        create_project(&near.keys.repo, "p", "P", now)
+            .await
+            .unwrap();
+        let issued = create_key(&near.keys, "p", "k", now).await.unwrap().value;
+        (issued.key.expose().to_owned(), issued.api_key.id)
+    })
+}
+
+/// Revokes a key at one location and asks a distant one whose KV has not converged.
+fn revoke_seen_far_away<F: ChangeFeed>(feed: F) -> Result<Grant, ApiError> {
+    let kv = MemoryStore::new();
+    let (near_overlay, far_overlay) = (RefCell::default(), RefCell::default());
+    let near = Location::new(&kv, &feed, &near_overlay);
+    let (key, id) = seed(&near, 0);
+    let far_kv = Replica::new(&kv);
+    let far = Location::new(&far_kv, &feed, &far_overlay);
+    assert!(
+        far.verify(&key, 1).is_ok(),
+        "known everywhere before the revoke"
+    );
+    block_on(revoke_key(&near.keys, &id, 1_000)).unwrap();
+    assert_eq!(near.verify(&key, 1_001).unwrap_err().code(), "key_revoked");
+    let stale = block_on(far.keys.repo.key_by_id(&id)).unwrap().unwrap();
+    assert_eq!(
+        stale.revoked_at, None,
+        "the far location's KV still says active"
+    );
+    far.verify(&key, 1 + INTERVAL)
+}
+
+#[test]
+fn revoked_key_is_refused_far_away_within_the_refresh_interval() {
+    let refused = revoke_seen_far_away(MemoryFeed::default()).unwrap_err();
+    assert_eq!(refused.code(), "key_revoked");
+}
+
+#[test]
+fn without_the_log_a_stale_location_still_accepts_a_revoked_key() {
+    assert!(revoke_seen_far_away(NoFeed).is_ok());
+}
+
+/// Creates a key at one location and uses it at a distant one before KV converges there.
+fn creation_seen_far_away<F: ChangeFeed>(feed: F) -> Result<Grant, ApiError> {
+    let kv = MemoryStore::new();
+    let (near_overlay, far_overlay) = (RefCell::default(), RefCell::default());
+    let far_kv = Replica::new(&kv);
+    let near = Location::new(&kv, &feed, &near_overlay);
+    let far = Location::new(&far_kv, &feed, &far_overlay);
+    let (key, _) = seed(&near, 0);
+    far.verify(&key, INTERVAL)
+}
+
+#[test]
+fn created_key_is_accepted_far_away_before_kv_has_it() {
+    let grant = creation_seen_far_away(MemoryFeed::default()).unwrap();
+    assert_eq!(grant.project_id, "p");
+}
+
+#[test]
+fn without_the_log_a_new_key_is_unknown_far_away_until_kv_converges() {
+    let err = creation_seen_far_away(NoFeed).unwrap_err();
+    assert_eq!(err.code(), "invalid_key");
+}
+
+#[test]
+fn unreachable_log_falls_back_to_kv_and_keeps_known_revocations() {
+    let kv = MemoryStore::new();
+    let feed = MemoryFeed::default();
+    let overlay = RefCell::default();
+    let near = Location::new(&kv, &feed, &overlay);
+    let (key, id) = seed(&near, 0);
+    block_on(revoke_key(&near.keys, &id, 10)).unwrap();
+    feed.unreachable.set(true);
+    let empty = MemoryStore::new();
+    let far_kv = Replica::new(&empty); // a location whose KV never saw the key
+    let far_overlay = RefCell::default();
+    let far = Location::new(&far_kv, &feed, &far_overlay);
+    assert_eq!(far.verify(&key, 20).unwrap_err().code(), "invalid_key");
+    // The near isolate knew of the revoke before the log went away: it stays refused.
+    assert_eq!(
+        near.verify(&key, 20 + INTERVAL).unwrap_err().code(),
+        "key_revoked"
+    );
+}
+
+/// Two admin calls at once, interleaving at every storage step.
+fn race<A, B>(a: A, b: B) -> (A::Output, B::Output)
+where
+    A: std::future::Future,
+    B: std::future::Future,
+{
+    block_on(together(a, b))
+}
+
+#[test]
+fn two_rotations_of_one_key_at_once_issue_exactly_one_successor() {
+    let kv = Yielding(MemoryStore::new());
+    let feed = MemoryFeed::default();
+    let overlay = RefCell::default();
+    let here = Location::new(&kv, &feed, &overlay);
+    let (old_key, id) = seed(&here, 0);
+    let (a, b) = race(
+        rotate_key(&here.keys, &id, GRACE, 5),
+        rotate_key(&here.keys, &id, GRACE, 5),
+    );
+    let (won, lost) = match (a, b) {
+        (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won.value, lost),
+        other => panic!("exactly one rotation must win: {other:?}"),
+    };
+    assert_eq!(lost.code(), "key_not_rotatable");
+    let previous = won.previous.unwrap();
+    assert_eq!(
+        previous.rotated_to.as_deref(),
+        Some(won.api_key.id.as_str())
+    );
+    assert_eq!(
+        here.verify(won.key.expose(), 6).unwrap().key_id,
+        won.api_key.id
+    );
+    assert_eq!(here.verify(&old_key, 6).unwrap().status, KeyStatus::Grace);
+}
+
+#[test]
+fn rotate_and_revoke_at_once_leave_the_key_revoked_in_either_order() {
+    for revoke_first in [true, false] {
+        let kv = Yielding(MemoryStore::new());
+        let feed = MemoryFeed::default();
+        let overlay = RefCell::default();
+        let here = Location::new(&kv, &feed, &overlay);
+        let (old_key, id) = seed(&here, 0);
+        let (rotated, revoked) = if revoke_first {
+            let (r, v) = race(
+                revoke_key(&here.keys, &id, 5),
+                rotate_key(&here.keys, &id, GRACE, 5),
+            );
+            (v, r)
+        } else {
+            race(
+                rotate_key(&here.keys, &id, GRACE, 5),
+                revoke_key(&here.keys, &id, 5),
+            )
+        };
+        assert_eq!(revoked.unwrap().value.status, KeyStatus::Revoked);
+        if let Err(e) = &rotated {
+            assert_eq!(e.code(), "key_not_rotatable");
+        }
+        assert_eq!(here.verify(&old_key, 6).unwrap_err().code(), "key_revoked");
+        // Whatever order the KV writes landed in, the log's settle writes the winner to KV.
+        block_on(settle(&feed.log, &here.keys.repo, 5 + SETTLE_AFTER_MS));
+        let in_kv = block_on(here.keys.repo.key_by_id(&id)).unwrap().unwrap();
+        assert!(
+            in_kv.revoked_at.is_some(),
+            "KV ends revoked (revoke_first={revoke_first})"
+        );
+    }
+}
+
+#[test]
+fn concurrent_creates_all_land_work_and_are_listed() {
+    let kv = Yielding(MemoryStore::new());
+    let feed = MemoryFeed::default();
+    let overlay = RefCell::default();
+    let here = Location::new(&kv, &feed, &overlay);
+    seed(&here, 0);
+    let creates = (0..20).map(|i| create_key(&here.keys, "p", "burst", i));
+    let issued: Vec<_> = block_on(join_all(creates))
+        .into_iter()
+        .map(|done| done.unwrap().value)
+        .collect();
+    let listed = block_on(list_keys(&here.keys, Some("p"), 100)).unwrap();
+    assert_eq!(listed.len(), 21);
+    for key in &issued {
+        assert!(listed.iter().any(|k| k.id == key.api_key.id));
+        assert!(here.verify(key.key.expose(), 100).is_ok());
+    }
+}
+
+#[test]
+fn kv_failure_after_the_commit_is_served_from_the_log_and_settled_later() {
+    let kv = MemoryStore::new();
+    let feed = MemoryFeed::default();
+    let overlay = RefCell::default();
+    let here = Location::new(&kv, &feed, &overlay);
+    seed(&here, 0);
+    kv.fail_from(0, Some(crate::store::Op::Put));
+    let done = block_on(create_key(&here.keys, "p", "late", 10)).unwrap();
+    assert!(done.warning.unwrap().contains("settle"));
+    let key = done.value.key.expose().to_owned();
+    let listed = block_on(list_keys(&here.keys, Some("p"), 11)).unwrap();
+    assert!(
+        listed.iter().any(|k| k.id == done.value.api_key.id),
+        "listed from the log"
+    );
+    let elsewhere = RefCell::default();
+    let far = Location::new(&kv, &feed, &elsewhere);
+    assert!(far.verify(&key, 11).is_ok(), "served from the log");
+    kv.heal();
+    block_on(settle(&feed.log, &here.keys.repo, 10 + SETTLE_AFTER_MS));
+    let hash = ApiKey::parse(&key).unwrap().hash();
+    assert!(
+        block_on(here.keys.repo.key_by_hash(&hash))
+            .unwrap()
+            .is_some(),
+        "now in KV"
+    );
+}

@@ -1,0 +1,331 @@
+//! Recent key changes, strongly consistent beside eventually consistent KV: the change log a
+//! Durable Object keeps, the feed trait the worker talks to it through, and the per-isolate
+//! overlay the verify path consults before trusting KV. Pure: time is passed in.
+//!
+//! Every admin write of a key record is committed here first (compare-and-set: the commit point,
+//! which also serializes racing admin writes), then written to KV. Each isolate refreshes its
+//! overlay from the log at most every `CHANGES_REFRESH_SECONDS`, so a revoke, creation or
+//! rotation is seen everywhere within that interval plus one round trip, not KV's ~60 s.
+
+use crate::key::KeyHash;
+use crate::record::KeyRecord;
+use crate::store::StoreError;
+use crate::time::Millis;
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How long a change stays in the log and the overlays: KV's documented ~60 s convergence after
+/// the settle write below, with margin.
+pub const WINDOW_MS: Millis = 5 * 60 * 1000;
+/// After this the log rewrites each changed key's latest record to KV itself, so KV ends with
+/// the committed version whatever order racing writers' KV puts landed in. It has converged
+/// everywhere (~60 s) well before the change leaves the window: 120 + 60 < 300 s.
+pub const SETTLE_AFTER_MS: Millis = 2 * 60 * 1000;
+/// Default overlay refresh interval (`CHANGES_REFRESH_SECONDS`).
+pub const DEFAULT_REFRESH_MS: Millis = 2_000;
+
+/// One committed version of a key record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub record: KeyRecord,
+    pub at: Millis,
+    /// The log itself has written this version to KV.
+    #[serde(default)]
+    pub settled: bool,
+}
+
+/// A conditional write: `next` replaces `prev` (`None`: a new key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Write {
+    pub prev: Option<KeyRecord>,
+    pub next: KeyRecord,
+}
+
+/// A commit lost a race: the records as they stand now, for the caller to decide again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict(pub Vec<KeyRecord>);
+
+/// The log the Durable Object holds: recent versions of each changed key, by hash.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ChangeLog {
+    by_hash: BTreeMap<KeyHash, Vec<Change>>,
+}
+
+impl ChangeLog {
+    /// Rebuilds the log from persisted per-key entries.
+    pub fn from_entries(entries: impl IntoIterator<Item = Vec<Change>>) -> Self {
+        let mut log = Self::default();
+        for changes in entries {
+            if let Some(first) = changes.first() {
+                log.by_hash.insert(first.record.hash.clone(), changes);
+            }
+        }
+        log
+    }
+
+    /// The persisted form of one key's entry (`None`: delete it).
+    pub fn entry(&self, hash: &KeyHash) -> Option<&Vec<Change>> {
+        self.by_hash.get(hash)
+    }
+
+    fn latest(&self, hash: &KeyHash) -> Option<&Change> {
+        self.by_hash.get(hash).and_then(|c| c.last())
+    }
+
+    /// All writes or none. Each `prev` must be the version that stands: the log's latest if it
+    /// has one (it has every change of the last [`WINDOW_MS`]), else the caller's read of KV,
+    /// which has converged for anything older. Returns the keys it touched.
+    pub fn commit(&mut self, writes: &[Write], now: Millis) -> Result<Vec<KeyHash>, Conflict> {
+        let mut standing = Vec::new();
+        let mut lost = false;
+        for w in writes {
+            let known = self.latest(&w.next.hash).map(|c| &c.record);
+            let stands = known.or(w.prev.as_ref());
+            lost |= stands != w.prev.as_ref();
+            standing.extend(stands.cloned());
+        }
+        if lost {
+            return Err(Conflict(standing));
+        }
+        for w in writes {
+            let change = Change {
+                record: w.next.clone(),
+                at: now,
+                settled: false,
+            };
+            self.by_hash
+                .entry(w.next.hash.clone())
+                .or_default()
+                .push(change);
+        }
+        Ok(writes.iter().map(|w| w.next.hash.clone()).collect())
+    }
+
+    /// The latest version of every key changed within the window: what overlays hold.
+    pub fn recent(&self, now: Millis) -> Vec<Change> {
+        let latest = self.by_hash.values().filter_map(|c| c.last());
+        latest
+            .filter(|c| c.at.saturating_add(WINDOW_MS) > now)
+            .cloned()
+            .collect()
+    }
+
+    /// Latest versions not yet written to KV by the log, whose settle time has come.
+    pub fn due_for_settling(&self, now: Millis) -> Vec<KeyRecord> {
+        let latest = self.by_hash.values().filter_map(|c| c.last());
+        latest
+            .filter(|c| !c.settled && c.at.saturating_add(SETTLE_AFTER_MS) <= now)
+            .map(|c| c.record.clone())
+            .collect()
+    }
+
+    /// Marks `record` (if still the latest of its key) as written to KV.
+    pub fn mark_settled(&mut self, record: &KeyRecord) -> bool {
+        let latest = self
+            .by_hash
+            .get_mut(&record.hash)
+            .and_then(|c| c.last_mut());
+        match latest {
+            Some(change) if change.record == *record && !change.settled => {
+                change.settled = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Drops what left the window; the latest unsettled version of a key always stays.
+    /// Returns the keys whose entry changed.
+    pub fn prune(&mut self, now: Millis) -> Vec<KeyHash> {
+        let mut touched = BTreeSet::new();
+        for (hash, changes) in &mut self.by_hash {
+            let last = changes.len().saturating_sub(1);
+            let before = changes.len();
+            let mut i = 0;
+            changes.retain(|c| {
+                let keep = c.at.saturating_add(WINDOW_MS) > now || (i == last && !c.settled);
+                i += 1;
+                keep
+            });
+            if changes.len() != before {
+                touched.insert(hash.clone());
+            }
+        }
+        self.by_hash.retain(|_, changes| !changes.is_empty());
+        touched.into_iter().collect()
+    }
+
+    /// When the log next has work (settling or pruning), if ever.
+    pub fn next_wakeup(&self) -> Option<Millis> {
+        let latest = self.by_hash.values().filter_map(|c| c.last());
+        let settle = latest
+            .filter(|c| !c.settled)
+            .map(|c| c.at + SETTLE_AFTER_MS);
+        let expiry = self.by_hash.values().flatten().map(|c| c.at + WINDOW_MS);
+        settle.chain(expiry).min()
+    }
+}
+
+/// The worker's view of the change log.
+#[allow(async_fn_in_trait)] // single-threaded Workers runtime: no `Send` bound wanted
+pub trait ChangeFeed {
+    /// Whether commits are durable here (a log exists). Without one, KV alone decides.
+    fn durable(&self) -> bool;
+    /// Commits all writes or none; `Ok(Err(conflict))` when another writer got there first.
+    async fn commit(
+        &self,
+        writes: &[Write],
+        now: Millis,
+    ) -> Result<Result<(), Conflict>, StoreError>;
+    /// The latest version of every key changed in the window.
+    async fn recent(&self, now: Millis) -> Result<Vec<Change>, StoreError>;
+}
+
+/// The overlay switched off: nothing is logged, every commit passes, KV's last write wins.
+pub struct NoFeed;
+
+impl ChangeFeed for NoFeed {
+    fn durable(&self) -> bool {
+        false
+    }
+
+    async fn commit(&self, _: &[Write], _: Millis) -> Result<Result<(), Conflict>, StoreError> {
+        Ok(Ok(()))
+    }
+
+    async fn recent(&self, _: Millis) -> Result<Vec<Change>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+/// An in-memory change log (tests), able to become unreachable.
+#[derive(Default)]
+pub struct MemoryFeed {
+    pub log: RefCell<ChangeLog>,
+    pub unreachable: std::cell::Cell<bool>,
+}
+
+impl MemoryFeed {
+    fn reach(&self) -> Result<(), StoreError> {
+        match self.unreachable.get() {
+            true => Err(StoreError("change log unreachable".into())),
+            false => Ok(()),
+        }
+    }
+}
+
+impl ChangeFeed for MemoryFeed {
+    fn durable(&self) -> bool {
+        true
+    }
+
+    async fn commit(
+        &self,
+        writes: &[Write],
+        now: Millis,
+    ) -> Result<Result<(), Conflict>, StoreError> {
+        self.reach()?;
+        Ok(self.log.borrow_mut().commit(writes, now).map(drop))
+    }
+
+    async fn recent(&self, now: Millis) -> Result<Vec<Change>, StoreError> {
+        self.reach()?;
+        Ok(self.log.borrow().recent(now))
+    }
+}
+
+/// One isolate's copy of the recent changes. Looking a key up is an in-memory map read.
+#[derive(Debug, Default)]
+pub struct Overlay {
+    records: BTreeMap<KeyHash, Change>,
+    refreshed_at: Option<Millis>,
+}
+
+impl Overlay {
+    /// The change the overlay knows for `hash`, while it is within the window.
+    pub fn get(&self, hash: &KeyHash, now: Millis) -> Option<&KeyRecord> {
+        let change = self.records.get(hash)?;
+        (change.at.saturating_add(WINDOW_MS) > now).then_some(&change.record)
+    }
+
+    /// Records the isolate's own committed writes at once, before the next refresh.
+    pub fn observe(&mut self, writes: &[Write], now: Millis) {
+        for w in writes {
+            let change = Change {
+                record: w.next.clone(),
+                at: now,
+                settled: false,
+            };
+            self.records.insert(w.next.hash.clone(), change);
+        }
+    }
+
+    fn due(&self, now: Millis, interval: Millis) -> bool {
+        self.refreshed_at
+            .is_none_or(|at| now >= at.saturating_add(interval))
+    }
+}
+
+/// Refreshes `overlay` from `feed` if `interval` has passed. When the feed cannot be reached the
+/// overlay keeps what it knew (a key it knows revoked stays refused) and the next try waits an
+/// interval; the returned line is for the log.
+pub async fn refresh<F: ChangeFeed>(
+    overlay: &RefCell<Overlay>,
+    feed: &F,
+    now: Millis,
+    interval: Millis,
+) -> Option<String> {
+    if !feed.durable() || !overlay.borrow().due(now, interval) {
+        return None;
+    }
+    let fetched = feed.recent(now).await;
+    let mut overlay = overlay.borrow_mut();
+    overlay.refreshed_at = Some(now);
+    match fetched {
+        Ok(changes) => {
+            // The log holds every change of the window: what it lacks has aged out.
+            overlay.records = changes
+                .into_iter()
+                .map(|c| (c.record.hash.clone(), c))
+                .collect();
+            None
+        }
+        Err(e) => Some(format!(
+            "change log unreachable, verifying with KV alone until it answers: {e}"
+        )),
+    }
+}
+
+/// The log's own KV writes: each key whose latest change is due is written to KV (id pointer
+/// and record) and marked settled if it is still the latest; then old changes are pruned.
+/// Returns the keys whose log entries changed (to persist) and one log line per failed write,
+/// which stays unsettled and is tried again next time.
+pub async fn settle<S: crate::store::Store>(
+    log: &RefCell<ChangeLog>,
+    repo: &crate::repo::Repo<'_, S>,
+    now: Millis,
+) -> (Vec<KeyHash>, Vec<String>) {
+    let due = log.borrow().due_for_settling(now);
+    let mut touched = BTreeSet::new();
+    let mut failures = Vec::new();
+    for record in due {
+        let written = match repo.put_key_id(&record).await {
+            Ok(()) => repo.put_key(&record).await,
+            Err(e) => Err(e),
+        };
+        match written {
+            // Another commit may have landed meanwhile: only the latest version is marked.
+            Ok(()) if log.borrow_mut().mark_settled(&record) => {
+                touched.insert(record.hash.clone());
+            }
+            Ok(()) => {}
+            Err(e) => failures.push(format!("settling {} in KV failed: {e}", record.id)),
+        }
+    }
+    touched.extend(log.borrow_mut().prune(now));
+    (touched.into_iter().collect(), failures)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,157 @@
+//! The change log's compare-and-set, settling and pruning, and the overlay's refresh.
+
+use super::*;
+use crate::key::ApiKey;
+use pollster::block_on;
+
+fn record(byte: u8) -> KeyRecord {
+    let key = ApiKey::from_secret_bytes(&[byte; 32]);
+    KeyRecord::new(format!("key_{byte}"), &key, "k".into(), "p".into(), 0, None)
+}
+
+fn revoked(r: &KeyRecord, at: Millis) -> KeyRecord {
+    let mut r = r.clone();
+    r.revoke(at);
+    r
+}
+
+fn write(prev: Option<&KeyRecord>, next: &KeyRecord) -> Write {
+    Write {
+        prev: prev.cloned(),
+        next: next.clone(),
+    }
+}
+
+#[test]
+fn commit_accepts_a_write_based_on_the_standing_version() {
+    let mut log = ChangeLog::default();
+    let a = record(1);
+    assert!(log.commit(&[write(None, &a)], 10).is_ok());
+    assert!(log.commit(&[write(Some(&a), &revoked(&a, 11))], 11).is_ok());
+    assert_eq!(log.recent(12)[0].record.revoked_at, Some(11));
+}
+
+#[test]
+fn commit_based_on_a_stale_version_loses_and_learns_the_standing_one() {
+    let mut log = ChangeLog::default();
+    let a = record(1);
+    let mut rotated = a.clone();
+    rotated.start_grace(5, 1000, "key_2").unwrap();
+    log.commit(&[write(Some(&a), &rotated)], 5).unwrap();
+    let lost = log.commit(&[write(Some(&a), &revoked(&a, 6))], 6);
+    assert_eq!(lost, Err(Conflict(vec![rotated.clone()])));
+    // Decided again on the version that stands, the revoke wins.
+    assert!(log
+        .commit(&[write(Some(&rotated), &revoked(&rotated, 7))], 7)
+        .is_ok());
+}
+
+#[test]
+fn a_failed_commit_writes_nothing() {
+    let mut log = ChangeLog::default();
+    let (a, b) = (record(1), record(2));
+    log.commit(&[write(None, &a)], 1).unwrap();
+    let before = log.clone();
+    // The second write is stale: neither lands.
+    assert!(log
+        .commit(&[write(None, &b), write(None, &revoked(&a, 2))], 2)
+        .is_err());
+    assert_eq!(log, before);
+}
+
+#[test]
+fn changes_settle_after_the_settle_delay_then_leave_after_the_window() {
+    let mut log = ChangeLog::default();
+    let a = record(1);
+    log.commit(&[write(None, &a)], 0).unwrap();
+    assert!(log.due_for_settling(SETTLE_AFTER_MS - 1).is_empty());
+    assert_eq!(log.next_wakeup(), Some(SETTLE_AFTER_MS));
+    assert_eq!(log.due_for_settling(SETTLE_AFTER_MS), vec![a.clone()]);
+    assert!(log.mark_settled(&a));
+    assert!(log.due_for_settling(SETTLE_AFTER_MS).is_empty());
+    assert_eq!(log.recent(WINDOW_MS - 1).len(), 1);
+    assert!(log.prune(WINDOW_MS - 1).is_empty());
+    assert_eq!(log.prune(WINDOW_MS), vec![a.hash.clone()]);
+    assert!(log.recent(WINDOW_MS).is_empty());
+    assert_eq!(log.next_wakeup(), None);
+}
+
+#[test]
+fn an_unsettled_latest_version_is_never_pruned() {
+    let mut log = ChangeLog::default();
+    let a = record(1);
+    log.commit(&[write(None, &a)], 0).unwrap();
+    log.prune(WINDOW_MS * 10);
+    assert_eq!(log.due_for_settling(WINDOW_MS * 10), vec![a]);
+}
+
+#[test]
+fn settling_an_outdated_version_does_not_mark_the_latest() {
+    let mut log = ChangeLog::default();
+    let a = record(1);
+    log.commit(&[write(None, &a)], 0).unwrap();
+    log.commit(&[write(Some(&a), &revoked(&a, 1))], 1).unwrap();
+    assert!(!log.mark_settled(&a));
+    assert_eq!(
+        log.due_for_settling(SETTLE_AFTER_MS + 1)[0].revoked_at,
+        Some(1)
+    );
+}
+
+#[test]
+fn log_round_trips_through_its_persisted_entries() {
+    let mut log = ChangeLog::default();
+    let (a, b) = (record(1), record(2));
+    log.commit(&[write(None, &a), write(None, &b)], 3).unwrap();
+    let entries = [&a, &b].map(|r| log.entry(&r.hash).unwrap().clone());
+    assert_eq!(ChangeLog::from_entries(entries), log);
+}
+
+#[test]
+fn overlay_refreshes_at_most_once_per_interval() {
+    let feed = MemoryFeed::default();
+    let overlay = RefCell::new(Overlay::default());
+    let a = record(1);
+    block_on(refresh(&overlay, &feed, 0, 2_000));
+    feed.log.borrow_mut().commit(&[write(None, &a)], 1).unwrap();
+    block_on(refresh(&overlay, &feed, 1_999, 2_000));
+    assert!(
+        overlay.borrow().get(&a.hash, 1_999).is_none(),
+        "not due yet"
+    );
+    block_on(refresh(&overlay, &feed, 2_000, 2_000));
+    assert_eq!(overlay.borrow().get(&a.hash, 2_000), Some(&a));
+    assert!(
+        overlay.borrow().get(&a.hash, 1 + WINDOW_MS).is_none(),
+        "aged out"
+    );
+}
+
+#[test]
+fn unreachable_log_keeps_what_the_overlay_knew_and_says_so() {
+    let feed = MemoryFeed::default();
+    let overlay = RefCell::new(Overlay::default());
+    let a = record(1);
+    feed.log
+        .borrow_mut()
+        .commit(&[write(None, &revoked(&a, 1))], 1)
+        .unwrap();
+    assert_eq!(block_on(refresh(&overlay, &feed, 1, 2_000)), None);
+    feed.unreachable.set(true);
+    let line = block_on(refresh(&overlay, &feed, 5_000, 2_000)).unwrap();
+    assert!(line.contains("KV alone"), "{line}");
+    assert_eq!(
+        overlay.borrow().get(&a.hash, 5_000).unwrap().revoked_at,
+        Some(1)
+    );
+}
+
+#[test]
+fn no_feed_never_refreshes_and_always_commits() {
+    let overlay = RefCell::new(Overlay::default());
+    assert_eq!(block_on(refresh(&overlay, &NoFeed, 0, 1)), None);
+    let a = record(1);
+    let committed = block_on(NoFeed.commit(&[write(Some(&a), &a)], 0)).unwrap();
+    assert!(committed.is_ok());
+    assert!(!NoFeed.durable());
+}
