@@ -19,4 +19,3 @@ mod changes_do;
 mod entry;
 #[cfg(target_arch = "wasm32")]
 mod kv;
-
