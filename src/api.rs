@@ -133,8 +133,8 @@ pub async fn handle<S: Store, F: ChangeFeed>(
     } else if req.path == VERIFY && req.method != "GET" {
         Err(ApiError::MethodNotAllowed)
     } else if req.path.starts_with("/v1/") {
-        let log = changes::refresh(keys.overlay, keys.feed, now, config.refresh_ms).await;
-        let reply = match verify(keys, req, now).await {
+        let (verified, log) = verify(keys, config, req, now).await;
+        let reply = match verified {
             Ok(grant) if req.path != VERIFY => return Outcome::Ingest { grant, log },
             Ok(grant) => Reply::json(200, &grant),
             Err(e) => Reply::error(&e),
@@ -149,15 +149,25 @@ pub async fn handle<S: Store, F: ChangeFeed>(
     Outcome::Reply(result.unwrap_or_else(|e| Reply::error(&e)))
 }
 
+/// Parses the key first (a malformed one is refused without any I/O), then refreshes the overlay
+/// if due, then looks the key up. The second value is the log line of an unreachable change log.
 async fn verify<S: Store, F: ChangeFeed>(
     keys: &Keys<'_, S, F>,
+    config: &Config,
     req: &HttpRequest<'_>,
     now: Millis,
-) -> Result<Grant, ApiError> {
+) -> (Result<Grant, ApiError>, Option<String>) {
+    let key = match ingest::bearer_key(req.authorization) {
+        Ok(key) => key,
+        Err(e) => return (Err(e), None),
+    };
+    let log = changes::refresh(keys.overlay, keys.feed, now, config.refresh_ms).await;
     let store = keys.repo.store();
-    let grant = ingest::authenticate(store, keys.overlay, req.authorization, now).await?;
-    ingest::check_project(&grant, req.path, req.project_header)?;
-    Ok(grant)
+    let granted = match ingest::authenticate_key(store, keys.overlay, &key, now).await {
+        Ok(grant) => ingest::check_project(&grant, req.path, req.project_header).map(|()| grant),
+        Err(e) => Err(e),
+    };
+    (granted, log)
 }
 
 async fn admin_route<S: Store, F: ChangeFeed>(

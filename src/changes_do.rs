@@ -13,7 +13,7 @@ use crate::kv::Kv;
 use crate::repo::Repo;
 use crate::store::StoreError;
 use crate::time::Millis;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use wasm_bindgen::JsValue;
 use worker::{
     console_error, durable_object, Date, DurableObject, Env, Method, Request, Response, Result,
@@ -129,20 +129,28 @@ impl DurableObject for KeyChanges {
 
 /// The worker's side of the change log; switched off (`CHANGES_OVERLAY = "off"`) it behaves
 /// as `changes::NoFeed`: KV alone decides.
-pub struct DoFeed {
+pub struct DoFeed<'a> {
     on: bool,
-    stub: Option<Stub>,
+    env: &'a Env,
+    /// Made on first use: most requests (a refresh is due once per interval) never need it.
+    stub: OnceCell<Option<Stub>>,
 }
 
-impl DoFeed {
-    pub fn bind(env: &Env, on: bool) -> Self {
-        let stub = env
-            .durable_object(BINDING)
-            .and_then(|ns| ns.id_from_name(INSTANCE)?.get_stub());
+impl<'a> DoFeed<'a> {
+    pub fn new(env: &'a Env, on: bool) -> Self {
         Self {
             on,
-            stub: stub.ok(),
+            env,
+            stub: OnceCell::new(),
         }
+    }
+
+    fn stub(&self) -> Option<&Stub> {
+        let stub = self.stub.get_or_init(|| {
+            let ns = self.env.durable_object(BINDING).ok()?;
+            ns.id_from_name(INSTANCE).ok()?.get_stub().ok()
+        });
+        stub.as_ref()
     }
 
     async fn call(
@@ -153,8 +161,7 @@ impl DoFeed {
     ) -> std::result::Result<(u16, String), StoreError> {
         let failed = |e: worker::Error| StoreError(format!("change log {path}: {e}"));
         let stub = self
-            .stub
-            .as_ref()
+            .stub()
             .ok_or_else(|| StoreError(format!("Durable Object binding {BINDING} is missing")))?;
         let init = web_sys::RequestInit::new();
         init.set_method(method);
@@ -177,7 +184,7 @@ fn decode<T: serde::de::DeserializeOwned>(
     serde_json::from_str(text).map_err(|e| StoreError(format!("change log {path}: {e}")))
 }
 
-impl ChangeFeed for DoFeed {
+impl ChangeFeed for DoFeed<'_> {
     fn durable(&self) -> bool {
         self.on
     }

@@ -11,7 +11,7 @@ use crate::ingest::PROJECT_HEADER;
 use crate::kv::Kv;
 use crate::repo::Repo;
 use futures_util::StreamExt;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use worker::{console_error, event, Context, Date, Env, Fetch, Headers, Request, Response, Result};
 
 const KEY_ID_HEADER: &str = "x-lumiqtrace-key-id";
@@ -23,18 +23,15 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let (path, query) = split_url(&url);
     let method = req.method().to_string();
     let header = |name: &str| req.headers().get(name).ok().flatten();
-    let (authorization, content_type, project) = (
-        header("authorization"),
-        header("content-type"),
-        header(PROJECT_HEADER),
-    );
-    let body = if api::reads_body(&method, path) {
+    let (authorization, project) = (header("authorization"), header(PROJECT_HEADER));
+    let (content_type, body) = if api::reads_body(&method, path) {
+        let content_type = header("content-type");
         match read_limited(&mut req, MAX_ADMIN_BODY).await {
-            Ok(body) => body,
+            Ok(body) => (content_type, body),
             Err(e) => return respond(Reply::error(&e)),
         }
     } else {
-        Vec::new()
+        (None, Vec::new())
     };
     let request = HttpRequest {
         method: &method,
@@ -45,22 +42,22 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         project_header: project.as_deref(),
         body: &body,
     };
+    let settings = SETTINGS.with(|s| *s).get_or_init(|| Settings::read(&env));
     let store = Kv::bind(&env);
-    let overlay_on = var(&env, "CHANGES_OVERLAY").is_none_or(|v| v.trim() != "off");
-    let feed = DoFeed::bind(&env, overlay_on);
+    let feed = DoFeed::new(&env, settings.overlay_on);
     let keys = Keys {
         repo: Repo::new(&store),
         feed: &feed,
         overlay: OVERLAY.with(|o| *o),
     };
-    match api::handle(&keys, &config(&env), &request, now).await {
+    match api::handle(&keys, &settings.config, &request, now).await {
         Outcome::Reply(reply) => respond(reply),
         Outcome::Ingest { grant, log } => {
             if let Some(line) = log {
                 console_error!("{line}");
             }
-            match var(&env, "INGEST_ORIGIN") {
-                Some(origin) => match forward(&req, path, query, &origin, &grant).await {
+            match &settings.ingest_origin {
+                Some(origin) => match forward(&req, path, query, origin, &grant).await {
                     Ok(response) => Ok(response),
                     Err(e) => respond(Reply::error(&e)),
                 },
@@ -73,6 +70,24 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
 thread_local! {
     /// This isolate's copy of the recent key changes, shared by every request it serves.
     static OVERLAY: &'static RefCell<Overlay> = Box::leak(Box::default());
+    /// Vars and secrets, read once per isolate (a deploy or secret change starts new isolates).
+    static SETTINGS: &'static OnceCell<Settings> = Box::leak(Box::default());
+}
+
+struct Settings {
+    config: Config,
+    overlay_on: bool,
+    ingest_origin: Option<String>,
+}
+
+impl Settings {
+    fn read(env: &Env) -> Self {
+        Self {
+            config: config(env),
+            overlay_on: var(env, "CHANGES_OVERLAY").is_none_or(|v| v.trim() != "off"),
+            ingest_origin: var(env, "INGEST_ORIGIN"),
+        }
+    }
 }
 
 /// Path and query of an absolute request URL (`https://host/path?query`), left percent-encoded.

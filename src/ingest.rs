@@ -34,7 +34,16 @@ pub async fn authenticate<S: Store>(
     authorization: Option<&str>,
     now: Millis,
 ) -> Result<Grant, ApiError> {
-    let key = bearer_key(authorization)?;
+    authenticate_key(store, overlay, &bearer_key(authorization)?, now).await
+}
+
+/// [`authenticate`] for a key already parsed.
+pub async fn authenticate_key<S: Store>(
+    store: &S,
+    overlay: &RefCell<Overlay>,
+    key: &ApiKey,
+    now: Millis,
+) -> Result<Grant, ApiError> {
     let hash = key.hash();
     let recent = overlay.borrow().get(&hash, now).cloned();
     let record = match recent {
