@@ -5,28 +5,36 @@
 // Writes bench/out/ (results.md, results.json, throughput.svg/.png) and, on a full run, bench/RESULTS.md.
 //
 // Options: --skip-core --skip-bundle --skip-rust --no-build (harness development), --quick (1 run of 3 s).
-// Env: BENCH_SECONDS (10), BENCH_RUNS (3), BENCH_CONNECTIONS (16), BENCH_WARMUP (3).
+// Env: BENCH_SECONDS (6), BENCH_RUNS (5, at least 3 for RESULTS.md), BENCH_CONNECTIONS (8), BENCH_WARMUP (3).
 import { execFileSync, execSync } from "node:child_process";
 import { mkdirSync, writeFileSync, readFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
-import { ROOT, KEYS, startWorker } from "./lib/workers.mjs";
-import { ensureWrk, runWrk } from "./lib/load.mjs";
-import { runCoreBench } from "./lib/core.mjs";
-import { measureBundle } from "./lib/bundle.mjs";
-import { summarise, targets, markdown, chart } from "./lib/report.mjs";
+import { fileURLToPath } from "node:url";
 
+const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 const args = new Set(process.argv.slice(2));
+const log = (m) => console.log(`[bench] ${m}`);
+// The build comes first: scripts/build.sh also installs the npm packages the libraries below import.
+if (!args.has("--skip-rust") && !args.has("--no-build")) {
+  log("building the Rust worker (bash scripts/build.sh)");
+  execFileSync("bash", ["scripts/build.sh"], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"] });
+}
+const { KEYS, startWorker, cpuMicros } = await import("./lib/workers.mjs");
+const { ensureWrk, runWrk } = await import("./lib/load.mjs");
+const { runCoreBench } = await import("./lib/core.mjs");
+const { measureBundle } = await import("./lib/bundle.mjs");
+const { summarise, targets, markdown, chart } = await import("./lib/report.mjs");
+
 const quick = args.has("--quick");
 const settings = {
-  seconds: Number(process.env.BENCH_SECONDS || (quick ? 3 : 10)),
-  runs: Number(process.env.BENCH_RUNS || (quick ? 1 : 3)),
-  connections: Number(process.env.BENCH_CONNECTIONS || 16),
+  seconds: Number(process.env.BENCH_SECONDS || (quick ? 3 : 6)),
+  runs: Number(process.env.BENCH_RUNS || (quick ? 1 : 5)),
+  connections: Number(process.env.BENCH_CONNECTIONS || 8),
   warmupSeconds: Number(process.env.BENCH_WARMUP || (quick ? 1 : 3)),
   threads: 1,
 };
 const OUT = join(ROOT, "bench/out");
-const log = (m) => console.log(`[bench] ${m}`);
 const sh = (cmd) => { try { return execSync(cmd, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim(); } catch { return "?"; } };
 
 function machine() {
@@ -35,6 +43,7 @@ function machine() {
     date: new Date().toISOString().replace(/\.\d+Z$/, "Z"), cpu: os.cpus()[0]?.model.trim() || "?",
     nproc: os.availableParallelism(), memGiB: (os.totalmem() / 2 ** 30).toFixed(1), os: `${osName} (${os.release()})`,
     node: process.version, rustc: sh("rustc --version"), load: os.loadavg().map((l) => l.toFixed(2)).join(" "),
+    commit: process.env.BENCH_COMMIT || sh(`git -C ${ROOT} describe --always --dirty`),
   };
 }
 
@@ -43,7 +52,7 @@ const EXPECT = {
   trivial: { valid: [200], malformed: [200], unknown: [200] },
   js: { valid: [200, "active"], malformed: [401, "malformed_key"], unknown: [401, "invalid_key"] },
 };
-EXPECT.rust = EXPECT.js;
+EXPECT.rust = EXPECT["rust-kv"] = EXPECT.js;
 
 async function check(w, c) {
   const res = await fetch(`${w.url}/v1/auth/verify`, { headers: { Authorization: `Bearer ${KEYS[c]}` } });
@@ -62,7 +71,13 @@ async function endToEnd(names, notes) {
     for (const n of names) { workers.push(await startWorker(n)); log(`${n} worker on ${workers.at(-1).url}`); }
     const cases = Object.keys(KEYS);
     for (const w of workers) for (const c of cases) await check(w, c);
-    const load = (w, c, seconds) => runWrk(`${w.url}/v1/auth/verify`, `Bearer ${KEYS[c]}`, { ...settings, seconds });
+    // Each load also reads the workerd process's CPU time: CPU per request is far less sensitive
+    // than req/s to whatever else the machine is running.
+    const load = async (w, c, seconds) => {
+      const cpu0 = w.pid ? cpuMicros(w.pid) : null;
+      const r = await runWrk(`${w.url}/v1/auth/verify`, `Bearer ${KEYS[c]}`, { ...settings, seconds });
+      return { ...r, cpuUs: cpu0 === null ? null : (cpuMicros(w.pid) - cpu0) / r.requests };
+    };
     for (const w of workers) for (const c of cases) await load(w, c, settings.warmupSeconds);
     const e2e = Object.fromEntries(names.map((n) => [n, Object.fromEntries(cases.map((c) => [c, []]))]));
     for (let run = 0; run < settings.runs; run++) {
@@ -75,7 +90,7 @@ async function endToEnd(names, notes) {
           if (r.errors || (want2xx ? r.non2xx : r.requests - r.non2xx))
             notes.push(`${w.name}/${c} run ${run + 1}: ${r.errors} socket errors, ${r.non2xx} of ${r.requests} non-2xx.`);
           e2e[w.name][c].push(r);
-          log(`run ${run + 1}/${settings.runs} ${c.padEnd(9)} ${w.name.padEnd(7)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms`);
+          log(`run ${run + 1}/${settings.runs} ${c.padEnd(9)} ${w.name.padEnd(7)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  cpu ${r.cpuUs?.toFixed(0)} µs/req`);
         }
       }
     }
@@ -90,12 +105,7 @@ const notes = [];
 const info = machine();
 mkdirSync(OUT, { recursive: true });
 log(`${info.cpu}, ${info.nproc} CPUs, load ${info.load}`);
-if (os.loadavg()[0] > 0.5 * info.nproc) notes.push(`The machine was busy at the start (load ${info.load}): expect wider spreads.`);
 
-if (!args.has("--skip-rust") && !args.has("--no-build")) {
-  log("building the Rust worker (bash scripts/build.sh)");
-  execFileSync("bash", ["scripts/build.sh"], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"] });
-}
 let core = null, bundle = null;
 if (!args.has("--skip-core")) { log("core: cargo bench in bench/core (criterion)"); core = runCoreBench(quick ? { measureS: 1 } : {}); }
 if (!args.has("--skip-bundle") && !args.has("--skip-rust")) {
@@ -105,7 +115,9 @@ if (!args.has("--skip-bundle") && !args.has("--skip-rust")) {
   if (m) bundle.wranglerGzip = Number(m[1]) * 1024;
 }
 settings.wrk = sh("wrk --version 2>&1 | head -1").split(" ").slice(0, 2).join(" ");
-const names = ["trivial", "js", ...(args.has("--skip-rust") ? [] : ["rust"])];
+const names = ["trivial", "js", ...(args.has("--skip-rust") ? [] : ["rust", "rust-kv"])];
+info.load = os.loadavg().map((l) => l.toFixed(2)).join(" "); // as the load tests start
+if (os.loadavg()[0] > 0.5 * info.nproc) notes.push(`The machine was busy when the load tests started (load average ${info.load}): expect wide req/s spreads; workerd CPU/req is the steadier figure.`);
 const e2e = await endToEnd(names, notes);
 const stats = summarise(e2e);
 

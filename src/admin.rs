@@ -19,13 +19,16 @@
 
 use crate::changes::{ChangeFeed, Conflict, Overlay, Write};
 use crate::error::ApiError;
+use crate::key::KeyHash;
 use crate::key::{push_hex, random_bytes, ApiKey};
+use crate::leaks::{Revocation, Revoker};
+use crate::record::KeyStatus;
 use crate::record::{
     is_valid_project_id, normalize_name, AuditEvent, AuditView, KeyRecord, KeyView, Project,
     ProjectView,
 };
 use crate::repo::Repo;
-use crate::store::Store;
+use crate::store::{Store, GET_MANY_MAX};
 use crate::time::Millis;
 use std::cell::RefCell;
 
@@ -175,19 +178,18 @@ pub async fn rotate_key<S: Store, F: ChangeFeed>(
                 next: rotated.clone(),
             },
         ];
-        match commit(keys, &writes, now).await {
-            Ok(Commit::Done(warning)) => {
-                let audited = audit(&keys.repo, "key.rotated", &old.project_id, Some(id), now);
-                return Ok(Done {
-                    value: Issued {
-                        key,
-                        api_key: new.view(now),
-                        previous: Some(rotated.view(now)),
-                    },
-                    warning: join(warning, audited.await),
-                });
+        let warning = match commit(keys, &writes, now).await {
+            Ok(Commit::Done(warning)) => warning,
+            Ok(Commit::Lost(standing)) => {
+                old = standing_version(standing, &old)?;
+                continue;
             }
-            Ok(Commit::Lost(standing)) => old = standing_version(standing, &old)?,
+            // A failure can be ambiguous (applied, but its answer lost). If the old key's grace
+            // did start, the rotation happened: hand out the new key, or it would be lost while
+            // the old one runs out.
+            Err((_, e)) if rotation_landed(keys, id, &new.id, now).await => Some(format!(
+                "rotation of {id} reported a failure but landed: {e}"
+            )),
             // Without a change log: the new key is in KV but the old key's grace is not. The old
             // key stays active; the new one, which nobody has seen, is revoked again.
             Err((written, e)) if written >= 1 => {
@@ -201,7 +203,16 @@ pub async fn rotate_key<S: Store, F: ChangeFeed>(
                 return Err(e);
             }
             Err((_, e)) => return Err(e),
-        }
+        };
+        let audited = audit(&keys.repo, "key.rotated", &old.project_id, Some(id), now);
+        return Ok(Done {
+            value: Issued {
+                key,
+                api_key: new.view(now),
+                previous: Some(rotated.view(now)),
+            },
+            warning: join(warning, audited.await),
+        });
     }
     Err(ApiError::Conflict)
 }
@@ -252,6 +263,84 @@ pub async fn audit_log<S: Store>(
     Ok(events.iter().map(AuditEvent::view).collect())
 }
 
+/// Leak reports (`leaks`) revoke through the same commit point as `revoke_key`: one bulk KV read
+/// per 100 hashes (the change log's recent versions win over KV's), and per batch one change-log
+/// commit, then each key's KV write and audit event.
+impl<S: Store, F: ChangeFeed> Revoker for Keys<'_, S, F> {
+    const LOOKUP_BATCH: usize = GET_MANY_MAX;
+    const REVOKE_BATCH: usize = 100;
+    const REVOKE_OPS: usize = 2;
+
+    async fn lookup(
+        &self,
+        hashes: &[KeyHash],
+        now: Millis,
+    ) -> Result<Vec<Option<KeyRecord>>, ApiError> {
+        let mut found = self.repo.keys_by_hash(hashes).await?;
+        let recent = recent_records(self, now).await;
+        for (hash, slot) in hashes.iter().zip(&mut found) {
+            if let Some(record) = recent.iter().find(|r| &r.hash == hash) {
+                *slot = Some(record.clone());
+            }
+        }
+        Ok(found)
+    }
+
+    async fn revoke(
+        &self,
+        batch: &[(KeyRecord, Revocation)],
+        now: Millis,
+    ) -> Result<Option<String>, ApiError> {
+        let mut current: Vec<KeyRecord> = batch.iter().map(|(r, _)| r.clone()).collect();
+        for _ in 0..MAX_ATTEMPTS {
+            // Decided on the version that stands: a key no longer working is left alone.
+            let mut writes = Vec::new();
+            let mut reasons = Vec::new();
+            for (record, (_, why)) in current.iter().zip(batch) {
+                let mut next = record.clone();
+                let works = matches!(record.status(now), KeyStatus::Active | KeyStatus::Grace);
+                if works && next.revoke(now) {
+                    next.revoked_reason = Some(why.reason.clone());
+                    let prev = Some(record.clone());
+                    writes.push(Write { prev, next });
+                    reasons.push(why);
+                }
+            }
+            if writes.is_empty() {
+                return Ok(None);
+            }
+            match commit(self, &writes, now).await {
+                Ok(Commit::Done(mut log)) => {
+                    for (w, why) in writes.iter().zip(reasons) {
+                        let (project, id) = (&w.next.project_id, Some(w.next.id.as_str()));
+                        let reason = Some(why.reason.as_str());
+                        let audited = audit_by(
+                            &self.repo,
+                            why.actor,
+                            "key.revoked",
+                            project,
+                            id,
+                            reason,
+                            now,
+                        );
+                        log = join(log, audited.await);
+                    }
+                    return Ok(log);
+                }
+                Ok(Commit::Lost(standing)) => {
+                    for record in &mut current {
+                        if let Some(s) = standing.iter().find(|s| s.hash == record.hash) {
+                            *record = s.clone();
+                        }
+                    }
+                }
+                Err((_, e)) => return Err(e),
+            }
+        }
+        Err(ApiError::Conflict)
+    }
+}
+
 /// How often an admin write is decided again after losing a race before answering 409.
 const MAX_ATTEMPTS: usize = 3;
 
@@ -281,6 +370,17 @@ async fn recent_records<S: Store, F: ChangeFeed>(
     }
     let recent = keys.feed.recent(now).await.unwrap_or_default();
     recent.into_iter().map(|c| c.record).collect()
+}
+
+/// Whether key `id` now names `successor` as its rotation: the rotation's decisive write landed.
+async fn rotation_landed<S: Store, F: ChangeFeed>(
+    keys: &Keys<'_, S, F>,
+    id: &str,
+    successor: &str,
+    now: Millis,
+) -> bool {
+    let current = find_key(keys, id, now).await;
+    current.is_ok_and(|r| r.rotated_to.as_deref() == Some(successor))
 }
 
 /// The version of `mine` that won the race.
@@ -360,15 +460,28 @@ async fn audit<S: Store>(
     key_id: Option<&str>,
     now: Millis,
 ) -> Option<String> {
+    audit_by(repo, "admin", action, project_id, key_id, None, now).await
+}
+
+async fn audit_by<S: Store>(
+    repo: &Repo<'_, S>,
+    actor: &str,
+    action: &str,
+    project_id: &str,
+    key_id: Option<&str>,
+    reason: Option<&str>,
+    now: Millis,
+) -> Option<String> {
     let event = AuditEvent {
         id: match random_id("evt_", 8) {
             Ok(id) => id,
             Err(e) => return Some(format!("audit {action} not appended: {e}")),
         },
-        actor: "admin".into(),
+        actor: actor.into(),
         action: action.into(),
         project_id: project_id.into(),
         key_id: key_id.map(str::to_owned),
+        reason: reason.map(str::to_owned),
         at: now,
     };
     let appended = repo.append_audit(&event).await;
@@ -386,5 +499,7 @@ fn random_id(prefix: &str, bytes: usize) -> Result<String, ApiError> {
 
 #[cfg(test)]
 mod consistency;
+#[cfg(test)]
+mod leak_tests;
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,9 @@ use crate::changes::{self, ChangeFeed};
 use crate::error::ApiError;
 use crate::ingest;
 use crate::key::is_well_formed;
+use crate::leaks::{self, Processed};
 use crate::record::{is_valid_project_id, Grant};
+use crate::signature::{GitHubSignatures, KeysFetcher, SignatureVerifier};
 use crate::store::Store;
 use crate::time::Millis;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -20,6 +22,9 @@ pub const MAX_ADMIN_BODY: usize = 16 * 1024;
 pub const DEFAULT_GRACE_SECONDS: u64 = 24 * 60 * 60;
 
 const ADMIN_PREFIX: &str = "/admin/v1/";
+/// GitHub's secret-scanning partner endpoint (see [`github_secret_scanning`]).
+pub const GITHUB_ROUTE: &str = "/v1/secret-scanning/github";
+const REPORT_LEAKED: &str = "/admin/v1/keys/report-leaked";
 const VERIFY: &str = "/v1/auth/verify";
 
 /// Deployment settings, read from the Worker's vars and secrets by `entry`.
@@ -42,8 +47,12 @@ pub struct HttpRequest<'a> {
     pub authorization: Option<&'a str>,
     pub content_type: Option<&'a str>,
     pub project_header: Option<&'a str>,
-    /// Read only for admin writes (see [`reads_body`]); ingest bodies stream to the origin.
+    /// Read only for admin writes and leak reports (see [`body_limit`]); ingest bodies stream
+    /// to the origin.
     pub body: &'a [u8],
+    /// `Github-Public-Key-Identifier` and `Github-Public-Key-Signature` (GitHub's route only).
+    pub github_key_id: Option<&'a str>,
+    pub github_signature: Option<&'a str>,
 }
 
 /// A JSON answer. `log` carries what the operator should see (5xx causes, audit failures).
@@ -112,9 +121,62 @@ pub fn accepted(grant: &Grant) -> Reply {
     )
 }
 
-/// Whether `entry` must read the body (bounded by [`MAX_ADMIN_BODY`]) before calling [`handle`].
-pub fn reads_body(method: &str, path: &str) -> bool {
-    method == "POST" && path.starts_with(ADMIN_PREFIX)
+/// How many bytes of body `entry` must read before calling [`handle`] (or
+/// [`github_secret_scanning`]); `None`: it reads none. Leak reports take up to 1 MiB.
+pub fn body_limit(method: &str, path: &str) -> Option<usize> {
+    match (method, path) {
+        ("POST", GITHUB_ROUTE | REPORT_LEAKED) => Some(leaks::MAX_REPORT_BODY),
+        ("POST", p) if p.starts_with(ADMIN_PREFIX) => Some(MAX_ADMIN_BODY),
+        _ => None,
+    }
+}
+
+/// The refusal for a body over [`body_limit`]: 413 for leak reports (nothing revoked), 400
+/// `body_too_large` for other admin writes.
+pub fn body_too_large(path: &str, limit: usize) -> ApiError {
+    match path {
+        GITHUB_ROUTE | REPORT_LEAKED => leaks::LeakError::BodyTooLarge.into(),
+        _ => ApiError::BodyTooLarge(limit),
+    }
+}
+
+/// `POST /v1/secret-scanning/github`: GitHub's signed report. The signature is checked before
+/// anything is parsed or looked up; the answer is GitHub's feedback array.
+pub async fn github_secret_scanning<S, F, V, K>(
+    keys: &Keys<'_, S, F>,
+    github: &GitHubSignatures<'_, V, K>,
+    req: &HttpRequest<'_>,
+    now: Millis,
+) -> Reply
+where
+    S: Store,
+    F: ChangeFeed,
+    V: SignatureVerifier,
+    K: KeysFetcher,
+{
+    if req.method != "POST" {
+        return Reply::error(&ApiError::MethodNotAllowed);
+    }
+    let (key_id, signature) = (req.github_key_id, req.github_signature);
+    let done = leaks::github_report(keys, github, key_id, signature, req.body, now).await;
+    leak_reply(done)
+}
+
+/// 200 with the feedback array; a refusal; or 503 `report_incomplete` (send it again).
+fn leak_reply(done: Result<Processed, leaks::LeakError>) -> Reply {
+    let done = match done {
+        Ok(done) => done,
+        Err(e) => return Reply::error(&e.into()),
+    };
+    let log = done.log_line();
+    let reply = match done.into_feedback() {
+        Ok(feedback) => Reply::json(200, &feedback),
+        Err(e) => Reply::error(&e.into()),
+    };
+    Reply {
+        log: reply.log.or(log),
+        ..reply
+    }
 }
 
 /// Routes and answers one request at instant `now`. `keys` carries KV, the change log and this
@@ -198,6 +260,11 @@ async fn admin_route<S: Store, F: ChangeFeed>(
             let project = project_filter(req.query)?;
             let listed = admin::list_keys(keys, project.as_deref(), now).await?;
             Ok(Reply::json(200, &json!({ "keys": listed })))
+        }
+        ("POST", ["keys", "report-leaked"]) => {
+            require_json(req)?;
+            let report = leaks::parse_admin_report(req.body)?;
+            Ok(leak_reply(leaks::process(keys, &report, now).await))
         }
         ("GET", ["keys", id]) => Ok(Reply::json(200, &admin::get_key(keys, id, now).await?)),
         ("POST", ["keys", id, "rotate"]) => {
@@ -292,15 +359,21 @@ struct NewKey {
 #[serde(deny_unknown_fields)]
 struct Empty {}
 
+/// Admin writes are sent as `application/json`.
+fn require_json(req: &HttpRequest<'_>) -> Result<(), ApiError> {
+    let media_type = req.content_type.unwrap_or_default().split(';').next();
+    match media_type.is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")) {
+        true => Ok(()),
+        false => Err(ApiError::UnsupportedContentType),
+    }
+}
+
 /// Decodes a JSON body: `application/json`, valid JSON, no unknown fields.
 fn decode<T: DeserializeOwned>(req: &HttpRequest<'_>) -> Result<T, ApiError> {
     if req.body.len() > MAX_ADMIN_BODY {
         return Err(ApiError::BodyTooLarge(MAX_ADMIN_BODY));
     }
-    let media_type = req.content_type.unwrap_or_default().split(';').next();
-    if !media_type.is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")) {
-        return Err(ApiError::UnsupportedContentType);
-    }
+    require_json(req)?;
     serde_json::from_slice(req.body).map_err(|e| {
         let text = e.to_string();
         match e.classify() {

@@ -50,6 +50,23 @@ pub enum ApiError {
     UnsupportedContentType,
     #[error("request body is larger than {0} bytes")]
     BodyTooLarge(usize),
+    /// A leak report over 1 MiB or 1,000 entries (413): nothing was revoked.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("source must be 1 to 200 characters, none of them control characters")]
+    InvalidSource,
+    #[error("missing Github-Public-Key-Identifier or Github-Public-Key-Signature header")]
+    MissingSignature,
+    #[error("Github-Public-Key-Identifier names no key in GitHub's public-keys document")]
+    UnknownSigningKey,
+    #[error("Github-Public-Key-Signature does not verify for this body")]
+    InvalidSignature,
+    /// GitHub's public keys could not be fetched or used (503: GitHub retries).
+    #[error("GitHub's public keys are unavailable")]
+    SigningKeysUnavailable(String),
+    /// A leak report with more live keys than one request may revoke (503: send it again).
+    #[error("{0}")]
+    ReportIncomplete(String),
     #[error("the ingest origin could not be reached")]
     UpstreamUnavailable(String),
     #[error("the service is temporarily unavailable")]
@@ -63,7 +80,10 @@ impl ApiError {
         use ApiError::*;
         match self {
             MissingKey | MalformedKey | InvalidKey | KeyRevoked | KeyExpired
-            | AdminUnauthorized | AdminDisabled => 401,
+            | AdminUnauthorized | AdminDisabled | MissingSignature | UnknownSigningKey
+            | InvalidSignature => 401,
+            PayloadTooLarge(_) => 413,
+            SigningKeysUnavailable(_) | ReportIncomplete(_) => 503,
             ProjectMismatch => 403,
             NotFound | ProjectNotFound | KeyNotFound => 404,
             MethodNotAllowed => 405,
@@ -74,7 +94,8 @@ impl ApiError {
             | UnknownField(_)
             | InvalidBody(_)
             | UnsupportedContentType
-            | BodyTooLarge(_) => 400,
+            | BodyTooLarge(_)
+            | InvalidSource => 400,
             Internal(_) => 500,
             UpstreamUnavailable(_) => 502,
             Unavailable(_) => 503,
@@ -105,6 +126,13 @@ impl ApiError {
             InvalidBody(_) => "invalid_body",
             UnsupportedContentType => "unsupported_content_type",
             BodyTooLarge(_) => "body_too_large",
+            PayloadTooLarge(_) => "payload_too_large",
+            InvalidSource => "invalid_source",
+            MissingSignature => "missing_signature",
+            UnknownSigningKey => "unknown_signing_key",
+            InvalidSignature => "invalid_signature",
+            SigningKeysUnavailable(_) => "unavailable",
+            ReportIncomplete(_) => "report_incomplete",
             UpstreamUnavailable(_) => "upstream_unavailable",
             Unavailable(_) => "unavailable",
             Internal(_) => "internal",
@@ -114,7 +142,9 @@ impl ApiError {
     /// `{"error": {"code", "message"}}`. Server-side failures say nothing about their cause.
     pub fn body(&self) -> String {
         let message = match self {
-            ApiError::Unavailable(_) | ApiError::Internal(_) => {
+            ApiError::Unavailable(_)
+            | ApiError::Internal(_)
+            | ApiError::SigningKeysUnavailable(_) => {
                 "the service could not complete this request; try again".to_owned()
             }
             other => other.to_string(),
@@ -126,9 +156,9 @@ impl ApiError {
     pub fn log_detail(&self) -> Option<String> {
         match self {
             ApiError::Unavailable(e) => Some(format!("{}: {e}", self.code())),
-            ApiError::Internal(e) | ApiError::UpstreamUnavailable(e) => {
-                Some(format!("{}: {e}", self.code()))
-            }
+            ApiError::Internal(e)
+            | ApiError::UpstreamUnavailable(e)
+            | ApiError::SigningKeysUnavailable(e) => Some(format!("{}: {e}", self.code())),
             _ => None,
         }
     }
@@ -151,6 +181,35 @@ impl From<crate::record::NotRotatable> for ApiError {
     }
 }
 
+impl From<crate::signature::SignatureError> for ApiError {
+    fn from(e: crate::signature::SignatureError) -> Self {
+        use crate::signature::SignatureError::*;
+        match e {
+            Missing => ApiError::MissingSignature,
+            UnknownKey => ApiError::UnknownSigningKey,
+            Invalid => ApiError::InvalidSignature,
+            KeysUnavailable(detail) | Platform(detail) => ApiError::SigningKeysUnavailable(detail),
+        }
+    }
+}
+
+impl From<crate::leaks::LeakError> for ApiError {
+    fn from(e: crate::leaks::LeakError) -> Self {
+        use crate::leaks::LeakError;
+        match e {
+            LeakError::BodyTooLarge | LeakError::TooManyEntries(_) => {
+                ApiError::PayloadTooLarge(e.to_string())
+            }
+            LeakError::InvalidJson(detail) => ApiError::InvalidJson(detail),
+            LeakError::InvalidBody(detail) => ApiError::InvalidBody(detail),
+            LeakError::InvalidSource => ApiError::InvalidSource,
+            LeakError::Signature(e) => e.into(),
+            LeakError::Incomplete { .. } => ApiError::ReportIncomplete(e.to_string()),
+            LeakError::Store(e) => e,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +221,47 @@ mod tests {
         assert_eq!(err.status(), 503);
         assert!(!err.body().contains("boom"));
         assert!(err.log_detail().unwrap().contains("boom"));
+    }
+
+    #[test]
+    fn leak_report_refusals_map_to_413_401_400_and_503() {
+        use crate::leaks::LeakError;
+        use crate::signature::SignatureError;
+        let cases = [
+            (LeakError::BodyTooLarge, 413, "payload_too_large"),
+            (LeakError::TooManyEntries(1001), 413, "payload_too_large"),
+            (LeakError::InvalidSource, 400, "invalid_source"),
+            (LeakError::InvalidBody("x".into()), 400, "invalid_body"),
+            (SignatureError::Missing.into(), 401, "missing_signature"),
+            (
+                SignatureError::UnknownKey.into(),
+                401,
+                "unknown_signing_key",
+            ),
+            (SignatureError::Invalid.into(), 401, "invalid_signature"),
+            (
+                LeakError::Incomplete {
+                    revoked: 442,
+                    pending: 558,
+                },
+                503,
+                "report_incomplete",
+            ),
+        ];
+        for (leak, status, code) in cases {
+            let err = ApiError::from(leak);
+            assert_eq!((err.status(), err.code()), (status, code));
+        }
+        let down = ApiError::from(LeakError::from(SignatureError::KeysUnavailable(
+            "dns".into(),
+        )));
+        assert_eq!((down.status(), down.code()), (503, "unavailable"));
+        assert!(!down.body().contains("dns") && down.log_detail().unwrap().contains("dns"));
+        let more = ApiError::from(LeakError::Incomplete {
+            revoked: 442,
+            pending: 558,
+        });
+        assert!(more.body().contains("send the same report again"));
     }
 
     #[test]

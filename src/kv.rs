@@ -31,6 +31,9 @@ extern "C" {
     ) -> Result<Promise, JsValue>;
     #[wasm_bindgen(method, catch)]
     fn list(this: &KvNamespace, options: &Object) -> Result<Promise, JsValue>;
+    /// Bulk read: `get(names[], "text")` → `Map<name, string | null>`, one operation.
+    #[wasm_bindgen(method, catch, js_name = get)]
+    fn get_bulk(this: &KvNamespace, keys: &Array, kind: &str) -> Result<Promise, JsValue>;
 }
 
 /// [`Store`] over Workers KV.
@@ -84,6 +87,17 @@ impl Store for Kv {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
         let value = settle("get", key, self.kv()?.get(key)).await?;
         Ok(value.as_string())
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+        let first = keys.first().map_or("", String::as_str);
+        let names: Array = keys.iter().map(|k| JsValue::from_str(k)).collect();
+        let found = settle("get", first, self.kv()?.get_bulk(&names, "text")).await?;
+        let map: js_sys::Map = found.unchecked_into();
+        Ok(keys
+            .iter()
+            .map(|k| map.get(&JsValue::from_str(k)).as_string())
+            .collect())
     }
 
     async fn put(&self, key: &str, value: &str, metadata: Option<&str>) -> Result<(), StoreError> {

@@ -8,8 +8,10 @@ pub mod changes;
 pub mod error;
 pub mod ingest;
 pub mod key;
+pub mod leaks;
 pub mod record;
 pub mod repo;
+pub mod signature;
 pub mod store;
 pub mod time;
 
@@ -19,3 +21,5 @@ mod changes_do;
 mod entry;
 #[cfg(target_arch = "wasm32")]
 mod kv;
+#[cfg(target_arch = "wasm32")]
+mod webcrypto;

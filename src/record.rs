@@ -19,6 +19,10 @@ pub struct KeyRecord {
     pub grace_expires_at: Option<Millis>,
     #[serde(default)]
     pub revoked_at: Option<Millis>,
+    /// Why it was revoked, when known (a leak report names where the key was found). At most
+    /// `leaks::MAX_REASON_BYTES` once JSON-escaped, so the record still fits KV metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_reason: Option<String>,
     #[serde(default)]
     pub rotated_from: Option<String>,
     #[serde(default)]
@@ -75,6 +79,7 @@ impl KeyRecord {
             created_at: now,
             grace_expires_at: None,
             revoked_at: None,
+            revoked_reason: None,
             rotated_from,
             rotated_to: None,
         }
@@ -128,6 +133,7 @@ impl KeyRecord {
             status: self.status(now),
             grace_expires_at: self.grace_expires_at.map(rfc3339),
             revoked_at: self.revoked_at.map(rfc3339),
+            revoked_reason: self.revoked_reason.clone(),
             rotated_from: self.rotated_from.clone(),
             rotated_to: self.rotated_to.clone(),
         }
@@ -162,6 +168,8 @@ pub struct KeyView {
     pub status: KeyStatus,
     pub grace_expires_at: Option<String>,
     pub revoked_at: Option<String>,
+    /// Shown on the dashboard's revoked row ("Reason: …").
+    pub revoked_reason: Option<String>,
     pub rotated_from: Option<String>,
     pub rotated_to: Option<String>,
 }
@@ -201,6 +209,9 @@ pub struct AuditEvent {
     pub project_id: String,
     #[serde(default)]
     pub key_id: Option<String>,
+    /// Why, for a leak revocation: who reported it and where it was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub at: Millis,
 }
 
@@ -212,6 +223,8 @@ pub struct AuditView {
     pub action: String,
     pub project_id: String,
     pub key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub at: String,
 }
 
@@ -223,6 +236,7 @@ impl AuditEvent {
             action: self.action.clone(),
             project_id: self.project_id.clone(),
             key_id: self.key_id.clone(),
+            reason: self.reason.clone(),
             at: rfc3339(self.at),
         }
     }

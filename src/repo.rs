@@ -12,7 +12,7 @@
 
 use crate::key::KeyHash;
 use crate::record::{AuditEvent, KeyRecord, Project};
-use crate::store::{Store, StoreError, METADATA_MAX_BYTES};
+use crate::store::{Store, StoreError, GET_MANY_MAX, METADATA_MAX_BYTES};
 use serde::{de::DeserializeOwned, Serialize};
 
 const KEY: &str = "key/";
@@ -46,6 +46,24 @@ impl<'s, S: Store> Repo<'s, S> {
     /// The verify path: one read.
     pub async fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, RepoError> {
         self.get_json(&format!("{KEY}{}", hash.as_str())).await
+    }
+
+    /// Several keys by hash, in order: one bulk read per [`GET_MANY_MAX`] hashes.
+    pub async fn keys_by_hash(
+        &self,
+        hashes: &[KeyHash],
+    ) -> Result<Vec<Option<KeyRecord>>, RepoError> {
+        let mut out = Vec::with_capacity(hashes.len());
+        for batch in hashes.chunks(GET_MANY_MAX) {
+            let names: Vec<String> = batch
+                .iter()
+                .map(|h| format!("{KEY}{}", h.as_str()))
+                .collect();
+            for (name, text) in names.iter().zip(self.store.get_many(&names).await?) {
+                out.push(text.map(|t| decode(name, &t)).transpose()?);
+            }
+        }
+        Ok(out)
     }
 
     pub async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, RepoError> {
@@ -202,6 +220,8 @@ mod tests {
         rec.rotated_to = rec.rotated_from.clone();
         rec.grace_expires_at = Some(u64::MAX);
         rec.revoked_at = Some(u64::MAX);
+        // A leak reason at its bound (`leaks::MAX_REASON_BYTES` once JSON-escaped).
+        rec.revoked_reason = Some("\u{10FFFF}".repeat(crate::leaks::MAX_REASON_BYTES / 4));
         assert!(serde_json::to_string(&rec).unwrap().len() <= METADATA_MAX_BYTES);
     }
 
@@ -227,6 +247,7 @@ mod tests {
             action: "key.created".into(),
             project_id: project.into(),
             key_id: None,
+            reason: None,
             at,
         };
         block_on(async {

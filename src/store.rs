@@ -26,7 +26,21 @@ pub trait Store {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
     async fn put(&self, key: &str, value: &str, metadata: Option<&str>) -> Result<(), StoreError>;
     async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError>;
+
+    /// Several values at once, in order (at most [`GET_MANY_MAX`] names). Workers KV answers
+    /// this with one bulk read, which counts as one operation against the per-invocation limit;
+    /// by default it is one `get` per name.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.get(key).await?);
+        }
+        Ok(out)
+    }
 }
+
+/// Most names one [`Store::get_many`] takes (Workers KV's bulk-read limit).
+pub const GET_MANY_MAX: usize = 100;
 
 /// Kind of a storage operation, as [`MemoryStore`] records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,8 +3,10 @@
 import { writeFileSync } from "node:fs";
 
 const CASES = ["valid", "malformed", "unknown"];
-const WORKER_LABEL = { trivial: "trivial (ceiling)", js: "JavaScript worker", rust: "Rust worker" };
-const COLORS = { trivial: "#9aa5b1", js: "#e0a800", rust: "#c2410c" };
+const WORKER_LABEL = {
+  trivial: "trivial (ceiling)", js: "JavaScript worker", rust: "Rust worker (change log on)", "rust-kv": "Rust worker (KV alone)",
+};
+const COLORS = { trivial: "#9aa5b1", js: "#e0a800", rust: "#c2410c", "rust-kv": "#7c2d12" };
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
 const fmt = (n, d = 0) => Number(n).toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
@@ -20,13 +22,21 @@ export function summarise(e2e) {
       stats[w][c] = {
         rps: m, min: Math.min(...rps), max: Math.max(...rps), spreadPct: ((Math.max(...rps) - Math.min(...rps)) / m) * 100,
         p50Ms: median(runs.map((r) => r.p50Ms)), p99Ms: median(runs.map((r) => r.p99Ms)), runs: runs.length,
+        cpuUs: runs.every((r) => r.cpuUs != null) ? median(runs.map((r) => r.cpuUs)) : null,
       };
     }
   }
-  for (const w of Object.keys(stats)) for (const c of Object.keys(stats[w]))
-    stats[w][c].ratio = stats.trivial?.[c] ? stats[w][c].rps / stats.trivial[c].rps : null;
+  // Ratios are medians of per-run ratios: run i of every worker ran back to back for a case, so
+  // pairing them cancels slow drift in what else the machine is doing.
+  const paired = (a, b, c) => median(e2e[a][c].map((r, i) => r.rps / e2e[b][c][i].rps));
+  for (const w of Object.keys(stats)) for (const c of Object.keys(stats[w])) {
+    stats[w][c].ratio = e2e.trivial?.[c] ? paired(w, "trivial", c) : null;
+    if (w === "rust" && e2e.js?.[c]) stats[w][c].vsJs = paired("rust", "js", c);
+  }
   return stats;
 }
+
+const cpu = (a, b) => (a.cpuUs != null && b.cpuUs != null ? `; workerd CPU ${fmt(a.cpuUs)} vs ${fmt(b.cpuUs)} µs/req` : "");
 
 /** The three targets of issue 5, each { name, measured, pass } (pass null when not measured). */
 export function targets(stats, bundle) {
@@ -34,10 +44,10 @@ export function targets(stats, bundle) {
   const gzip = bundle?.wranglerGzip ?? bundle?.gzip;
   return [
     { name: "valid-key throughput ≥ JavaScript worker",
-      measured: r && j ? `${fmt(r.valid.rps)} vs ${fmt(j.valid.rps)} req/s (${fmt(r.valid.rps / j.valid.rps, 2)}×)` : "not measured",
-      pass: r && j ? r.valid.rps >= j.valid.rps : null },
+      measured: r && j ? `${fmt(r.valid.rps)} vs ${fmt(j.valid.rps)} req/s (paired ratio ${fmt(r.valid.vsJs, 2)}×)${cpu(r.valid, j.valid)}` : "not measured",
+      pass: r && j ? r.valid.vsJs >= 1 : null },
     { name: "malformed-key rejection within 10% of the trivial ceiling",
-      measured: r && t ? `${fmt(r.malformed.ratio * 100, 1)}% of ceiling` : "not measured",
+      measured: r && t ? `${fmt(r.malformed.ratio * 100, 1)}% of ceiling${cpu(r.malformed, t.malformed)}` : "not measured",
       pass: r && t ? r.malformed.ratio >= 0.9 : null },
     { name: "gzip bundle < 130 KiB",
       measured: gzip ? `${kib(gzip)} gzip (${kib(bundle.raw)} raw)` : "not measured",
@@ -50,7 +60,7 @@ const verdict = (p) => (p === null ? "—" : p ? "**pass**" : "**MISS**");
 export function markdown({ machine, settings, core, stats, bundle, notes }) {
   const L = [];
   L.push(`Date: ${machine.date}  `, `Machine: ${machine.cpu}, ${machine.nproc} CPUs, ${machine.memGiB} GiB RAM, ${machine.os}, Node ${machine.node}, ${machine.rustc}  `);
-  L.push(`Load average at start: ${machine.load}`, "");
+  L.push(`Commit: ${machine.commit}  `, `Load average as the load tests started: ${machine.load}`, "");
   L.push("## Targets", "", "| target | measured | result |", "| --- | --- | --- |");
   for (const t of targets(stats, bundle)) L.push(`| ${t.name} | ${t.measured} | ${verdict(t.pass)} |`);
   if (core) {
@@ -59,11 +69,11 @@ export function markdown({ machine, settings, core, stats, bundle, notes }) {
   }
   if (stats) {
     L.push("", `## 2. End to end: \`GET /v1/auth/verify\` through workerd + local KV (Miniflare, 127.0.0.1)`, "");
-    L.push(`${settings.wrk}, ${settings.connections} connections, ${settings.threads} thread, ${settings.seconds} s per run after a ${settings.warmupSeconds} s warm-up, ${settings.runs} runs per case (interleaved); req/s is the median of the runs, spread is (max − min) / median; latencies are medians of the runs' percentiles.`, "");
-    L.push("| case | worker | req/s (median) | min–max | spread | p50 | p99 | ratio to ceiling |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for (const c of CASES) for (const w of ["trivial", "js", "rust"]) {
+    L.push(`${settings.wrk}, ${settings.connections} connections, ${settings.threads} thread, ${settings.seconds} s per run after a ${settings.warmupSeconds} s warm-up, ${settings.runs} runs per case (interleaved); req/s is the median of the runs, spread is (max − min) / median; latencies are medians of the runs' percentiles; ratios are medians of per-run ratios (the workers run back to back within a run, in rotating order); workerd CPU/req is the worker's workerd process CPU time (user + system, all threads, incl. local KV) over the run divided by its requests — much steadier than req/s on a busy machine.`, "");
+    L.push("| case | worker | req/s (median) | min–max | spread | p50 | p99 | ratio to ceiling | workerd CPU/req |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (const c of CASES) for (const w of ["trivial", "js", "rust", "rust-kv"]) {
       const s = stats[w]?.[c];
-      if (s) L.push(`| ${c} | ${WORKER_LABEL[w]} | ${fmt(s.rps)} | ${fmt(s.min)}–${fmt(s.max)} | ${fmt(s.spreadPct, 1)}% | ${fmt(s.p50Ms, 2)} ms | ${fmt(s.p99Ms, 2)} ms | ${fmt(s.ratio, 2)} |`);
+      if (s) L.push(`| ${c} | ${WORKER_LABEL[w]} | ${fmt(s.rps)} | ${fmt(s.min)}–${fmt(s.max)} | ${fmt(s.spreadPct, 1)}% | ${fmt(s.p50Ms, 2)} ms | ${fmt(s.p99Ms, 2)} ms | ${fmt(s.ratio, 2)} | ${s.cpuUs == null ? "—" : `${fmt(s.cpuUs)} µs`} |`);
     }
     const starts = Object.entries(settings.startupMs || {});
     if (starts.length) L.push("", "Local cold start (new workerd via Miniflare until ready to serve): " + starts.map(([w, ms]) => `${WORKER_LABEL[w]} ${fmt(ms)} ms`).join(", ") + ".");
@@ -79,21 +89,19 @@ export function markdown({ machine, settings, core, stats, bundle, notes }) {
   return L.join("\n") + "\n";
 }
 
-/** Grouped bar chart of median req/s per case (error bars min–max), written as SVG and PNG. */
-export async function chart(stats, svgPath, pngPath) {
-  const W = 860, H = 440, left = 80, right = 190, top = 50, bottom = 60;
-  const workers = ["trivial", "js", "rust"].filter((w) => stats[w]);
-  const top0 = Math.max(...workers.flatMap((w) => CASES.map((c) => stats[w][c]?.max || 0))) * 1.08 || 1;
-  const mag = 10 ** Math.floor(Math.log10(top0 / 5));
-  const step = [1, 2, 2.5, 5, 10].map((f) => f * mag).find((st) => st * 5 >= top0);
-  const ymax = step * 5;
+/** Grouped bars of one metric per case and worker, into `s` at x offset `ox`. */
+function panel(s, stats, { ox, title, value, lo, hi, unit }) {
+  const W = 560, H = 460, left = 70, top = 90, bottom = 45, right = 10;
+  const workers = ["trivial", "js", "rust", "rust-kv"].filter((w) => stats[w]);
+  const top0 = Math.max(...workers.flatMap((w) => CASES.map((c) => (stats[w][c] ? hi(stats[w][c]) : 0)))) * 1.08 || 1;
+  const mag = 10 ** Math.floor(Math.log10(top0 / 6));
+  const step = [1, 2, 2.5, 5, 10].map((f) => f * mag).find((st) => Math.ceil(top0 / st) <= 6);
+  const ticks = Math.ceil(top0 / step), ymax = step * ticks;
   const y = (v) => top + (H - top - bottom) * (1 - v / ymax);
   const gw = (W - left - right) / CASES.length, bw = (gw * 0.75) / workers.length;
-  const s = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="DejaVu Sans, sans-serif" font-size="13">`,
-    `<rect width="${W}" height="${H}" fill="#fff"/>`,
-    `<text x="${left}" y="28" font-size="16" font-weight="bold">GET /v1/auth/verify through workerd + local KV: median req/s (bars: min–max)</text>`];
-  for (let i = 0; i <= 5; i++) {
-    const v = (ymax / 5) * i;
+  s.push(`<g transform="translate(${ox},0)">`, `<text x="${left}" y="${top - 22}" font-size="15" font-weight="bold">${title}</text>`);
+  for (let i = 0; i <= ticks; i++) {
+    const v = step * i;
     s.push(`<line x1="${left}" x2="${W - right}" y1="${y(v)}" y2="${y(v)}" stroke="#e5e7eb"/>`,
       `<text x="${left - 8}" y="${y(v) + 4}" text-anchor="end" fill="#555">${fmt(v)}</text>`);
   }
@@ -101,16 +109,29 @@ export async function chart(stats, svgPath, pngPath) {
     const gx = left + gw * ci + gw * 0.125;
     s.push(`<text x="${gx + (bw * workers.length) / 2}" y="${H - bottom + 22}" text-anchor="middle">${c} key</text>`);
     workers.forEach((w, wi) => {
-      const st = stats[w][c]; if (!st) return;
+      const st = stats[w][c]; if (!st || value(st) == null) return;
       const x = gx + bw * wi, cx = x + bw / 2;
-      s.push(`<rect x="${x + 2}" y="${y(st.rps)}" width="${bw - 4}" height="${y(0) - y(st.rps)}" fill="${COLORS[w]}"/>`,
-        `<line x1="${cx}" x2="${cx}" y1="${y(st.min)}" y2="${y(st.max)}" stroke="#111" stroke-width="1.5"/>`,
-        `<text x="${cx}" y="${y(st.max) - 6}" text-anchor="middle" font-size="11">${fmt(st.rps)}</text>`);
+      s.push(`<rect x="${x + 2}" y="${y(value(st))}" width="${bw - 4}" height="${y(0) - y(value(st))}" fill="${COLORS[w]}"/>`);
+      if (lo) s.push(`<line x1="${cx}" x2="${cx}" y1="${y(lo(st))}" y2="${y(hi(st))}" stroke="#111" stroke-width="1.5"/>`);
+      s.push(`<text x="${cx}" y="${y(hi(st)) - 6}" text-anchor="middle" font-size="11">${fmt(value(st))}${unit}</text>`);
     });
   });
-  workers.forEach((w, i) => s.push(`<rect x="${W - right + 20}" y="${top + i * 24}" width="14" height="14" fill="${COLORS[w]}"/>`,
-    `<text x="${W - right + 40}" y="${top + i * 24 + 12}">${WORKER_LABEL[w]}</text>`));
-  s.push(`<line x1="${left}" x2="${W - right}" y1="${y(0)}" y2="${y(0)}" stroke="#333"/>`, "</svg>");
+  s.push(`<line x1="${left}" x2="${W - right}" y1="${y(0)}" y2="${y(0)}" stroke="#333"/>`, "</g>");
+}
+
+/** The chart: median req/s (error bars min–max) beside workerd CPU per request, as SVG and PNG. */
+export async function chart(stats, svgPath, pngPath) {
+  const W = 1320, H = 470;
+  const s = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="DejaVu Sans, sans-serif" font-size="13">`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`,
+    `<text x="20" y="30" font-size="17" font-weight="bold">GET /v1/auth/verify through workerd + local KV (Miniflare, 127.0.0.1)</text>`];
+  panel(s, stats, { ox: 0, title: "Throughput: median req/s (bars: min–max of runs)", value: (t) => t.rps, lo: (t) => t.min, hi: (t) => t.max, unit: "" });
+  const hasCpu = Object.values(stats).some((byCase) => Object.values(byCase).some((t) => t.cpuUs != null));
+  if (hasCpu) panel(s, stats, { ox: 580, title: "workerd CPU per request, µs (lower is better)", value: (t) => t.cpuUs, hi: (t) => t.cpuUs ?? 0, unit: "" });
+  ["trivial", "js", "rust", "rust-kv"].filter((w) => stats[w]).forEach((w, i) => s.push(
+    `<rect x="${1160}" y="${90 + i * 24}" width="14" height="14" fill="${COLORS[w]}"/>`,
+    `<text x="${1180}" y="${102 + i * 24}">${WORKER_LABEL[w]}</text>`));
+  s.push("</svg>");
   const svg = s.join("\n");
   writeFileSync(svgPath, svg);
   try {

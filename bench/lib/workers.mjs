@@ -1,8 +1,10 @@
 // bench/lib/workers.mjs: starts each benchmarked worker in its own workerd via Miniflare's Node
-// API on 127.0.0.1 (random port, local in-memory KV bound as KEYS) and seeds the same records.
-import { readFileSync, existsSync } from "node:fs";
+// API on 127.0.0.1 (random port, local in-memory KV bound as KEYS), seeds the same records, and
+// reads a workerd's CPU time. The Rust worker is started by tests/support/worker.mjs.
+import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Miniflare } from "miniflare";
 
 export const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
@@ -16,7 +18,8 @@ export const KEYS = {
 
 const sha256Hex = (text) => createHash("sha256").update(text).digest("hex");
 
-/** KV entries: the valid key's record under `key/{sha256 hex}`, written as value and metadata. */
+/** KV entries (src/repo.rs layout): the valid key's record under `key/{sha256 hex}` (value and
+ * metadata) and its `id/{key id}` → hash pointer. */
 export function seedRecords(now = Date.now()) {
   const hash = sha256Hex(KEYS.valid);
   const record = {
@@ -24,43 +27,74 @@ export function seedRecords(now = Date.now()) {
     prefix: KEYS.valid.slice(0, 12), created_at: now - 86_400_000,
     grace_expires_at: null, revoked_at: null, rotated_from: null, rotated_to: null,
   };
-  return [{ key: `key/${hash}`, value: JSON.stringify(record), metadata: record }];
+  return [
+    { key: `key/${hash}`, value: JSON.stringify(record), metadata: record },
+    { key: `id/${record.id}`, value: hash },
+  ];
 }
 
-function compatibilityDate() {
-  const toml = join(ROOT, "wrangler.toml");
-  const m = existsSync(toml) && readFileSync(toml, "utf8").match(/^compatibility_date\s*=\s*"([^"]+)"/m);
-  return m ? m[1] : "2026-04-20";
+const wranglerToml = () => readFileSync(join(ROOT, "wrangler.toml"), "utf8");
+const compatibilityDate = () => wranglerToml().match(/^compatibility_date\s*=\s*"([^"]+)"/m)[1];
+
+/** The `[vars]` of wrangler.toml (flat `NAME = "value"` lines): the Rust worker runs as deployed. */
+export function wranglerVars() {
+  const section = wranglerToml().split(/^\[vars\]\s*$/m)[1]?.split(/^\[/m)[0] ?? "";
+  return Object.fromEntries([...section.matchAll(/^([A-Z0-9_]+)\s*=\s*"([^"]*)"/gm)].map((m) => [m[1], m[2]]));
 }
 
-/** The three workers: name → Miniflare script options. */
-export const WORKERS = {
-  trivial: { scriptPath: join(ROOT, "bench/trivial-worker/index.js") },
-  js: { scriptPath: join(ROOT, "bench/js-worker/index.js") },
-  rust: {
-    scriptPath: join(ROOT, "build/index.js"),
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
-  },
+/** The bench's own JavaScript workers: name → script path. */
+export const JS_WORKERS = {
+  trivial: join(ROOT, "bench/trivial-worker/index.js"),
+  js: join(ROOT, "bench/js-worker/index.js"),
 };
 
-/** Starts one worker; resolves to { name, url, mf, startupMs, dispose }. */
-export async function startWorker(name, { vars = {} } = {}) {
-  const t0 = performance.now();
+// Drain workerd's stdout/stderr so per-request logging cannot block, flood or fill memory.
+const drain = (out, err) => { out.resume(); err.resume(); };
+
+/** Starts a worker in its own workerd; resolves to { url, mf }. */
+async function launch(name) {
+  if (name === "rust" || name === "rust-kv") {
+    // The built Rust worker as the e2e tests run it (KV, Durable Objects: the shape of
+    // wrangler.toml) with wrangler.toml's [vars], so it runs as deployed — but without the static
+    // assets router: locally Miniflare runs it as JavaScript in the same workerd before every
+    // request (~0.5 ms CPU each here), which would bury the worker's own cost. The verify route
+    // never reads an asset, and the JS and trivial workers have none either.
+    const { startWorker } = await import(join(ROOT, "tests/support/worker.mjs"));
+    const extra = { handleRuntimeStdio: drain, modulesRoot: join(ROOT, "build"), assets: undefined };
+    // "rust-kv": the same worker with the change-log overlay switched off (KV alone).
+    const overlay = name === "rust-kv" ? { CHANGES_OVERLAY: "off" } : {};
+    const w = await startWorker({ vars: { ...wranglerVars(), ...overlay }, extra });
+    return { url: w.url, mf: w.mf };
+  }
   const mf = new Miniflare({
-    name: `bench-${name}`,
-    modules: true,
-    ...WORKERS[name],
-    compatibilityDate: compatibilityDate(),
-    kvNamespaces: ["KEYS"],
-    bindings: vars,
-    host: "127.0.0.1",
-    port: 0,
-    // Drain workerd's stdout/stderr so per-request logging cannot block or flood the terminal.
-    handleRuntimeStdio: (out, err) => { out.resume(); err.resume(); },
+    name: `bench-${name}`, modules: true, scriptPath: JS_WORKERS[name],
+    modulesRoot: dirname(JS_WORKERS[name]), // workerd refuses module paths that climb out of it
+    compatibilityDate: compatibilityDate(), kvNamespaces: ["KEYS"],
+    host: "127.0.0.1", port: 0, handleRuntimeStdio: drain,
   });
-  const url = (await mf.ready).toString().replace(/\/$/, "");
+  return { url: (await mf.ready).toString().replace(/\/$/, ""), mf };
+}
+
+const children = () => {
+  try { return execFileSync("pgrep", ["-P", String(process.pid)], { encoding: "utf8" }).split("\n").filter(Boolean); }
+  catch { return []; }
+};
+const TICK_US = 1e6 / Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim() || 100);
+
+/** CPU time (user + system, all threads) a process has used so far, in microseconds. */
+export function cpuMicros(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * TICK_US; // utime, stime (fields 14, 15)
+}
+
+/** Starts one worker and seeds its KV; resolves to { name, url, mf, pid (its workerd), startupMs, dispose }. */
+export async function startWorker(name) {
+  const before = new Set(children());
+  const t0 = performance.now();
+  const { url, mf } = await launch(name);
   const startupMs = performance.now() - t0;
+  const pid = children().find((p) => !before.has(p) && readFileSync(`/proc/${p}/comm`, "utf8").startsWith("workerd"));
   const kv = await mf.getKVNamespace("KEYS");
-  for (const { key, value, metadata } of seedRecords()) await kv.put(key, value, { metadata });
-  return { name, url, mf, startupMs, dispose: () => mf.dispose() };
+  for (const { key, value, metadata } of seedRecords()) await kv.put(key, value, metadata ? { metadata } : {});
+  return { name, url, mf, pid, startupMs, dispose: () => mf.dispose() };
 }

@@ -1,0 +1,151 @@
+//! Leak reports through the admin layer's commit point: a leaked key is revoked with its reason
+//! and an audit event naming who reported it; a key changed meanwhile is decided again on the
+//! version that stands; the change log's recent versions win over KV's.
+
+use super::*;
+use crate::changes::MemoryFeed;
+use crate::leaks::{parse_admin_report, process, Label};
+use crate::store::{MemoryStore, Op};
+use pollster::block_on;
+
+const DAY: Millis = 86_400_000;
+
+struct World {
+    kv: MemoryStore,
+    feed: MemoryFeed,
+    overlay: RefCell<Overlay>,
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            kv: MemoryStore::new(),
+            feed: MemoryFeed::default(),
+            overlay: RefCell::default(),
+        }
+    }
+
+    fn keys(&self) -> Keys<'_, MemoryStore, MemoryFeed> {
+        Keys {
+            repo: Repo::new(&self.kv),
+            feed: &self.feed,
+            overlay: &self.overlay,
+        }
+    }
+
+    /// Project "p" and one key; returns (plaintext, id).
+    fn seed(&self) -> (String, String) {
+        block_on(async {
+            create_project(&self.keys().repo, "p", "P", 0)
+                .await
+                .unwrap();
+            let issued = create_key(&self.keys(), "p", "k", 0).await.unwrap().value;
+            (issued.key.expose().to_owned(), issued.api_key.id)
+        })
+    }
+
+    fn report(&self, keys: &[&str], now: Millis) -> Vec<Label> {
+        let body = serde_json::json!({ "keys": keys, "source": "incident INC-9" }).to_string();
+        let report = parse_admin_report(body.as_bytes()).unwrap();
+        let done = block_on(process(&self.keys(), &report, now)).unwrap();
+        done.into_feedback()
+            .unwrap()
+            .iter()
+            .map(|f| f.label)
+            .collect()
+    }
+
+    fn record(&self, id: &str, now: Millis) -> KeyRecord {
+        block_on(find_key(&self.keys(), id, now)).unwrap()
+    }
+}
+
+#[test]
+fn a_reported_key_is_revoked_with_its_reason_and_audited_as_the_reporter() {
+    let w = World::new();
+    let (key, id) = w.seed();
+    assert_eq!(w.report(&[&key], 1_000), [Label::TruePositive]);
+    let record = w.record(&id, 1_001);
+    assert_eq!(record.revoked_at, Some(1_000));
+    let reason = record.revoked_reason.as_deref().unwrap();
+    assert_eq!(reason, "Leaked: reported by incident INC-9");
+    assert_eq!(record.view(1_001).revoked_reason.as_deref(), Some(reason));
+    let stored = block_on(w.keys().repo.key_by_id(&id)).unwrap().unwrap();
+    assert_eq!(stored.revoked_at, Some(1_000), "written to KV too");
+    let events = block_on(audit_log(&w.keys().repo, Some("p"))).unwrap();
+    let revoked = events.iter().find(|e| e.action == "key.revoked").unwrap();
+    assert_eq!(revoked.actor, "admin");
+    assert_eq!(revoked.reason.as_deref(), Some(reason));
+    assert_eq!(w.report(&[&key], 2_000), [Label::TruePositive]);
+    assert_eq!(w.record(&id, 2_001).revoked_at, Some(1_000), "unchanged");
+}
+
+#[test]
+fn lookups_read_kv_in_bulk_and_prefer_the_change_logs_versions() {
+    let w = World::new();
+    let (key, id) = w.seed();
+    // Revoked in the change log; KV's write failed and still says active.
+    w.kv.fail_from(0, Some(Op::Put));
+    block_on(revoke_key(&w.keys(), &id, 500)).unwrap();
+    w.kv.heal();
+    let kv_copy = block_on(w.keys().repo.key_by_id(&id)).unwrap().unwrap();
+    assert_eq!(kv_copy.revoked_at, None);
+    let hash = crate::key::ApiKey::parse(&key).unwrap().hash();
+    let found = block_on(Revoker::lookup(&w.keys(), &[hash], 1_000)).unwrap();
+    assert_eq!(found[0].as_ref().unwrap().revoked_at, Some(500));
+    // Already revoked: a true positive, nothing written.
+    let puts = w.kv.log().iter().filter(|(op, _)| *op == Op::Put).count();
+    assert_eq!(w.report(&[&key], 1_000), [Label::TruePositive]);
+    let after = w.kv.log().iter().filter(|(op, _)| *op == Op::Put).count();
+    assert_eq!(puts, after);
+}
+
+fn revocation() -> Revocation {
+    Revocation {
+        actor: "github-secret-scanning",
+        reason: "Leaked: found by GitHub secret scanning".into(),
+    }
+}
+
+#[test]
+fn a_key_rotated_meanwhile_is_revoked_on_the_version_that_stands() {
+    let w = World::new();
+    let (_, id) = w.seed();
+    let seen = w.record(&id, 100);
+    block_on(rotate_key(&w.keys(), &id, DAY, 200)).unwrap();
+    let batch = [(seen, revocation())];
+    block_on(Revoker::revoke(&w.keys(), &batch, 300)).unwrap();
+    let record = w.record(&id, 301);
+    assert_eq!(record.revoked_at, Some(300));
+    assert!(record.rotated_to.is_some(), "the rotation is kept");
+    assert_eq!(record.grace_expires_at, Some(200 + DAY));
+}
+
+#[test]
+fn a_key_revoked_meanwhile_keeps_its_first_revocation() {
+    let w = World::new();
+    let (_, id) = w.seed();
+    let seen = w.record(&id, 100);
+    block_on(revoke_key(&w.keys(), &id, 200)).unwrap();
+    let batch = [(seen, revocation())];
+    assert_eq!(
+        block_on(Revoker::revoke(&w.keys(), &batch, 300)).unwrap(),
+        None
+    );
+    let record = w.record(&id, 301);
+    assert_eq!(record.revoked_at, Some(200));
+    assert_eq!(record.revoked_reason, None);
+}
+
+#[test]
+fn without_the_change_log_nothing_is_revoked_and_the_report_fails() {
+    let w = World::new();
+    let (key, id) = w.seed();
+    w.feed.unreachable.set(true);
+    let body = serde_json::json!({ "keys": [key], "source": "s" }).to_string();
+    let report = parse_admin_report(body.as_bytes()).unwrap();
+    let err = block_on(process(&w.keys(), &report, 1_000)).unwrap_err();
+    assert_eq!(ApiError::from(err).status(), 503);
+    w.feed.unreachable.set(false);
+    assert_eq!(w.record(&id, 1_001).revoked_at, None);
+}
