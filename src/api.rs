@@ -61,6 +61,8 @@ pub struct Reply {
     pub status: u16,
     pub body: String,
     pub www_authenticate: Option<&'static str>,
+    /// The `Allow` header of a 405.
+    pub allow: Option<&'static str>,
     pub log: Option<String>,
 }
 
@@ -83,6 +85,7 @@ impl Reply {
                 status,
                 body,
                 www_authenticate: None,
+                allow: None,
                 log: None,
             },
             Err(e) => Self::error(&ApiError::Internal(format!("serialize reply: {e}"))),
@@ -101,6 +104,10 @@ impl Reply {
             status: err.status(),
             body: err.body(),
             www_authenticate,
+            allow: match err {
+                ApiError::MethodNotAllowed(allow) => Some(allow),
+                _ => None,
+            },
             log: err.log_detail(),
         }
     }
@@ -155,7 +162,7 @@ where
     K: KeysFetcher,
 {
     if req.method != "POST" {
-        return Reply::error(&ApiError::MethodNotAllowed);
+        return Reply::error(&ApiError::MethodNotAllowed("POST"));
     }
     let (key_id, signature) = (req.github_key_id, req.github_signature);
     let done = leaks::github_report(keys, github, key_id, signature, req.body, now).await;
@@ -193,7 +200,7 @@ pub async fn handle<S: Store, F: ChangeFeed>(
             Err(e) => Err(e),
         }
     } else if req.path == VERIFY && req.method != "GET" {
-        Err(ApiError::MethodNotAllowed)
+        Err(ApiError::MethodNotAllowed("GET"))
     } else if req.path.starts_with("/v1/") {
         let (verified, log) = verify(keys, config, req, now).await;
         let reply = match verified {
@@ -281,8 +288,11 @@ async fn admin_route<S: Store, F: ChangeFeed>(
             let events = admin::audit_log(repo, project.as_deref()).await?;
             Ok(Reply::json(200, &json!({ "events": events })))
         }
-        (_, ["projects"] | ["projects", _, "keys"] | ["keys"] | ["keys", _])
-        | (_, ["keys", _, "rotate" | "revoke"] | ["audit"]) => Err(ApiError::MethodNotAllowed),
+        (_, ["projects"]) => Err(ApiError::MethodNotAllowed("GET, POST")),
+        (_, ["projects", _, "keys"] | ["keys", _, "rotate" | "revoke"]) => {
+            Err(ApiError::MethodNotAllowed("POST"))
+        }
+        (_, ["keys"] | ["keys", _] | ["audit"]) => Err(ApiError::MethodNotAllowed("GET")),
         _ => Err(ApiError::NotFound),
     }
 }
@@ -374,6 +384,10 @@ fn decode<T: DeserializeOwned>(req: &HttpRequest<'_>) -> Result<T, ApiError> {
         return Err(ApiError::BodyTooLarge(MAX_ADMIN_BODY));
     }
     require_json(req)?;
+    // serde's derive also builds a struct from a JSON array of its fields: bodies are objects.
+    if req.body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::InvalidBody("expected a JSON object".into()));
+    }
     serde_json::from_slice(req.body).map_err(|e| {
         let text = e.to_string();
         match e.classify() {

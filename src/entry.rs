@@ -270,6 +270,9 @@ fn respond(reply: Reply) -> Result<web_sys::Response> {
     if let Some(challenge) = reply.www_authenticate {
         headers.set("WWW-Authenticate", challenge)?;
     }
+    if let Some(allow) = reply.allow {
+        headers.set("Allow", allow)?;
+    }
     let init = web_sys::ResponseInit::new();
     init.set_status(reply.status);
     init.set_headers(&headers.0);

@@ -24,8 +24,8 @@ pub enum ApiError {
     AdminDisabled,
     #[error("no such route")]
     NotFound,
-    #[error("method not allowed on this route")]
-    MethodNotAllowed,
+    #[error("method not allowed on this route; allowed: {0}")]
+    MethodNotAllowed(&'static str),
     #[error("no project with this id")]
     ProjectNotFound,
     #[error("no key with this id")]
@@ -86,7 +86,7 @@ impl ApiError {
             SigningKeysUnavailable(_) | ReportIncomplete(_) => 503,
             ProjectMismatch => 403,
             NotFound | ProjectNotFound | KeyNotFound => 404,
-            MethodNotAllowed => 405,
+            MethodNotAllowed(_) => 405,
             ProjectExists | KeyNotRotatable(_) | Conflict => 409,
             InvalidName
             | InvalidProjectId
@@ -113,7 +113,7 @@ impl ApiError {
             ProjectMismatch => "project_mismatch",
             AdminUnauthorized | AdminDisabled => "admin_unauthorized",
             NotFound => "not_found",
-            MethodNotAllowed => "method_not_allowed",
+            MethodNotAllowed(_) => "method_not_allowed",
             ProjectNotFound => "project_not_found",
             KeyNotFound => "key_not_found",
             ProjectExists => "project_exists",

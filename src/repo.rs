@@ -19,6 +19,8 @@ const KEY: &str = "key/";
 const KEY_ID: &str = "id/";
 const PROJECT: &str = "project/";
 const AUDIT: &str = "audit/";
+/// A longer name cannot name anything stored: KV refuses such names (an error, not a miss).
+const KV_NAME_MAX_BYTES: usize = crate::store::KV_KEY_MAX_BYTES;
 
 /// Storage failed, or holds something that does not decode.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,9 @@ impl<'s, S: Store> Repo<'s, S> {
 
     pub async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, RepoError> {
         let name = format!("{KEY_ID}{id}");
+        if name.len() > KV_NAME_MAX_BYTES {
+            return Ok(None);
+        }
         let Some(hex) = self.store.get(&name).await? else {
             return Ok(None);
         };
@@ -121,6 +126,9 @@ impl<'s, S: Store> Repo<'s, S> {
     }
 
     async fn get_json<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, RepoError> {
+        if name.len() > KV_NAME_MAX_BYTES {
+            return Ok(None);
+        }
         match self.store.get(name).await? {
             Some(text) => decode(name, &text).map(Some),
             None => Ok(None),

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 /// Workers KV caps a key's metadata at 1024 bytes of serialized JSON.
 pub const METADATA_MAX_BYTES: usize = 1024;
+/// Workers KV refuses key names over 512 bytes ([`MemoryStore`] does too).
+pub const KV_KEY_MAX_BYTES: usize = 512;
 
 /// Storage could not answer. The caller fails closed: nothing is authorized on this.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,6 +110,11 @@ impl MemoryStore {
     }
 
     fn record(&self, op: Op, key: &str) -> Result<(), StoreError> {
+        if op != Op::List && key.len() > KV_KEY_MAX_BYTES {
+            return Err(StoreError(format!(
+                "key name over {KV_KEY_MAX_BYTES} bytes"
+            )));
+        }
         let mut inner = self.inner.borrow_mut();
         let counted = inner
             .log

@@ -668,3 +668,49 @@ fn openapi_document_lists_every_route() {
     }
     assert!(seen >= 11, "documented operations: {seen}");
 }
+
+#[test]
+fn a_json_array_is_not_an_admin_body() {
+    use serde_json::json;
+    let api = Api::new();
+    let a = api.admin("POST", "/admin/v1/projects", r#"["web-app","Web app"]"#, 0);
+    assert_eq!((a.status, a.code()), (400, "invalid_body"));
+    assert_eq!(
+        api.admin("GET", "/admin/v1/projects", "", 0).json["projects"],
+        json!([])
+    );
+    let a = api.admin("POST", "/admin/v1/keys/k/revoke", " []", 0);
+    assert_eq!((a.status, a.code()), (400, "invalid_body"));
+}
+
+#[test]
+fn method_not_allowed_names_the_allowed_methods() {
+    let api = Api::new();
+    for (method, path, allow) in [
+        ("DELETE", "/admin/v1/projects", "GET, POST"),
+        ("GET", "/admin/v1/keys/k/rotate", "POST"),
+        ("POST", "/admin/v1/keys", "GET"),
+    ] {
+        let a = api.admin(method, path, "", 0);
+        assert_eq!(a.status, 405, "{method} {path}");
+        assert_eq!(a.reply.unwrap().allow, Some(allow), "{method} {path}");
+    }
+}
+
+#[test]
+fn ids_too_long_for_kv_are_404_not_503() {
+    let api = Api::new();
+    let long = "a".repeat(600);
+    for (method, path, body) in [
+        ("GET", format!("/admin/v1/keys/key_{long}"), ""),
+        ("POST", format!("/admin/v1/keys/key_{long}/revoke"), ""),
+        (
+            "POST",
+            format!("/admin/v1/projects/{long}/keys"),
+            r#"{"name":"k"}"#,
+        ),
+    ] {
+        let a = api.admin(method, &path, body, 0);
+        assert_eq!(a.status, 404, "{method} {}", &path[..30]);
+    }
+}

@@ -2,11 +2,11 @@
 // grace, revoked; checked against openapi.json; KV scanned for plaintext keys afterwards.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createHash } from "node:crypto";
-import { startWorker, call, ADMIN_TOKEN } from "../support/worker.mjs";
+import { startWorker, call, filesUnder } from "../support/worker.mjs";
 import { assertDocumented } from "../support/openapi.mjs";
 
 const GRACE_SECONDS = 2;
@@ -184,14 +184,7 @@ test("local KV storage holds no plaintext key", async () => {
   await worker.dispose();
   worker = null;
   assert.ok(issued.length >= 3);
-  const files = [];
-  const walk = (dir) => {
-    for (const name of readdirSync(dir)) {
-      const full = path.join(dir, name);
-      statSync(full).isDirectory() ? walk(full) : files.push(full);
-    }
-  };
-  walk(persist);
+  const files = filesUnder(persist);
   assert.ok(files.length > 0, "KV was persisted");
   let hashes = 0;
   for (const file of files) {

@@ -1,7 +1,7 @@
 // Starts the built worker (build/index.js + wasm) in workerd through Miniflare, on 127.0.0.1,
 // with a local KV namespace and the dashboard's static assets — the same shape as wrangler.toml.
 import { Miniflare } from "miniflare";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 
@@ -83,4 +83,12 @@ export async function call(base, method, route, { token = ADMIN_TOKEN, body, hea
     json = JSON.parse(text);
   } catch {}
   return { status: res.status, headers: res.headers, json, text };
+}
+
+/** Every file below `dir` (a persisted KV or Durable Object store, for plaintext scans). */
+export function filesUnder(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const full = path.join(dir, name);
+    return statSync(full).isDirectory() ? filesUnder(full) : [full];
+  });
 }
