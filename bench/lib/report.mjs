@@ -121,7 +121,7 @@ function panel(s, stats, { ox, title, value, lo, hi, unit }) {
 
 /** The chart: median req/s (error bars min–max) beside workerd CPU per request, as SVG and PNG. */
 export async function chart(stats, svgPath, pngPath) {
-  const W = 1320, H = 470;
+  const W = 1400, H = 470;
   const s = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="DejaVu Sans, sans-serif" font-size="13">`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
     `<text x="20" y="30" font-size="17" font-weight="bold">GET /v1/auth/verify through workerd + local KV (Miniflare, 127.0.0.1)</text>`];
