@@ -5,15 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use lumiqtrace_authorizer::ingest::bearer_key;
-
-fn well_formed(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 68
-        && &b[..4] == b"lqt_"
-        && b[4..]
-            .iter()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
-}
+// The key_parse target checks `is_well_formed` against an independent oracle.
+use lumiqtrace_authorizer::key::is_well_formed as well_formed;
 
 fn check(header: &str) {
     match bearer_key(Some(header)) {
