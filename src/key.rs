@@ -49,10 +49,7 @@ impl ApiKey {
 
     /// The stored identity: hex SHA-256 of the full key string.
     pub fn hash(&self) -> KeyHash {
-        let digest = Sha256::digest(self.0.as_bytes());
-        let mut hex = String::with_capacity(64);
-        push_hex(&mut hex, &digest);
-        KeyHash(hex)
+        KeyHash(sha256_hex(&self.0))
     }
 
     /// `lqt_` + the first 8 hex characters: what listings show.
@@ -118,6 +115,14 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], getrandom::Error> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes)?;
     Ok(bytes)
+}
+
+/// Lowercase hex SHA-256 of `text`: a key's stored identity, and the `token_hash` GitHub gets
+/// back for any reported token.
+pub fn sha256_hex(text: &str) -> String {
+    let mut hex = String::with_capacity(64);
+    push_hex(&mut hex, &Sha256::digest(text.as_bytes()));
+    hex
 }
 
 /// Appends `bytes` as lowercase hex.

@@ -33,12 +33,11 @@
 //! `get(names[])`.
 
 use crate::error::ApiError;
-use crate::key::{is_well_formed, push_hex, KeyHash};
+use crate::key::{is_well_formed, sha256_hex, KeyHash};
 use crate::record::{KeyRecord, KeyStatus};
 use crate::signature::{GitHubSignatures, KeysFetcher, SignatureError, SignatureVerifier};
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// A report body larger than this (1 MiB) is refused with 413, before anything is read.
 pub const MAX_REPORT_BODY: usize = 1024 * 1024;
@@ -290,8 +289,7 @@ struct Findings {
 
 impl Findings {
     fn add(&mut self, token: &str, token_type: String, kind: Option<String>, url: Option<String>) {
-        let mut token_hash = String::with_capacity(64);
-        push_hex(&mut token_hash, &Sha256::digest(token.as_bytes()));
+        let token_hash = sha256_hex(token);
         if let Some(seen) = self.list.iter_mut().find(|f| f.token_hash == token_hash) {
             seen.more += 1;
             return;
