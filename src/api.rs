@@ -13,7 +13,6 @@ use crate::signature::{GitHubSignatures, KeysFetcher, SignatureVerifier};
 use crate::store::Store;
 use crate::time::Millis;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 /// Admin request bodies larger than this are refused (400 `body_too_large`).
@@ -92,6 +91,20 @@ impl Reply {
         }
     }
 
+    /// `{"<field>": [...]}`: a list under its name.
+    fn listing<T: Serialize>(status: u16, field: &'static str, items: &[T]) -> Self {
+        struct Listing<'a, T>(&'static str, &'a [T]);
+        impl<T: Serialize> Serialize for Listing<'_, T> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry(self.0, self.1)?;
+                map.end()
+            }
+        }
+        Self::json(status, &Listing(field, items))
+    }
+
     pub fn error(err: &ApiError) -> Self {
         let www_authenticate = match err {
             ApiError::AdminUnauthorized | ApiError::AdminDisabled => {
@@ -122,10 +135,18 @@ impl Reply {
 
 /// The answer to an authorized ingest call when no `INGEST_ORIGIN` is configured.
 pub fn accepted(grant: &Grant) -> Reply {
-    Reply::json(
-        202,
-        &json!({ "accepted": true, "project_id": grant.project_id, "key_id": grant.key_id }),
-    )
+    #[derive(Serialize)]
+    struct Accepted<'a> {
+        accepted: bool,
+        project_id: &'a str,
+        key_id: &'a str,
+    }
+    let body = Accepted {
+        accepted: true,
+        project_id: &grant.project_id,
+        key_id: &grant.key_id,
+    };
+    Reply::json(202, &body)
 }
 
 /// How many bytes of body `entry` must read before calling [`handle`] (or
@@ -256,7 +277,7 @@ async fn admin_route<S: Store, F: ChangeFeed>(
         }
         ("GET", ["projects"]) => {
             let projects = admin::list_projects(repo).await?;
-            Ok(Reply::json(200, &json!({ "projects": projects })))
+            Ok(Reply::listing(200, "projects", &projects))
         }
         ("POST", ["projects", project_id, "keys"]) => {
             let body: NewKey = decode(req)?;
@@ -266,7 +287,7 @@ async fn admin_route<S: Store, F: ChangeFeed>(
         ("GET", ["keys"]) => {
             let project = project_filter(req.query)?;
             let listed = admin::list_keys(keys, project.as_deref(), now).await?;
-            Ok(Reply::json(200, &json!({ "keys": listed })))
+            Ok(Reply::listing(200, "keys", &listed))
         }
         ("POST", ["keys", "report-leaked"]) => {
             require_json(req)?;
@@ -286,7 +307,7 @@ async fn admin_route<S: Store, F: ChangeFeed>(
         ("GET", ["audit"]) => {
             let project = project_filter(req.query)?;
             let events = admin::audit_log(repo, project.as_deref()).await?;
-            Ok(Reply::json(200, &json!({ "events": events })))
+            Ok(Reply::listing(200, "events", &events))
         }
         (_, ["projects"]) => Err(ApiError::MethodNotAllowed("GET, POST")),
         (_, ["projects", _, "keys"] | ["keys", _, "rotate" | "revoke"]) => {
@@ -299,11 +320,19 @@ async fn admin_route<S: Store, F: ChangeFeed>(
 
 /// The one place a plaintext key leaves the service: the answer to create and rotate.
 fn issued_reply(done: Done<Issued>) -> Reply {
-    let issued = done.value;
-    let mut body = json!({ "key": issued.key.expose(), "api_key": issued.api_key });
-    if let Some(previous) = issued.previous {
-        body["previous"] = json!(previous);
+    #[derive(Serialize)]
+    struct Body<'a> {
+        key: &'a str,
+        api_key: &'a crate::record::KeyView,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        previous: Option<&'a crate::record::KeyView>,
     }
+    let issued = done.value;
+    let body = Body {
+        key: issued.key.expose(),
+        api_key: &issued.api_key,
+        previous: issued.previous.as_ref(),
+    };
     Reply {
         log: done.warning,
         ..Reply::json(201, &body)

@@ -149,7 +149,24 @@ impl ApiError {
             }
             other => other.to_string(),
         };
-        serde_json::json!({ "error": { "code": self.code(), "message": message } }).to_string()
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            error: Detail<'a>,
+        }
+        #[derive(serde::Serialize)]
+        struct Detail<'a> {
+            code: &'a str,
+            message: &'a str,
+        }
+        let body = Body {
+            error: Detail {
+                code: self.code(),
+                message: &message,
+            },
+        };
+        // Two plain strings always serialize; the fallback only keeps this free of `unwrap`.
+        serde_json::to_string(&body)
+            .unwrap_or_else(|_| format!("{{\"error\":{{\"code\":\"{}\"}}}}", self.code()))
     }
 
     /// What the operator's log gets for server-side failures (never a key: none reaches here).

@@ -10,6 +10,7 @@
 
 use crate::store::{Listed, Store, StoreError};
 use js_sys::{Array, Object, Promise, Reflect, JSON};
+use std::cell::OnceCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -36,21 +37,29 @@ extern "C" {
     fn get_bulk(this: &KvNamespace, keys: &Array, kind: &str) -> Result<Promise, JsValue>;
 }
 
-/// [`Store`] over Workers KV.
-pub struct Kv(Option<KvNamespace>);
+/// [`Store`] over Workers KV. The binding is looked up on first use: most refusals never
+/// reach storage.
+pub struct Kv<'a> {
+    env: &'a worker::Env,
+    namespace: OnceCell<Option<KvNamespace>>,
+}
 
-impl Kv {
-    pub fn bind(env: &worker::Env) -> Self {
-        let binding = Reflect::get(env, &JsValue::from_str(BINDING)).ok();
-        Self(
-            binding
-                .filter(JsValue::is_object)
-                .map(JsCast::unchecked_into),
-        )
+impl<'a> Kv<'a> {
+    pub fn bind(env: &'a worker::Env) -> Self {
+        Self {
+            env,
+            namespace: OnceCell::new(),
+        }
     }
 
     fn kv(&self) -> Result<&KvNamespace, StoreError> {
-        self.0
+        let namespace = self.namespace.get_or_init(|| {
+            let binding = Reflect::get(self.env, &JsValue::from_str(BINDING)).ok();
+            binding
+                .filter(JsValue::is_object)
+                .map(JsCast::unchecked_into)
+        });
+        namespace
             .as_ref()
             .ok_or_else(|| StoreError(format!("KV binding {BINDING} is missing")))
     }
@@ -83,7 +92,7 @@ fn set(object: &Object, name: &str, value: &JsValue) -> Result<(), JsValue> {
     Reflect::set(object, &JsValue::from_str(name), value).map(drop)
 }
 
-impl Store for Kv {
+impl Store for Kv<'_> {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
         let value = settle("get", key, self.kv()?.get(key)).await?;
         Ok(value.as_string())

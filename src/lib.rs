@@ -6,6 +6,7 @@ pub mod admin;
 pub mod api;
 pub mod changes;
 pub mod error;
+pub mod executor;
 pub mod ingest;
 pub mod key;
 pub mod leaks;
