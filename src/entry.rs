@@ -187,14 +187,15 @@ fn config(env: &Env) -> Config {
         }
         None => api::DEFAULT_GRACE_SECONDS,
     };
-    let refresh_ms = match var(env, "CHANGES_REFRESH_SECONDS").map(|s| s.trim().parse::<f64>()) {
-        Some(Ok(seconds)) if seconds >= 0.0 => (seconds * 1000.0) as u64,
-        Some(_) => {
-            console_error!("CHANGES_REFRESH_SECONDS is not a number of seconds; using 2");
-            DEFAULT_REFRESH_MS
-        }
-        None => DEFAULT_REFRESH_MS,
-    };
+    let refresh_ms =
+        match var(env, "CHANGES_REFRESH_SECONDS").map(|s| crate::time::parse_seconds(&s)) {
+            Some(Some(ms)) => ms,
+            Some(None) => {
+                console_error!("CHANGES_REFRESH_SECONDS is not a number of seconds; using 2");
+                DEFAULT_REFRESH_MS
+            }
+            None => DEFAULT_REFRESH_MS,
+        };
     Config {
         admin_token: var(env, "ADMIN_TOKEN"),
         grace_ms: grace_seconds.saturating_mul(1000),

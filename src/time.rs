@@ -3,6 +3,26 @@
 /// Milliseconds since the Unix epoch (UTC). The core never reads a clock: callers pass `now`.
 pub type Millis = u64;
 
+/// A number of seconds as configured (`2`, `0.5`, `1.25`; at most millisecond precision) in
+/// milliseconds. Parsed by hand: `str::parse::<f64>` would add about 10 KB of wasm.
+pub fn parse_seconds(text: &str) -> Option<Millis> {
+    let (whole, fraction) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() && fraction.is_empty() || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    if fraction.len() > 3 {
+        return None;
+    }
+    let whole: Millis = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let fraction: Millis = format!("{fraction:0<3}").parse().ok()?;
+    whole.checked_mul(1000)?.checked_add(fraction)
+}
+
 /// `2026-11-26T10:45:54.123Z` for a Unix-millisecond instant.
 pub fn rfc3339(ms: Millis) -> String {
     let secs = ms / 1000;
@@ -34,6 +54,33 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configured_seconds_become_milliseconds() {
+        assert_eq!(parse_seconds("2"), Some(2000));
+        assert_eq!(parse_seconds(" 0.5 "), Some(500));
+        assert_eq!(parse_seconds("1.25"), Some(1250));
+        assert_eq!(parse_seconds(".1"), Some(100));
+        assert_eq!(parse_seconds("3."), Some(3000));
+        assert_eq!(parse_seconds("0"), Some(0));
+    }
+
+    #[test]
+    fn malformed_or_negative_seconds_are_refused() {
+        for bad in [
+            "",
+            ".",
+            "-1",
+            "1e3",
+            "two",
+            "1.2345",
+            "1..2",
+            "+2",
+            "18446744073709552",
+        ] {
+            assert_eq!(parse_seconds(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn epoch_formats_as_1970() {
