@@ -279,9 +279,11 @@ pub async fn refresh<F: ChangeFeed>(
     if !feed.durable() || !overlay.borrow().due(now, interval) {
         return None;
     }
+    // Marked before the call: the requests that arrive while it is under way use the overlay
+    // as it is rather than each asking the log again.
+    overlay.borrow_mut().refreshed_at = Some(now);
     let fetched = feed.recent(now).await;
     let mut overlay = overlay.borrow_mut();
-    overlay.refreshed_at = Some(now);
     match fetched {
         Ok(changes) => {
             // The log holds every change of the window: what it lacks has aged out.

@@ -51,8 +51,9 @@ export const JS_WORKERS = {
 // Drain workerd's stdout/stderr so per-request logging cannot block, flood or fill memory.
 const drain = (out, err) => { out.resume(); err.resume(); };
 
-/** Starts a worker in its own workerd; resolves to { url, mf }. */
-async function launch(name) {
+/** Starts a worker in its own workerd; resolves to { url, mf }. `more`: further Miniflare
+ * options (bench/profile.mjs adds an inspector port). */
+async function launch(name, more = {}) {
   if (name === "rust" || name === "rust-kv") {
     // The built Rust worker as the e2e tests run it (KV, Durable Objects: the shape of
     // wrangler.toml) with wrangler.toml's [vars], so it runs as deployed — but without the static
@@ -60,7 +61,7 @@ async function launch(name) {
     // request (~0.5 ms CPU each here), which would bury the worker's own cost. The verify route
     // never reads an asset, and the JS and trivial workers have none either.
     const { startWorker } = await import(join(ROOT, "tests/support/worker.mjs"));
-    const extra = { handleRuntimeStdio: drain, modulesRoot: join(ROOT, "build"), assets: undefined };
+    const extra = { handleRuntimeStdio: drain, modulesRoot: join(ROOT, "build"), assets: undefined, ...more };
     // "rust-kv": the same worker with the change-log overlay switched off (KV alone).
     const overlay = name === "rust-kv" ? { CHANGES_OVERLAY: "off" } : {};
     const w = await startWorker({ vars: { ...wranglerVars(), ...overlay }, extra });
@@ -70,7 +71,7 @@ async function launch(name) {
     name: `bench-${name}`, modules: true, scriptPath: JS_WORKERS[name],
     modulesRoot: dirname(JS_WORKERS[name]), // workerd refuses module paths that climb out of it
     compatibilityDate: compatibilityDate(), kvNamespaces: ["KEYS"],
-    host: "127.0.0.1", port: 0, handleRuntimeStdio: drain,
+    host: "127.0.0.1", port: 0, handleRuntimeStdio: drain, ...more,
   });
   return { url: (await mf.ready).toString().replace(/\/$/, ""), mf };
 }
@@ -88,10 +89,10 @@ export function cpuMicros(pid) {
 }
 
 /** Starts one worker and seeds its KV; resolves to { name, url, mf, pid (its workerd), startupMs, dispose }. */
-export async function startWorker(name) {
+export async function startWorker(name, more = {}) {
   const before = new Set(children());
   const t0 = performance.now();
-  const { url, mf } = await launch(name);
+  const { url, mf } = await launch(name, more);
   const startupMs = performance.now() - t0;
   const pid = children().find((p) => !before.has(p) && readFileSync(`/proc/${p}/comm`, "utf8").startsWith("workerd"));
   const kv = await mf.getKVNamespace("KEYS");

@@ -127,6 +127,62 @@ fn overlay_refreshes_at_most_once_per_interval() {
     );
 }
 
+/// A log that takes a moment to answer (one pending poll) and counts the questions.
+#[derive(Default)]
+struct SlowFeed {
+    inner: MemoryFeed,
+    asked: std::cell::Cell<u32>,
+}
+
+impl ChangeFeed for SlowFeed {
+    fn durable(&self) -> bool {
+        true
+    }
+    async fn commit(
+        &self,
+        writes: &[Write],
+        now: Millis,
+    ) -> Result<Result<(), Conflict>, StoreError> {
+        self.inner.commit(writes, now).await
+    }
+    async fn recent(&self, now: Millis) -> Result<Vec<Change>, StoreError> {
+        self.asked.set(self.asked.get() + 1);
+        let mut waited = false;
+        std::future::poll_fn(|cx| match std::mem::replace(&mut waited, true) {
+            false => {
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+            true => std::task::Poll::Ready(()),
+        })
+        .await;
+        self.inner.recent(now).await
+    }
+}
+
+#[test]
+fn requests_during_a_refresh_do_not_each_ask_the_log() {
+    let feed = SlowFeed::default();
+    let overlay = RefCell::new(Overlay::default());
+    let a = record(1);
+    feed.inner
+        .log
+        .borrow_mut()
+        .commit(&[write(None, &a)], 1)
+        .unwrap();
+    let (first, second) = block_on(futures_util::future::join(
+        refresh(&overlay, &feed, 10, 2_000),
+        refresh(&overlay, &feed, 10, 2_000),
+    ));
+    assert_eq!((first, second), (None, None));
+    assert_eq!(
+        feed.asked.get(),
+        1,
+        "the second request used the overlay as it was"
+    );
+    assert_eq!(overlay.borrow().get(&a.hash, 10), Some(&a));
+}
+
 #[test]
 fn unreachable_log_keeps_what_the_overlay_knew_and_says_so() {
     let feed = MemoryFeed::default();

@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+// bench/profile.mjs: where a worker's CPU goes per request. Starts one benchmarked worker with
+// workerd's inspector on 127.0.0.1, loads `GET /v1/auth/verify` with wrk as `npm run bench`
+// does, samples the isolate with V8's CPU profiler, and prints self time per request by function
+// (JavaScript, wasm and runtime builtins alike). Writes bench/out/<worker>-<case>.cpuprofile
+// (open it in Chrome DevTools). This is how the costs named in bench/RESULTS.md were found.
+//
+//   node bench/profile.mjs [rust|rust-kv|js|trivial] [valid|malformed|unknown] [seconds]
+//
+// Build first (`bash scripts/build.sh`); for readable names in the Rust worker's JS glue, build
+// with `NO_MINIFY=1` in the environment.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import WebSocket from "ws";
+import { KEYS, ROOT, startWorker } from "./lib/workers.mjs";
+import { ensureWrk, runWrk } from "./lib/load.mjs";
+
+const [name = "rust", kase = "malformed", seconds = "5"] = process.argv.slice(2);
+if (!KEYS[kase]) throw new Error(`case must be one of ${Object.keys(KEYS).join(", ")}`);
+const INSPECTOR = 9230 + Math.floor(Math.random() * 500);
+
+ensureWrk();
+const w = await startWorker(name, { inspectorPort: INSPECTOR });
+try {
+  const target = `${w.url}/v1/auth/verify`;
+  const auth = `Bearer ${KEYS[kase]}`;
+  await runWrk(target, auth, { seconds: 2, connections: 8 }); // warm-up
+
+  const [page] = await (await fetch(`http://127.0.0.1:${INSPECTOR}/json`)).json();
+  const ws = new WebSocket(page.webSocketDebuggerUrl);
+  await new Promise((ok, fail) => ws.once("open", ok).once("error", fail));
+  let next = 0;
+  const waiting = new Map();
+  ws.on("message", (m) => {
+    const msg = JSON.parse(m);
+    waiting.get(msg.id)?.(msg.result);
+    waiting.delete(msg.id);
+  });
+  const send = (method, params = {}) =>
+    new Promise((ok) => {
+      waiting.set(++next, ok);
+      ws.send(JSON.stringify({ id: next, method, params }));
+    });
+
+  await send("Profiler.enable");
+  await send("Profiler.setSamplingInterval", { interval: 50 });
+  await send("Profiler.start");
+  const load = await runWrk(target, auth, { seconds: Number(seconds), connections: 8 });
+  const { profile } = await send("Profiler.stop");
+  ws.close();
+
+  mkdirSync(join(ROOT, "bench/out"), { recursive: true });
+  const file = join(ROOT, "bench/out", `${name}-${kase}.cpuprofile`);
+  writeFileSync(file, JSON.stringify(profile));
+
+  const byNode = new Map();
+  profile.samples.forEach((id, i) => byNode.set(id, (byNode.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  const self = new Map();
+  for (const n of profile.nodes) {
+    const f = n.callFrame;
+    const label = `${f.functionName || "(anonymous)"} ${f.url ? `${f.url.split("/").pop()}:${f.lineNumber + 1}` : ""}`.trim();
+    self.set(label, (self.get(label) ?? 0) + (byNode.get(n.id) ?? 0));
+  }
+  const perReq = (us) => (us / load.requests).toFixed(2).padStart(9);
+  const busy = [...self].filter(([k]) => k !== "(idle)").reduce((a, [, v]) => a + v, 0);
+  console.log(`${name}/${kase}: ${load.requests} requests in ${seconds} s; isolate busy ${perReq(busy).trim()} µs/request`);
+  console.log(`self time per request (µs), top 30 — full profile: ${file}`);
+  for (const [label, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(perReq(us), label);
+} finally {
+  await w.dispose();
+}
