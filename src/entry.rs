@@ -3,7 +3,7 @@
 //! ingest calls to `INGEST_ORIGIN`.
 
 use crate::admin::Keys;
-use crate::api::{self, Config, HttpRequest, Outcome, Reply};
+use crate::api::{self, Config, HttpRequest, LazyHeader, Outcome, Reply};
 use crate::changes::{Overlay, DEFAULT_REFRESH_MS};
 use crate::changes_do::DoFeed;
 use crate::error::ApiError;
@@ -67,7 +67,8 @@ async fn handle(req: web_sys::Request, env: Env) -> Result<web_sys::Response> {
     let method = req.method();
     let headers = req.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
-    let (authorization, project) = (header("authorization"), header(PROJECT_HEADER));
+    let authorization = header("authorization");
+    let project = || header(PROJECT_HEADER);
     let github = path == api::GITHUB_ROUTE;
     let (github_key_id, github_signature) = match github {
         true => (header(GITHUB_KEY_ID), header(GITHUB_SIGNATURE)),
@@ -92,7 +93,7 @@ async fn handle(req: web_sys::Request, env: Env) -> Result<web_sys::Response> {
         query,
         authorization: authorization.as_deref(),
         content_type: content_type.as_deref(),
-        project_header: project.as_deref(),
+        project_header: LazyHeader(&project),
         body: &body,
         github_key_id: github_key_id.as_deref(),
         github_signature: github_signature.as_deref(),

@@ -540,6 +540,7 @@ fn ingest_routes_grant_or_refuse_and_check_the_project<F: ChangeFeed>(api: Api<F
     api.project("web-app");
     let (key, id) = api.key("web-app", "k", 0);
     let auth = format!("Bearer {key}");
+    let mobile = || Some("mobile".to_owned());
     let ingest = |path, project_header| HttpRequest {
         method: "POST",
         path,
@@ -547,7 +548,10 @@ fn ingest_routes_grant_or_refuse_and_check_the_project<F: ChangeFeed>(api: Api<F
         project_header,
         ..Default::default()
     };
-    let granted = api.call(ingest("/v1/ingest", None), 1).grant.unwrap();
+    let granted = api
+        .call(ingest("/v1/ingest", LazyHeader::default()), 1)
+        .grant
+        .unwrap();
     assert_eq!(
         (granted.project_id.as_str(), granted.key_id.as_str()),
         ("web-app", id.as_str())
@@ -557,12 +561,15 @@ fn ingest_routes_grant_or_refuse_and_check_the_project<F: ChangeFeed>(api: Api<F
     let body: Value = serde_json::from_str(&accepted.body).unwrap();
     assert_eq!(body["accepted"], true);
     assert!(api
-        .call(ingest("/v1/projects/web-app/traces", None), 1)
+        .call(
+            ingest("/v1/projects/web-app/traces", LazyHeader::default()),
+            1
+        )
         .grant
         .is_some());
     for req in [
-        ingest("/v1/projects/mobile/traces", None),
-        ingest("/v1/ingest", Some("mobile")),
+        ingest("/v1/projects/mobile/traces", LazyHeader::default()),
+        ingest("/v1/ingest", LazyHeader(&mobile)),
     ] {
         let a = api.call(req, 1);
         assert_eq!((a.status, a.code()), (403, "project_mismatch"));
