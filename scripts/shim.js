@@ -8,8 +8,6 @@ import * as glue from "./index_bg.js";
 import wasmModule from "./index.wasm";
 $SNIPPET_JS_IMPORTS
 
-export { KeyChanges } from "./index_bg.js";
-
 const imports = {
   "./index_bg.js": glue,
   $SNIPPET_WASM_IMPORTS
@@ -18,10 +16,11 @@ const instance = new WebAssembly.Instance(wasmModule, imports);
 glue.__wbg_set_wasm(instance.exports);
 instance.exports.__wbindgen_start();
 
-// Recovery after a Rust panic (a trap leaves the module's memory in an unknown state):
-// the worker crate's panic hook sets `criticalError`; the next request then asks the glue to
-// start a fresh instance before it calls in. The glue's reset names these free variables,
-// which only wasm-bindgen's module target declares (wasm-bindgen is pinned in Cargo.lock).
+// Recovery after a trap (a Rust panic, or running out of memory), which leaves the module's
+// memory in an unknown state. The worker crate's panic hook sets `criticalError`, and so do the
+// listeners below for other traps; the next call then has the glue start a fresh instance. The
+// glue's reset names these free variables, which only wasm-bindgen's module target declares
+// (wasm-bindgen is pinned in Cargo.lock; scripts/build.sh checks the glue still uses them).
 globalThis.wasmModule = wasmModule;
 globalThis.wasmInstance = instance;
 globalThis.__wbg_get_imports = () => imports;
@@ -31,25 +30,57 @@ const scheduleReinit = Object.entries(glue).find(([name]) =>
 const state = globalThis.__worker_init_state;
 
 function recoverIfCritical() {
-  if (state?.criticalError && scheduleReinit) {
-    console.error("Critical: a previous request trapped; starting a fresh Wasm instance");
-    state.criticalError = false;
-    scheduleReinit();
+  if (!state?.criticalError) return;
+  console.error("Critical: an earlier call trapped; starting a fresh Wasm instance");
+  scheduleReinit();
+  glue.__worker_init_state(); // runs the reset now, before an object of the old instance is used
+  state.criticalError = false; // only once the fresh instance is up
+}
+
+function flagTrap(error) {
+  if (error instanceof WebAssembly.RuntimeError && state) state.criticalError = true;
+}
+
+addEventListener("error", (event) => flagTrap(event.error));
+// A trap while a request resumes after a promise surfaces as an unhandled rejection.
+addEventListener("unhandledrejection", (event) => flagTrap(event.reason));
+
+function guarded(call) {
+  recoverIfCritical();
+  try {
+    return call();
+  } catch (e) {
+    flagTrap(e);
+    throw e;
   }
 }
 
-addEventListener("error", (event) => {
-  if (event.error instanceof WebAssembly.RuntimeError && state) state.criticalError = true;
-});
-
 export default {
   fetch(request, env, ctx) {
-    recoverIfCritical();
-    try {
-      return glue.fetch(request, env, ctx);
-    } catch (e) {
-      if (e instanceof WebAssembly.RuntimeError && state) state.criticalError = true;
-      throw e;
-    }
+    return guarded(() => glue.fetch(request, env, ctx));
   },
 };
+
+// The `KeyChanges` Durable Object, remade on the fresh instance after a recovery (an object of
+// the old one would refuse every call); it reloads its log from storage.
+export class KeyChanges {
+  constructor(durableState, env) {
+    this.args = [durableState, env];
+  }
+
+  current() {
+    if (this.instanceId !== state?.instanceId) {
+      this.object = new glue.KeyChanges(...this.args);
+      this.instanceId = state?.instanceId;
+    }
+    return this.object;
+  }
+
+  fetch(request) {
+    return guarded(() => this.current().fetch(request));
+  }
+
+  alarm() {
+    return guarded(() => this.current().alarm());
+  }
+}

@@ -6,6 +6,9 @@
 //! wake-up during a poll is remembered and polled again right after it.
 //! Plain Rust: the entry turns a [`Started::Pending`] into a JavaScript promise.
 
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+compile_error!("the executor's wakers count through `Rc`: it needs single-threaded wasm");
+
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::mem::ManuallyDrop;

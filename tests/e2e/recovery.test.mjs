@@ -1,5 +1,6 @@
 // scripts/shim.js after a Rust panic: the worker crate's panic hook flags the isolate as
-// critical, and the next request must run on a fresh Wasm instance, answering as before.
+// critical, and the next request must run on a fresh Wasm instance, answering as before; the
+// KeyChanges Durable Object (every admin write commits through it) must carry on too.
 // A test wrapper around the built shim raises that flag (the panic hook's half: no request
 // can make this worker panic) and reads the instance counter the worker crate keeps.
 import { test, before, after } from "node:test";
@@ -47,12 +48,25 @@ after(() => worker?.dispose());
 
 const instance = async () => Number(await (await fetch(`${worker.url}/__test/instance`)).text());
 
+const panic = async () => assert.equal(await (await fetch(`${worker.url}/__test/panic`)).text(), "flagged");
+
+/** An admin write (a commit through the Durable Object), then the new key verified. */
+async function issueAndVerify(project) {
+  const made = await call(worker.url, "POST", "/admin/v1/projects", { body: { id: project, name: project } });
+  assert.equal(made.status, 201, made.text);
+  const created = await call(worker.url, "POST", `/admin/v1/projects/${project}/keys`, { body: { name: "k" } });
+  assert.equal(created.status, 201, created.text);
+  const verified = await call(worker.url, "GET", "/v1/auth/verify", { token: created.json.key });
+  assert.equal(verified.status, 200, verified.text);
+  assert.equal(verified.json.project_id, project);
+}
+
 test("after a panic the next request runs on a fresh instance and answers as before", async () => {
   assert.equal((await call(worker.url, "GET", "/v1/auth/verify", { token: key })).status, 200);
   const first = await instance();
   assert.ok(first >= 1, `the worker crate counts instances from 1, got ${first}`);
 
-  assert.equal(await (await fetch(`${worker.url}/__test/panic`)).text(), "flagged");
+  await panic();
   const afterPanic = await call(worker.url, "GET", "/v1/auth/verify", { token: key });
   assert.equal(afterPanic.status, 200);
   assert.equal(afterPanic.json.status, "active");
@@ -63,4 +77,12 @@ test("after a panic the next request runs on a fresh instance and answers as bef
   assert.equal(malformed.json.error.code, "malformed_key");
   assert.equal(await instance(), first + 1, "no further restart without a new panic");
   assert.ok(worker.logs.join("").includes("starting a fresh Wasm instance"));
+});
+
+test("the change log's Durable Object works on across a recovery", async () => {
+  await issueAndVerify("before");
+  const first = await instance();
+  await panic();
+  await issueAndVerify("after");
+  assert.equal(await instance(), first + 1);
 });
