@@ -1,6 +1,6 @@
 // The worker's JavaScript entry, bundled by worker-build (CUSTOM_SHIM, see scripts/build.sh)
 // around wasm-bindgen's glue. worker-build's own entry is a WorkerEntrypoint class behind three
-// Proxies, made anew for every request: about 35 µs of CPU per request here (bench/RESULTS.md),
+// Proxies, made anew for every request: about 35 µs of CPU per request here (bench/profile.mjs),
 // a fifth of what a malformed-key rejection may cost. This one is a plain module export.
 // worker-build fills in the $SNIPPET_… lines: wasm-bindgen's inline JS modules (the worker crate's
 // init state), which the Wasm module imports beside the glue.

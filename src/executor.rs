@@ -1,7 +1,7 @@
 //! The fetch handler's executor: runs a request's future at once and again from each wake-up,
 //! with no queue in between. wasm-bindgen's executor puts every start and every wake-up behind
 //! a `queueMicrotask` hop; in workerd that hop cost about 45 µs of CPU per request (profiled
-//! with `bench/run.mjs`, see bench/RESULTS.md), more than the SHA-256 and the KV decode together.
+//! with `bench/profile.mjs`, see the README), more than the SHA-256 and the KV decode together.
 //! An isolate runs one thread, so a wake-up (a settled KV promise) can poll on the spot; a
 //! wake-up during a poll is remembered and polled again right after it.
 //! Plain Rust: the entry turns a [`Started::Pending`] into a JavaScript promise.
