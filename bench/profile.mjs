@@ -21,6 +21,7 @@ const INSPECTOR = 9230 + Math.floor(Math.random() * 500);
 
 ensureWrk();
 const w = await startWorker(name, { inspectorPort: INSPECTOR });
+const report = [];
 try {
   const target = `${w.url}/v1/auth/verify`;
   const auth = `Bearer ${KEYS[kase]}`;
@@ -63,9 +64,11 @@ try {
   }
   const perReq = (us) => (us / load.requests).toFixed(2).padStart(9);
   const busy = [...self].filter(([k]) => k !== "(idle)").reduce((a, [, v]) => a + v, 0);
-  console.log(`${name}/${kase}: ${load.requests} requests in ${seconds} s; isolate busy ${perReq(busy).trim()} µs/request`);
-  console.log(`self time per request (µs), top 30 — full profile: ${file}`);
-  for (const [label, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(perReq(us), label);
+  report.push(`${name}/${kase}: ${load.requests} requests in ${seconds} s; isolate busy ${perReq(busy).trim()} µs/request`);
+  report.push(`self time per request (µs), top 30 — full profile: ${file}`);
+  for (const [label, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) report.push(`${perReq(us)} ${label}`);
 } finally {
-  await w.dispose();
+  await w.dispose(); // before any output: a reader that stops early (| head) must not orphan workerd
 }
+process.stdout.on("error", () => {});
+console.log(report.join("\n"));
