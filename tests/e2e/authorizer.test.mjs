@@ -106,6 +106,20 @@ test("a key never ingests into another project: 403 project_mismatch", async () 
   assert.equal(own.status, 202);
 });
 
+test("a 405 names the allowed method, and the answers after it carry no Allow header", async () => {
+  const wrong = await call(worker.url, "POST", "/v1/auth/verify", { token: keys.active, body: "{}" });
+  assert.equal(wrong.status, 405);
+  assert.equal(wrong.json.error.code, "method_not_allowed");
+  assert.equal(wrong.headers.get("allow"), "GET");
+  assert.equal(wrong.headers.get("content-type"), "application/json; charset=utf-8");
+  // The JSON headers are shared per isolate (src/entry.rs): the 405's own header must stay its own.
+  for (const token of [keys.active, "lqt_nope", null]) {
+    const r = await call(worker.url, "GET", "/v1/auth/verify", { token });
+    assert.equal(r.headers.get("allow"), null, `${r.status} ${r.json?.error?.code ?? ""}`);
+    assert.equal(r.headers.get("x-content-type-options"), "nosniff");
+  }
+});
+
 test("unknown routes are JSON 404s", async () => {
   for (const route of ["/", "/nope", "/v2/auth/verify"]) {
     const r = await call(worker.url, "GET", route, { token: null });
