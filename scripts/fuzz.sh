@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-20}"
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(key_parse bearer_header admin_body stored_record)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(key_parse bearer_header admin_body stored_record json_parse)
 CARGO_FUZZ_VERSION="0.13.2"
 CARGO_FUZZ="$PWD/.tools/cargo-fuzz-$CARGO_FUZZ_VERSION/bin/cargo-fuzz"
 if [ ! -x "$CARGO_FUZZ" ]; then
@@ -42,6 +42,8 @@ seed admin_body 7 '1{"name":"a\u0000b"}'
 seed admin_body 8 ' ["web-app","Web app"]'
 seed stored_record 1 "{\"id\":\"key_1\",\"hash\":\"$(printf 'ab%.0s' $(seq 32))\",\"name\":\"n\",\"project_id\":\"p\",\"prefix\":\"lqt_abababab\",\"created_at\":1,\"grace_expires_at\":5,\"revoked_at\":null,\"rotated_from\":null,\"rotated_to\":\"key_2\"}"
 seed stored_record 2 '{"id":"web-app","name":"Web app","created_at":1795689954123}'
+seed json_parse 1 '{"a":[1,-2.5e3,true,null,"\u00e9\ud83d\ude00"],"b":{}}'
+seed json_parse 2 '[[[]]]'
 seed stored_record 3 '{"id":"evt_1","actor":"admin","action":"key.created","project_id":"p","key_id":"key_1","at":18446744073709551615}'
 
 fuzz build >&2

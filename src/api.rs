@@ -6,13 +6,13 @@ use crate::admin::{self, Done, Issued, Keys};
 use crate::changes::{self, ChangeFeed};
 use crate::error::ApiError;
 use crate::ingest;
+use crate::json::{self, JsonError, ObjectWriter, ToJson};
 use crate::key::is_well_formed;
 use crate::leaks::{self, Processed};
 use crate::record::{is_valid_project_id, Grant};
 use crate::signature::{GitHubSignatures, KeysFetcher, SignatureVerifier};
 use crate::store::Store;
 use crate::time::Millis;
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Admin request bodies larger than this are refused (400 `body_too_large`).
@@ -105,31 +105,25 @@ pub enum Outcome {
 }
 
 impl Reply {
-    fn json<T: Serialize>(status: u16, value: &T) -> Self {
-        match serde_json::to_string(value) {
-            Ok(body) => Self {
-                status,
-                body,
-                www_authenticate: None,
-                allow: None,
-                log: None,
-            },
-            Err(e) => Self::error(&ApiError::Internal(format!("serialize reply: {e}"))),
+    fn json<T: ToJson + ?Sized>(status: u16, value: &T) -> Self {
+        Self::body(status, json::to_string(value))
+    }
+
+    fn body(status: u16, body: String) -> Self {
+        Self {
+            status,
+            body,
+            www_authenticate: None,
+            allow: None,
+            log: None,
         }
     }
 
     /// `{"<field>": [...]}`: a list under its name.
-    fn listing<T: Serialize>(status: u16, field: &'static str, items: &[T]) -> Self {
-        struct Listing<'a, T>(&'static str, &'a [T]);
-        impl<T: Serialize> Serialize for Listing<'_, T> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                use serde::ser::SerializeMap;
-                let mut map = s.serialize_map(Some(1))?;
-                map.serialize_entry(self.0, self.1)?;
-                map.end()
-            }
-        }
-        Self::json(status, &Listing(field, items))
+    fn listing<T: ToJson>(status: u16, field: &'static str, items: &[T]) -> Self {
+        let mut body = String::new();
+        ObjectWriter::new(&mut body).value(field, items).end();
+        Self::body(status, body)
     }
 
     pub fn error(err: &ApiError) -> Self {
@@ -152,7 +146,7 @@ impl Reply {
         }
     }
 
-    fn done<T: Serialize>(status: u16, done: Done<T>) -> Self {
+    fn done<T: ToJson>(status: u16, done: Done<T>) -> Self {
         Self {
             log: done.warning,
             ..Self::json(status, &done.value)
@@ -162,18 +156,13 @@ impl Reply {
 
 /// The answer to an authorized ingest call when no `INGEST_ORIGIN` is configured.
 pub fn accepted(grant: &Grant) -> Reply {
-    #[derive(Serialize)]
-    struct Accepted<'a> {
-        accepted: bool,
-        project_id: &'a str,
-        key_id: &'a str,
-    }
-    let body = Accepted {
-        accepted: true,
-        project_id: &grant.project_id,
-        key_id: &grant.key_id,
-    };
-    Reply::json(202, &body)
+    let mut body = String::new();
+    ObjectWriter::new(&mut body)
+        .bool("accepted", true)
+        .str("project_id", &grant.project_id)
+        .str("key_id", &grant.key_id)
+        .end();
+    Reply::body(202, body)
 }
 
 /// How many bytes of body `entry` must read before calling [`handle`] (or
@@ -299,8 +288,10 @@ async fn admin_route<S: Store, F: ChangeFeed>(
     let segments: Vec<&str> = rest.split('/').collect();
     match (req.method, segments.as_slice()) {
         ("POST", ["projects"]) => {
-            let body: NewProject = decode(req)?;
-            let done = admin::create_project(repo, &body.id, &body.name, now).await?;
+            let (id, name) = decode(req, &["id", "name"], |o| {
+                Ok((o.required::<String>("id")?, o.required::<String>("name")?))
+            })?;
+            let done = admin::create_project(repo, &id, &name, now).await?;
             Ok(Reply::done(201, done))
         }
         ("GET", ["projects"]) => {
@@ -308,8 +299,8 @@ async fn admin_route<S: Store, F: ChangeFeed>(
             Ok(Reply::listing(200, "projects", &projects))
         }
         ("POST", ["projects", project_id, "keys"]) => {
-            let body: NewKey = decode(req)?;
-            let done = admin::create_key(keys, project_id, &body.name, now).await?;
+            let name: String = decode(req, &["name"], |o| o.required("name"))?;
+            let done = admin::create_key(keys, project_id, &name, now).await?;
             Ok(issued_reply(done))
         }
         ("GET", ["keys"]) => {
@@ -348,22 +339,19 @@ async fn admin_route<S: Store, F: ChangeFeed>(
 
 /// The one place a plaintext key leaves the service: the answer to create and rotate.
 fn issued_reply(done: Done<Issued>) -> Reply {
-    #[derive(Serialize)]
-    struct Body<'a> {
-        key: &'a str,
-        api_key: &'a crate::record::KeyView,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        previous: Option<&'a crate::record::KeyView>,
-    }
     let issued = done.value;
-    let body = Body {
-        key: issued.key.expose(),
-        api_key: &issued.api_key,
-        previous: issued.previous.as_ref(),
-    };
+    let mut body = String::new();
+    let mut fields = ObjectWriter::new(&mut body);
+    fields
+        .str("key", issued.key.expose())
+        .value("api_key", &issued.api_key);
+    if let Some(previous) = &issued.previous {
+        fields.value("previous", previous);
+    }
+    fields.end();
     Reply {
         log: done.warning,
-        ..Reply::json(201, &body)
+        ..Reply::body(201, body)
     }
 }
 
@@ -409,23 +397,6 @@ fn project_filter(query: Option<&str>) -> Result<Option<String>, ApiError> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewProject {
-    id: String,
-    name: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewKey {
-    name: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Empty {}
-
 /// Admin writes are sent as `application/json`.
 fn require_json(req: &HttpRequest<'_>) -> Result<(), ApiError> {
     let media_type = req.content_type.unwrap_or_default().split(';').next();
@@ -435,25 +406,26 @@ fn require_json(req: &HttpRequest<'_>) -> Result<(), ApiError> {
     }
 }
 
-/// Decodes a JSON body: `application/json`, valid JSON, no unknown fields.
-fn decode<T: DeserializeOwned>(req: &HttpRequest<'_>) -> Result<T, ApiError> {
+/// Decodes a JSON body: `application/json`, a JSON object, no field outside `fields`, then
+/// what `read` takes from it.
+fn decode<T>(
+    req: &HttpRequest<'_>,
+    fields: &[&str],
+    read: impl FnOnce(&mut json::Object) -> Result<T, JsonError>,
+) -> Result<T, ApiError> {
     if req.body.len() > MAX_ADMIN_BODY {
         return Err(ApiError::BodyTooLarge(MAX_ADMIN_BODY));
     }
     require_json(req)?;
-    // serde's derive also builds a struct from a JSON array of its fields: bodies are objects.
-    if req.body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return Err(ApiError::InvalidBody("expected a JSON object".into()));
-    }
-    serde_json::from_slice(req.body).map_err(|e| {
-        let text = e.to_string();
-        match e.classify() {
-            serde_json::error::Category::Data if text.starts_with("unknown field") => {
-                ApiError::UnknownField(text)
-            }
-            serde_json::error::Category::Data => ApiError::InvalidBody(text),
-            _ => ApiError::InvalidJson(text),
-        }
+    let read = |value: json::Value| {
+        let mut object = value.into_object()?;
+        object.only(fields)?;
+        read(&mut object)
+    };
+    json::parse(req.body).and_then(read).map_err(|e| match e {
+        JsonError::Syntax { .. } => ApiError::InvalidJson(e.to_string()),
+        JsonError::UnknownField(_) => ApiError::UnknownField(e.to_string()),
+        JsonError::Shape(_) => ApiError::InvalidBody(e.to_string()),
     })
 }
 
@@ -462,7 +434,7 @@ fn decode_empty(req: &HttpRequest<'_>) -> Result<(), ApiError> {
     if req.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
     }
-    decode::<Empty>(req).map(|Empty {}| ())
+    decode(req, &[], |_| Ok(()))
 }
 
 #[cfg(test)]

@@ -7,11 +7,11 @@
 //! overlay from the log at most every `CHANGES_REFRESH_SECONDS`, so a revoke, creation or
 //! rotation is seen everywhere within that interval plus one round trip, not KV's ~60 s.
 
+use crate::json::{FromJson, JsonError, ObjectWriter, ToJson, Value};
 use crate::key::KeyHash;
 use crate::record::KeyRecord;
 use crate::store::StoreError;
 use crate::time::Millis;
-use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,25 +26,78 @@ pub const SETTLE_AFTER_MS: Millis = 2 * 60 * 1000;
 pub const DEFAULT_REFRESH_MS: Millis = 2_000;
 
 /// One committed version of a key record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     pub record: KeyRecord,
     pub at: Millis,
     /// The log itself has written this version to KV.
-    #[serde(default)]
     pub settled: bool,
 }
 
 /// A conditional write: `next` replaces `prev` (`None`: a new key).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Write {
     pub prev: Option<KeyRecord>,
     pub next: KeyRecord,
 }
 
 /// A commit lost a race: the records as they stand now, for the caller to decide again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict(pub Vec<KeyRecord>);
+
+// JSON: the Durable Object's storage entries and its commit/recent protocol.
+
+impl ToJson for Change {
+    fn write_json(&self, out: &mut String) {
+        ObjectWriter::new(out)
+            .value("record", &self.record)
+            .u64("at", self.at)
+            .bool("settled", self.settled)
+            .end();
+    }
+}
+
+impl FromJson for Change {
+    fn from_json(value: Value) -> Result<Self, JsonError> {
+        let mut o = value.into_object()?;
+        Ok(Self {
+            record: o.required("record")?,
+            at: o.u64("at")?,
+            settled: o.flag("settled")?,
+        })
+    }
+}
+
+impl ToJson for Write {
+    fn write_json(&self, out: &mut String) {
+        ObjectWriter::new(out)
+            .value("prev", &self.prev)
+            .value("next", &self.next)
+            .end();
+    }
+}
+
+impl FromJson for Write {
+    fn from_json(value: Value) -> Result<Self, JsonError> {
+        let mut o = value.into_object()?;
+        Ok(Self {
+            prev: o.optional("prev")?,
+            next: o.required("next")?,
+        })
+    }
+}
+
+impl ToJson for Conflict {
+    fn write_json(&self, out: &mut String) {
+        self.0.write_json(out);
+    }
+}
+
+impl FromJson for Conflict {
+    fn from_json(value: Value) -> Result<Self, JsonError> {
+        Vec::from_json(value).map(Conflict)
+    }
+}
 
 /// The log the Durable Object holds: recent versions of each changed key, by hash.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -8,6 +8,7 @@
 //! writes settled versions to KV and prunes (`changes::settle`).
 
 use crate::changes::{settle, Change, ChangeFeed, ChangeLog, Conflict, Write};
+use crate::json;
 use crate::key::KeyHash;
 use crate::kv::Kv;
 use crate::repo::Repo;
@@ -44,7 +45,7 @@ impl KeyChanges {
         let mut entries = Vec::new();
         for value in stored.values() {
             let text = value?.as_string().unwrap_or_default();
-            match serde_json::from_str::<Vec<Change>>(&text) {
+            match json::from_str::<Vec<Change>>(&text) {
                 Ok(changes) => entries.push(changes),
                 Err(e) => console_error!("change log entry does not decode, dropped: {e}"),
             }
@@ -59,10 +60,9 @@ impl KeyChanges {
         let storage = self.state.storage();
         for hash in touched {
             let name = format!("{ENTRY}{}", hash.as_str());
-            let entry = self.log.borrow().entry(hash).map(serde_json::to_string);
+            let entry = self.log.borrow().entry(hash).map(json::to_string);
             match entry {
-                Some(Ok(json)) => storage.put_raw(&name, JsValue::from_str(&json)).await?,
-                Some(Err(e)) => return Err(worker::Error::RustError(e.to_string())),
+                Some(json) => storage.put_raw(&name, JsValue::from_str(&json)).await?,
                 None => storage.delete(&name).await.map(drop)?,
             }
         }
@@ -76,7 +76,7 @@ impl KeyChanges {
     }
 }
 
-fn json(status: u16, body: String) -> Result<Response> {
+fn reply(status: u16, body: String) -> Result<Response> {
     Ok(Response::ok(body)?.with_status(status))
 }
 
@@ -95,23 +95,27 @@ impl DurableObject for KeyChanges {
         let now = Date::now().as_millis();
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/commit") => {
-                let writes: Vec<Write> = match serde_json::from_str(&req.text().await?) {
+                let writes: Vec<Write> = match json::from_str(&req.text().await?) {
                     Ok(writes) => writes,
-                    Err(e) => return json(400, format!("{{\"error\":\"{e}\"}}")),
+                    Err(e) => {
+                        let mut body = String::new();
+                        json::ObjectWriter::new(&mut body)
+                            .str("error", &e.to_string())
+                            .end();
+                        return reply(400, body);
+                    }
                 };
                 let committed = self.log.borrow_mut().commit(&writes, now);
                 match committed {
                     Ok(touched) => {
                         self.persist(&touched).await?;
-                        json(200, "{}".into())
+                        reply(200, "{}".into())
                     }
-                    Err(conflict) => json(409, serde_json::to_string(&conflict)?),
+                    Err(conflict) => reply(409, json::to_string(&conflict)),
                 }
             }
-            (Method::Get, "/recent") => {
-                json(200, serde_json::to_string(&self.log.borrow().recent(now))?)
-            }
-            _ => json(404, "{}".into()),
+            (Method::Get, "/recent") => reply(200, json::to_string(&self.log.borrow().recent(now))),
+            _ => reply(404, "{}".into()),
         }
     }
 
@@ -177,11 +181,8 @@ impl<'a> DoFeed<'a> {
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(
-    path: &str,
-    text: &str,
-) -> std::result::Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError(format!("change log {path}: {e}")))
+fn decode<T: json::FromJson>(path: &str, text: &str) -> std::result::Result<T, StoreError> {
+    json::from_str(text).map_err(|e| StoreError(format!("change log {path}: {e}")))
 }
 
 impl ChangeFeed for DoFeed<'_> {
@@ -197,7 +198,7 @@ impl ChangeFeed for DoFeed<'_> {
         if !self.on {
             return Ok(Ok(()));
         }
-        let body = serde_json::to_string(writes).map_err(|e| StoreError(e.to_string()))?;
+        let body = json::to_string(writes);
         match self.call("POST", "/commit", Some(body)).await? {
             (200, _) => Ok(Ok(())),
             (409, text) => Ok(Err(decode("/commit", &text)?)),

@@ -1,6 +1,7 @@
 //! Every refusal the service can give, and its one mapping to HTTP status, code and JSON body.
 //! 5xx bodies are generic; their details go only to the log.
 
+use crate::json::ObjectWriter;
 use crate::record::KeyStatus;
 use crate::repo::RepoError;
 
@@ -149,24 +150,13 @@ impl ApiError {
             }
             other => other.to_string(),
         };
-        #[derive(serde::Serialize)]
-        struct Body<'a> {
-            error: Detail<'a>,
-        }
-        #[derive(serde::Serialize)]
-        struct Detail<'a> {
-            code: &'a str,
-            message: &'a str,
-        }
-        let body = Body {
-            error: Detail {
-                code: self.code(),
-                message: &message,
-            },
-        };
-        // Two plain strings always serialize; the fallback only keeps this free of `unwrap`.
-        serde_json::to_string(&body)
-            .unwrap_or_else(|_| format!("{{\"error\":{{\"code\":\"{}\"}}}}", self.code()))
+        let mut body = String::new();
+        ObjectWriter::new(&mut body)
+            .object("error", |detail| {
+                detail.str("code", self.code()).str("message", &message);
+            })
+            .end();
+        body
     }
 
     /// What the operator's log gets for server-side failures (never a key: none reaches here).

@@ -79,22 +79,15 @@ pub fn is_well_formed(input: &str) -> bool {
 }
 
 /// Hex SHA-256 of a full key: the only form of a key that storage ever holds.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyHash(String);
 
-impl TryFrom<String> for KeyHash {
-    type Error = &'static str;
-    fn try_from(hex: String) -> Result<Self, Self::Error> {
-        Self::from_hex(&hex).ok_or("a key hash is 64 lowercase hex characters")
-    }
-}
-
-impl From<KeyHash> for String {
-    fn from(hash: KeyHash) -> Self {
-        hash.0
+impl crate::json::FromJson for KeyHash {
+    fn from_json(value: crate::json::Value) -> Result<Self, crate::json::JsonError> {
+        let hex = <String as crate::json::FromJson>::from_json(value)?;
+        Self::from_hex(&hex).ok_or_else(|| {
+            crate::json::JsonError::Shape("a key hash is 64 lowercase hex characters".into())
+        })
     }
 }
 

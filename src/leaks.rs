@@ -33,11 +33,11 @@
 //! `get(names[])`.
 
 use crate::error::ApiError;
+use crate::json::{self, JsonError, ObjectWriter, ToJson, Value};
 use crate::key::{is_well_formed, sha256_hex, KeyHash};
 use crate::record::{KeyRecord, KeyStatus};
 use crate::signature::{GitHubSignatures, KeysFetcher, SignatureError, SignatureVerifier};
 use crate::time::Millis;
-use serde::{Deserialize, Serialize};
 
 /// A report body larger than this (1 MiB) is refused with 413, before anything is read.
 pub const MAX_REPORT_BODY: usize = 1024 * 1024;
@@ -79,19 +79,32 @@ pub enum LeakError {
 }
 
 /// GitHub's verdict vocabulary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Label {
     TruePositive,
     FalsePositive,
 }
 
 /// One element of the answer: the token's SHA-256 (hex), its type as reported, the verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Feedback {
     pub token_hash: String,
     pub token_type: String,
     pub label: Label,
+}
+
+impl ToJson for Feedback {
+    fn write_json(&self, out: &mut String) {
+        let label = match self.label {
+            Label::TruePositive => "true_positive",
+            Label::FalsePositive => "false_positive",
+        };
+        ObjectWriter::new(out)
+            .str("token_hash", &self.token_hash)
+            .str("token_type", &self.token_type)
+            .str("label", label)
+            .end();
+    }
 }
 
 /// Who reported the leak.
@@ -202,34 +215,25 @@ impl Processed {
     }
 }
 
-#[derive(Deserialize)]
-struct GitHubMatch {
-    token: String,
-    #[serde(default, rename = "type")]
-    token_type: Option<String>,
-    #[serde(default)]
-    url: Option<String>,
-    #[serde(default)]
-    source: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AdminReport {
-    keys: Vec<String>,
-    source: String,
-}
-
 /// Parses GitHub's body: a JSON array of `{"token", "type", "url", "source"}` (fields GitHub
 /// may add later are ignored). Bounded to [`MAX_REPORT_BODY`] and [`MAX_REPORT_ENTRIES`].
 pub fn parse_github_report(body: &[u8]) -> Result<Report, LeakError> {
     const SHAPE: &str = r#"expected a JSON array of {"token", "type", "url", "source"} objects"#;
-    let matches: Vec<GitHubMatch> = decode(body, SHAPE)?;
+    let matches = decode(body, SHAPE)?
+        .into_array()
+        .map_err(|_| shape(SHAPE))?;
     bound(matches.len())?;
     let mut findings = Findings::default();
     for m in matches {
-        let token_type = m.token_type.unwrap_or_else(|| ADMIN_TOKEN_TYPE.into());
-        findings.add(&m.token, token_type, m.source, m.url);
+        let read = |mut m: json::Object| -> Result<_, JsonError> {
+            let token: String = m.required("token")?;
+            let token_type: Option<String> = m.optional("type")?;
+            Ok((token, token_type, m.optional("source")?, m.optional("url")?))
+        };
+        let entry = m.into_object().and_then(read);
+        let (token, token_type, source, url) = entry.map_err(|_| shape(SHAPE))?;
+        let token_type = token_type.unwrap_or_else(|| ADMIN_TOKEN_TYPE.into());
+        findings.add(&token, token_type, source, url);
     }
     Ok(Report {
         reporter: Reporter::GitHub,
@@ -240,15 +244,20 @@ pub fn parse_github_report(body: &[u8]) -> Result<Report, LeakError> {
 /// Parses the admin route's body: `{"keys": ["lqt_…", …], "source": "…"}`, no other field.
 pub fn parse_admin_report(body: &[u8]) -> Result<Report, LeakError> {
     const SHAPE: &str = r#"expected {"keys": [strings], "source": string} and no other field"#;
-    let report: AdminReport = decode(body, SHAPE)?;
-    bound(report.keys.len())?;
-    let source = report.source.trim();
+    let read = |mut report: json::Object| -> Result<(Vec<String>, String), JsonError> {
+        report.only(&["keys", "source"])?;
+        Ok((report.required("keys")?, report.required("source")?))
+    };
+    let report = decode(body, SHAPE)?.into_object().and_then(read);
+    let (keys, source) = report.map_err(|_| shape(SHAPE))?;
+    bound(keys.len())?;
+    let source = source.trim();
     let chars = source.chars().count();
     if !(1..=MAX_SOURCE_CHARS).contains(&chars) || source.chars().any(char::is_control) {
         return Err(LeakError::InvalidSource);
     }
     let mut findings = Findings::default();
-    for key in &report.keys {
+    for key in &keys {
         findings.add(key, ADMIN_TOKEN_TYPE.into(), None, None);
     }
     Ok(Report {
@@ -259,18 +268,22 @@ pub fn parse_admin_report(body: &[u8]) -> Result<Report, LeakError> {
     })
 }
 
-/// JSON decoding whose errors never quote the input (it holds keys): only where it failed.
-fn decode<'a, T: Deserialize<'a>>(body: &'a [u8], shape: &str) -> Result<T, LeakError> {
+/// Parses a report. Neither error quotes the input (it holds keys): a syntax error says where
+/// it is, a shape error only what was expected.
+fn decode(body: &[u8], shape_wanted: &str) -> Result<Value, LeakError> {
     if body.len() > MAX_REPORT_BODY {
         return Err(LeakError::BodyTooLarge);
     }
-    serde_json::from_slice(body).map_err(|e| {
-        let at = format!("line {}, column {}", e.line(), e.column());
-        match e.classify() {
-            serde_json::error::Category::Data => LeakError::InvalidBody(format!("{shape} ({at})")),
-            _ => LeakError::InvalidJson(at),
+    json::parse(body).map_err(|e| match e {
+        JsonError::Syntax { line, column, .. } => {
+            LeakError::InvalidJson(format!("line {line}, column {column}"))
         }
+        _ => shape(shape_wanted),
     })
+}
+
+fn shape(wanted: &str) -> LeakError {
+    LeakError::InvalidBody(wanted.into())
 }
 
 fn bound(entries: usize) -> Result<(), LeakError> {
@@ -518,15 +531,18 @@ mod tests {
                 assert!(record.revoke(now), "only live keys are sent");
                 repo.put_key(&record).await?;
                 // Through JSON, so that fields the record gains later keep their defaults.
-                let event: AuditEvent = serde_json::from_value(serde_json::json!({
-                    "id": format!("evt_{}", record.id),
-                    "actor": revocation.actor,
-                    "action": "key.revoked",
-                    "project_id": record.project_id,
-                    "key_id": record.id,
-                    "reason": revocation.reason,
-                    "at": now,
-                }))
+                let event: AuditEvent = json::from_str(
+                    &serde_json::json!({
+                        "id": format!("evt_{}", record.id),
+                        "actor": revocation.actor,
+                        "action": "key.revoked",
+                        "project_id": record.project_id,
+                        "key_id": record.id,
+                        "reason": revocation.reason,
+                        "at": now,
+                    })
+                    .to_string(),
+                )
                 .unwrap();
                 let appended = repo.append_audit(&event).await;
                 warnings.extend(appended.err().map(|e| e.to_string()));
@@ -617,7 +633,7 @@ mod tests {
         let store = MemoryStore::new();
         seed(&store, 1, "web-app", |_| {});
         let done = run(&store, &github_body(&[key(1).expose(), "ghp_notours"])).unwrap();
-        let json = serde_json::to_string(&done.into_feedback().unwrap()).unwrap();
+        let json = json::to_string(&done.into_feedback().unwrap());
         // python3 -c "import hashlib; print(hashlib.sha256(b'ghp_notours').hexdigest())"
         let expected = serde_json::json!([
             { "token_hash": key(1).hash().as_str(), "token_type": "lumiqtrace_api_key", "label": "true_positive" },
@@ -885,11 +901,11 @@ mod tests {
         };
         let long = format!("https://github.com/o/r/blob/x/{}\"\n\\é", "a".repeat(400));
         let reason = revocation(&Reporter::GitHub, &finding(long)).reason;
-        assert!(serde_json::to_string(&reason).unwrap().len() - 2 <= MAX_REASON_BYTES);
+        assert!(json::to_string(&reason).len() - 2 <= MAX_REASON_BYTES);
         assert!(reason.ends_with('…'));
         let quoted = "\"\\".repeat(200);
         let reason = revocation(&Reporter::GitHub, &finding(quoted)).reason;
-        assert!(serde_json::to_string(&reason).unwrap().len() - 2 <= MAX_REASON_BYTES);
+        assert!(json::to_string(&reason).len() - 2 <= MAX_REASON_BYTES);
         let short = revocation(&Reporter::GitHub, &finding("https://x/\u{7}y".into())).reason;
         assert_eq!(
             short,

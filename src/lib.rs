@@ -8,6 +8,7 @@ pub mod changes;
 pub mod error;
 pub mod executor;
 pub mod ingest;
+pub mod json;
 pub mod key;
 pub mod leaks;
 pub mod record;

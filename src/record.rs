@@ -1,12 +1,12 @@
 //! Stored records (keys, projects, audit events), the rotate/revoke/grace state machine, the
 //! authorize decision, and the JSON views the API shows. Plain data: no storage, no clock.
 
+use crate::json::{FromJson, JsonError, ObjectWriter, ToJson, Value};
 use crate::key::{ApiKey, KeyHash};
 use crate::time::{rfc3339, Millis};
-use serde::{Deserialize, Serialize};
 
 /// A key as stored, under its hash. Never holds the plaintext.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {
     pub id: String,
     pub hash: KeyHash,
@@ -15,23 +15,17 @@ pub struct KeyRecord {
     pub prefix: String,
     pub created_at: Millis,
     /// Set when the key is rotated: it keeps working until this instant.
-    #[serde(default)]
     pub grace_expires_at: Option<Millis>,
-    #[serde(default)]
     pub revoked_at: Option<Millis>,
     /// Why it was revoked, when known (a leak report names where the key was found). At most
     /// `leaks::MAX_REASON_BYTES` once JSON-escaped, so the record still fits KV metadata.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_reason: Option<String>,
-    #[serde(default)]
     pub rotated_from: Option<String>,
-    #[serde(default)]
     pub rotated_to: Option<String>,
 }
 
 /// What a key is at a given instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyStatus {
     Active,
     Grace,
@@ -51,7 +45,7 @@ pub enum Denied {
 pub struct NotRotatable(pub KeyStatus);
 
 /// What an authorized request learns about its key (the body of `GET /v1/auth/verify`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub project_id: String,
     pub key_id: String,
@@ -158,7 +152,7 @@ pub fn authorize(record: &KeyRecord, now: Millis) -> Result<Grant, Denied> {
 }
 
 /// A key as the admin API and the dashboard show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyView {
     pub id: String,
     pub name: String,
@@ -175,7 +169,7 @@ pub struct KeyView {
 }
 
 /// A project, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Project {
     pub id: String,
     pub name: String,
@@ -183,7 +177,7 @@ pub struct Project {
 }
 
 /// A project as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectView {
     pub id: String,
     pub name: String,
@@ -201,29 +195,26 @@ impl Project {
 }
 
 /// An append-only audit entry for a create, rotate or revoke.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
     pub id: String,
     pub actor: String,
     pub action: String,
     pub project_id: String,
-    #[serde(default)]
     pub key_id: Option<String>,
     /// Why, for a leak revocation: who reported it and where it was found.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub at: Millis,
 }
 
 /// An audit entry as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditView {
     pub id: String,
     pub actor: String,
     pub action: String,
     pub project_id: String,
     pub key_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub at: String,
 }
@@ -239,6 +230,162 @@ impl AuditEvent {
             reason: self.reason.clone(),
             at: rfc3339(self.at),
         }
+    }
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Grace => "grace",
+            KeyStatus::Expired => "expired",
+            KeyStatus::Revoked => "revoked",
+        }
+    }
+}
+
+// JSON: field names and order are the stored format (KV values and metadata, the change log)
+// and the API's; absent optional fields of stored records read as `None`, unknown ones are
+// ignored (an older worker reads a newer record).
+
+impl ToJson for KeyRecord {
+    fn write_json(&self, out: &mut String) {
+        ObjectWriter::new(out)
+            .str("id", &self.id)
+            .str("hash", self.hash.as_str())
+            .str("name", &self.name)
+            .str("project_id", &self.project_id)
+            .str("prefix", &self.prefix)
+            .u64("created_at", self.created_at)
+            .opt_u64("grace_expires_at", self.grace_expires_at)
+            .opt_u64("revoked_at", self.revoked_at)
+            .some_str("revoked_reason", self.revoked_reason.as_deref())
+            .opt_str("rotated_from", self.rotated_from.as_deref())
+            .opt_str("rotated_to", self.rotated_to.as_deref())
+            .end();
+    }
+}
+
+impl FromJson for KeyRecord {
+    fn from_json(value: Value) -> Result<Self, JsonError> {
+        let mut o = value.into_object()?;
+        Ok(Self {
+            id: o.required("id")?,
+            hash: o.required("hash")?,
+            name: o.required("name")?,
+            project_id: o.required("project_id")?,
+            prefix: o.required("prefix")?,
+            created_at: o.u64("created_at")?,
+            grace_expires_at: o.opt_u64("grace_expires_at")?,
+            revoked_at: o.opt_u64("revoked_at")?,
+            revoked_reason: o.optional("revoked_reason")?,
+            rotated_from: o.optional("rotated_from")?,
+            rotated_to: o.optional("rotated_to")?,
+        })
+    }
+}
+
+impl ToJson for Grant {
+    fn write_json(&self, out: &mut String) {
+        ObjectWriter::new(out)
+            .str("project_id", &self.project_id)
+            .str("key_id", &self.key_id)
+            .str("key_name", &self.key_name)
+            .str("status", self.status.as_str())
+            .opt_str("grace_expires_at", self.grace_expires_at.as_deref())
+            .end();
+    }
+}
+
+impl ToJson for KeyView {
+    fn write_json(&self, out: &mut String) {
+        ObjectWriter::new(out)
+            .str("id", &self.id)
+            .str("name", &self.name)
+            .str("project_id", &self.project_id)
+            .str("prefix", &self.prefix)
+            .str("created_at", &self.created_at)
+            .str("status", self.status.as_str())
+            .opt_str("grace_expires_at", self.grace_expires_at.as_deref())
+            .opt_str("revoked_at", self.revoked_at.as_deref())
+            .opt_str("revoked_reason", self.revoked_reason.as_deref())
+            .opt_str("rotated_from", self.rotated_from.as_deref())
+            .opt_str("rotated_to", self.rotated_to.as_deref())
+            .end();
+    }
+}
+
+impl ToJson for Project {
+    fn write_json(&self, out: &mut String) {
+        ObjectWriter::new(out)
+            .str("id", &self.id)
+            .str("name", &self.name)
+            .u64("created_at", self.created_at)
+            .end();
+    }
+}
+
+impl FromJson for Project {
+    fn from_json(value: Value) -> Result<Self, JsonError> {
+        let mut o = value.into_object()?;
+        Ok(Self {
+            id: o.required("id")?,
+            name: o.required("name")?,
+            created_at: o.u64("created_at")?,
+        })
+    }
+}
+
+impl ToJson for ProjectView {
+    fn write_json(&self, out: &mut String) {
+        ObjectWriter::new(out)
+            .str("id", &self.id)
+            .str("name", &self.name)
+            .str("created_at", &self.created_at)
+            .end();
+    }
+}
+
+impl ToJson for AuditEvent {
+    fn write_json(&self, out: &mut String) {
+        ObjectWriter::new(out)
+            .str("id", &self.id)
+            .str("actor", &self.actor)
+            .str("action", &self.action)
+            .str("project_id", &self.project_id)
+            .opt_str("key_id", self.key_id.as_deref())
+            .some_str("reason", self.reason.as_deref())
+            .u64("at", self.at)
+            .end();
+    }
+}
+
+impl FromJson for AuditEvent {
+    fn from_json(value: Value) -> Result<Self, JsonError> {
+        let mut o = value.into_object()?;
+        Ok(Self {
+            id: o.required("id")?,
+            actor: o.required("actor")?,
+            action: o.required("action")?,
+            project_id: o.required("project_id")?,
+            key_id: o.optional("key_id")?,
+            reason: o.optional("reason")?,
+            at: o.u64("at")?,
+        })
+    }
+}
+
+impl ToJson for AuditView {
+    fn write_json(&self, out: &mut String) {
+        ObjectWriter::new(out)
+            .str("id", &self.id)
+            .str("actor", &self.actor)
+            .str("action", &self.action)
+            .str("project_id", &self.project_id)
+            .opt_str("key_id", self.key_id.as_deref())
+            .some_str("reason", self.reason.as_deref())
+            .str("at", &self.at)
+            .end();
     }
 }
 
@@ -350,7 +497,7 @@ mod tests {
     #[test]
     fn view_shows_prefix_and_dates_but_never_key_or_hash() {
         let rec = record(1_795_689_954_123);
-        let json = serde_json::to_string(&rec.view(1_795_689_954_123)).unwrap();
+        let json = crate::json::to_string(&rec.view(1_795_689_954_123));
         assert!(json.contains(r#""prefix":"lqt_07070707""#), "{json}");
         assert!(json.contains(r#""created_at":"2026-11-26T10:45:54.123Z""#));
         assert!(json.contains(r#""status":"active""#));
@@ -362,16 +509,21 @@ mod tests {
     fn record_round_trips_through_json_without_plaintext() {
         let key = ApiKey::from_secret_bytes(&[7; 32]);
         let rec = record(3);
-        let json = serde_json::to_string(&rec).unwrap();
+        let json = crate::json::to_string(&rec);
         assert!(!json.contains(key.expose()));
-        assert_eq!(serde_json::from_str::<KeyRecord>(&json).unwrap(), rec);
+        assert_eq!(crate::json::from_str::<KeyRecord>(&json).unwrap(), rec);
     }
 
     #[test]
     fn record_with_bad_hash_does_not_decode() {
-        let mut value = serde_json::to_value(record(3)).unwrap();
+        let mut value: serde_json::Value =
+            serde_json::from_str(&crate::json::to_string(&record(3))).unwrap();
         value["hash"] = "not-a-hash".into();
-        assert!(serde_json::from_value::<KeyRecord>(value).is_err());
+        let err = crate::json::from_str::<KeyRecord>(&value.to_string()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "field `hash`: a key hash is 64 lowercase hex characters"
+        );
     }
 
     #[test]

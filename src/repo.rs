@@ -10,10 +10,10 @@
 //! Metadata copies let one list call return whole records (KV caps metadata at 1024 bytes;
 //! a record too large for it is read back with a get instead).
 
+use crate::json::{self, FromJson, ToJson};
 use crate::key::KeyHash;
 use crate::record::{AuditEvent, KeyRecord, Project};
 use crate::store::{Store, StoreError, GET_MANY_MAX, METADATA_MAX_BYTES};
-use serde::{de::DeserializeOwned, Serialize};
 
 const KEY: &str = "key/";
 const KEY_ID: &str = "id/";
@@ -125,7 +125,7 @@ impl<'s, S: Store> Repo<'s, S> {
         }
     }
 
-    async fn get_json<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, RepoError> {
+    async fn get_json<T: FromJson>(&self, name: &str) -> Result<Option<T>, RepoError> {
         if name.len() > KV_NAME_MAX_BYTES {
             return Ok(None);
         }
@@ -135,16 +135,13 @@ impl<'s, S: Store> Repo<'s, S> {
         }
     }
 
-    async fn put_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), RepoError> {
-        let text = serde_json::to_string(value).map_err(|e| RepoError::Corrupt {
-            name: name.into(),
-            reason: e.to_string(),
-        })?;
+    async fn put_json<T: ToJson>(&self, name: &str, value: &T) -> Result<(), RepoError> {
+        let text = json::to_string(value);
         let metadata = (text.len() <= METADATA_MAX_BYTES).then_some(text.as_str());
         Ok(self.store.put(name, &text, metadata).await?)
     }
 
-    async fn list_json<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<T>, RepoError> {
+    async fn list_json<T: FromJson>(&self, prefix: &str) -> Result<Vec<T>, RepoError> {
         let mut out = Vec::new();
         for entry in self.store.list(prefix).await? {
             match entry.metadata {
@@ -157,8 +154,8 @@ impl<'s, S: Store> Repo<'s, S> {
     }
 }
 
-fn decode<T: DeserializeOwned>(name: &str, text: &str) -> Result<T, RepoError> {
-    serde_json::from_str(text).map_err(|e| RepoError::Corrupt {
+fn decode<T: FromJson>(name: &str, text: &str) -> Result<T, RepoError> {
+    json::from_str(text).map_err(|e| RepoError::Corrupt {
         name: name.into(),
         reason: e.to_string(),
     })
@@ -209,7 +206,7 @@ mod tests {
         let big = record(2, "big");
         block_on(async {
             repo.put_key(&small).await.unwrap();
-            let text = serde_json::to_string(&big).unwrap();
+            let text = json::to_string(&big);
             store
                 .put(&format!("key/{}", big.hash.as_str()), &text, None)
                 .await
@@ -230,7 +227,7 @@ mod tests {
         rec.revoked_at = Some(u64::MAX);
         // A leak reason at its bound (`leaks::MAX_REASON_BYTES` once JSON-escaped).
         rec.revoked_reason = Some("\u{10FFFF}".repeat(crate::leaks::MAX_REASON_BYTES / 4));
-        assert!(serde_json::to_string(&rec).unwrap().len() <= METADATA_MAX_BYTES);
+        assert!(json::to_string(&rec).len() <= METADATA_MAX_BYTES);
     }
 
     #[test]

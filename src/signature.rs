@@ -7,7 +7,6 @@
 //! [`KeysFetcher`].
 
 use crate::time::Millis;
-use serde::Deserialize;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -158,17 +157,6 @@ pub fn spki_from_pem(pem: &str) -> Option<Vec<u8>> {
     (der.len() == P256_SPKI_LEN && der.starts_with(&P256_SPKI_PREFIX)).then_some(der)
 }
 
-#[derive(Deserialize)]
-struct Document {
-    public_keys: Vec<DocumentKey>,
-}
-
-#[derive(Deserialize)]
-struct DocumentKey {
-    key_identifier: String,
-    key: String,
-}
-
 /// GitHub's signing keys: identifier → DER SPKI. Every listed key verifies, current or not
 /// (a report signed just before GitHub rotates must still pass).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,13 +171,20 @@ impl PublicKeys {
                 "document over {MAX_KEYS_DOCUMENT} bytes"
             )));
         }
-        let doc: Document = serde_json::from_str(text)
+        let read = |doc: crate::json::Value| -> Result<_, crate::json::JsonError> {
+            let listed: Vec<crate::json::Value> = doc.into_object()?.required("public_keys")?;
+            let mut keys = Vec::new();
+            for key in listed {
+                let mut key = key.into_object()?;
+                let id: String = key.required("key_identifier")?;
+                let pem: String = key.required("key")?;
+                keys.extend(spki_from_pem(&pem).map(|der| (id, der)));
+            }
+            Ok(keys)
+        };
+        let keys = crate::json::parse(text.as_bytes())
+            .and_then(read)
             .map_err(|e| SignatureError::KeysUnavailable(format!("document: {e}")))?;
-        let keys: Vec<_> = doc
-            .public_keys
-            .into_iter()
-            .filter_map(|k| Some((k.key_identifier, spki_from_pem(&k.key)?)))
-            .collect();
         if keys.is_empty() {
             return Err(SignatureError::KeysUnavailable(
                 "document lists no P-256 public key".into(),

@@ -1,4 +1,4 @@
-//! Fuzz target: the stored-record decoder (`serde_json` into `record::KeyRecord`, `Project`,
+//! Fuzz target: the stored-record decoder (`json` into `record::KeyRecord`, `Project`,
 //! `AuditEvent`, as `repo` reads KV values and metadata). Never panics: a value that decodes
 //! round-trips, its views and the authorize decision work at any instant; one that does not is
 //! a `Corrupt` error through the repo, and the verify path fails closed (5xx, never a grant).
@@ -6,6 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use lumiqtrace_authorizer::ingest::authenticate;
+use lumiqtrace_authorizer::json;
 use lumiqtrace_authorizer::key::{ApiKey, KeyHash};
 use lumiqtrace_authorizer::record::{authorize, AuditEvent, KeyRecord, Project};
 use lumiqtrace_authorizer::repo::Repo;
@@ -23,11 +24,11 @@ fn now_from(data: &[u8]) -> u64 {
 
 fuzz_target!(|data: &[u8]| {
     let now = now_from(data);
-    if let Ok(record) = serde_json::from_slice::<KeyRecord>(data) {
+    if let Ok(record) = json::from_slice::<KeyRecord>(data) {
         assert!(KeyHash::from_hex(record.hash.as_str()).is_some());
-        let text = serde_json::to_string(&record).unwrap();
-        assert_eq!(serde_json::from_str::<KeyRecord>(&text).unwrap(), record);
-        let view = serde_json::to_string(&record.view(now)).unwrap();
+        let text = json::to_string(&record);
+        assert_eq!(json::from_str::<KeyRecord>(&text).unwrap(), record);
+        let view = json::to_string(&record.view(now));
         assert!(
             !view.contains(record.hash.as_str()),
             "a view shows the hash"
@@ -35,15 +36,15 @@ fuzz_target!(|data: &[u8]| {
         let _ = authorize(&record, now);
         let _ = record.status(now);
     }
-    if let Ok(project) = serde_json::from_slice::<Project>(data) {
-        let text = serde_json::to_string(&project).unwrap();
-        assert_eq!(serde_json::from_str::<Project>(&text).unwrap(), project);
-        let _ = serde_json::to_string(&project.view()).unwrap();
+    if let Ok(project) = json::from_slice::<Project>(data) {
+        let text = json::to_string(&project);
+        assert_eq!(json::from_str::<Project>(&text).unwrap(), project);
+        let _ = json::to_string(&project.view());
     }
-    if let Ok(event) = serde_json::from_slice::<AuditEvent>(data) {
-        let text = serde_json::to_string(&event).unwrap();
-        assert_eq!(serde_json::from_str::<AuditEvent>(&text).unwrap(), event);
-        let _ = serde_json::to_string(&event.view()).unwrap();
+    if let Ok(event) = json::from_slice::<AuditEvent>(data) {
+        let text = json::to_string(&event);
+        assert_eq!(json::from_str::<AuditEvent>(&text).unwrap(), event);
+        let _ = json::to_string(&event.view());
     }
     // The same bytes as the stored value of a key (and its metadata), read the ways the
     // service reads it.
@@ -62,7 +63,7 @@ fuzz_target!(|data: &[u8]| {
             .unwrap();
         let repo = Repo::new(&store);
         let by_hash = repo.key_by_hash(&key.hash()).await;
-        let decodes = serde_json::from_str::<KeyRecord>(text).is_ok();
+        let decodes = json::from_str::<KeyRecord>(text).is_ok();
         assert_eq!(by_hash.is_ok(), decodes);
         assert_eq!(repo.list_keys().await.is_ok(), decodes);
         let header = format!("Bearer {}", key.expose());

@@ -316,7 +316,7 @@ fn records_from(dump: Vec<(String, String, Option<String>)>) -> Vec<KeyRecord> {
     let rows = dump
         .into_iter()
         .filter(|(name, _, _)| name.starts_with("key/"));
-    rows.map(|(_, value, _)| serde_json::from_str(&value).unwrap())
+    rows.map(|(_, value, _)| crate::json::from_str(&value).unwrap())
         .collect()
 }
 
