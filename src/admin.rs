@@ -28,6 +28,7 @@ use crate::record::{
     ProjectView,
 };
 use crate::repo::Repo;
+use crate::sort::sorted_by;
 use crate::store::{Store, GET_MANY_MAX};
 use crate::time::Millis;
 use std::cell::RefCell;
@@ -74,9 +75,11 @@ pub async fn create_project<S: Store>(
 }
 
 pub async fn list_projects<S: Store>(repo: &Repo<'_, S>) -> Result<Vec<ProjectView>, ApiError> {
-    let mut projects = repo.list_projects().await?;
-    projects.sort_by(|a, b| (b.created_at, &a.id).cmp(&(a.created_at, &b.id)));
-    Ok(projects.iter().map(Project::view).collect())
+    let projects = repo.list_projects().await?;
+    let newest_first = |a: &Project, b: &Project| (b.created_at, &a.id).cmp(&(a.created_at, &b.id));
+    Ok(sorted_by(&projects, newest_first)
+        .map(Project::view)
+        .collect())
 }
 
 /// What key operations work against: KV through the repo, the change log (a Durable Object,
@@ -133,8 +136,11 @@ pub async fn list_keys<S: Store, F: ChangeFeed>(
         }
     }
     records.retain(|k| project_id.is_none_or(|p| k.project_id == p));
-    records.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-    Ok(records.iter().map(|k| k.view(now)).collect())
+    let newest_first =
+        |a: &KeyRecord, b: &KeyRecord| (b.created_at, &b.id).cmp(&(a.created_at, &a.id));
+    Ok(sorted_by(&records, newest_first)
+        .map(|k| k.view(now))
+        .collect())
 }
 
 pub async fn get_key<S: Store, F: ChangeFeed>(
@@ -258,9 +264,11 @@ pub async fn audit_log<S: Store>(
     repo: &Repo<'_, S>,
     project_id: Option<&str>,
 ) -> Result<Vec<AuditView>, ApiError> {
-    let mut events = repo.list_audit(project_id).await?;
-    events.sort_by(|a, b| (b.at, &b.id).cmp(&(a.at, &a.id)));
-    Ok(events.iter().map(AuditEvent::view).collect())
+    let events = repo.list_audit(project_id).await?;
+    let newest_first = |a: &AuditEvent, b: &AuditEvent| (b.at, &b.id).cmp(&(a.at, &a.id));
+    Ok(sorted_by(&events, newest_first)
+        .map(AuditEvent::view)
+        .collect())
 }
 
 /// Leak reports (`leaks`) revoke through the same commit point as `revoke_key`: one bulk KV read

@@ -10,10 +10,10 @@
 use crate::json::{FromJson, JsonError, ObjectWriter, ToJson, Value};
 use crate::key::KeyHash;
 use crate::record::KeyRecord;
+use crate::sort;
 use crate::store::StoreError;
 use crate::time::Millis;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
 
 /// How long a change stays in the log and the overlays: KV's documented ~60 s convergence after
 /// the settle write below, with margin.
@@ -99,22 +99,91 @@ impl FromJson for Conflict {
     }
 }
 
+/// Values by key hash, in hash order: a vector sorted by hash with one entry a hash, searched
+/// by bisection. It stands in for a `BTreeMap`, whose node code costs ~14 KB of wasm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ByHash<V>(Vec<(KeyHash, V)>);
+
+impl<V> Default for ByHash<V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<V> ByHash<V> {
+    /// From entries in any order, sorting once; of entries with the same hash the last wins,
+    /// as with inserting them one by one.
+    fn from_unsorted(entries: Vec<(KeyHash, V)>) -> Self {
+        let order = sort::order(entries.len(), &|i, j| entries[i].0.cmp(&entries[j].0));
+        let mut slots: Vec<Option<(KeyHash, V)>> = entries.into_iter().map(Some).collect();
+        let mut sorted: Vec<(KeyHash, V)> = Vec::with_capacity(slots.len());
+        // A stable order: the entries of one hash come in the order they were given.
+        for entry in order.into_iter().filter_map(|i| slots[i].take()) {
+            match sorted.last_mut() {
+                Some(last) if last.0 == entry.0 => *last = entry,
+                _ => sorted.push(entry),
+            }
+        }
+        Self(sorted)
+    }
+
+    fn find(&self, hash: &KeyHash) -> Result<usize, usize> {
+        self.0.binary_search_by(|(h, _)| h.cmp(hash))
+    }
+
+    fn get(&self, hash: &KeyHash) -> Option<&V> {
+        self.find(hash).ok().map(|i| &self.0[i].1)
+    }
+
+    fn get_mut(&mut self, hash: &KeyHash) -> Option<&mut V> {
+        self.find(hash).ok().map(|i| &mut self.0[i].1)
+    }
+
+    /// The value of `hash`, added as `V::default()` if there is none.
+    fn get_or_default(&mut self, hash: &KeyHash) -> &mut V
+    where
+        V: Default,
+    {
+        let i = self.find(hash).unwrap_or_else(|i| {
+            self.0.insert(i, (hash.clone(), V::default()));
+            i
+        });
+        &mut self.0[i].1
+    }
+
+    fn insert(&mut self, hash: KeyHash, value: V) {
+        match self.find(&hash) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (hash, value)),
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &V> {
+        self.0.iter().map(|(_, v)| v)
+    }
+}
+
+/// `hashes` in order, each once.
+fn sorted_unique(hashes: Vec<KeyHash>) -> Vec<KeyHash> {
+    let set = ByHash::from_unsorted(hashes.into_iter().map(|h| (h, ())).collect());
+    set.0.into_iter().map(|(h, ())| h).collect()
+}
+
 /// The log the Durable Object holds: recent versions of each changed key, by hash.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ChangeLog {
-    by_hash: BTreeMap<KeyHash, Vec<Change>>,
+    by_hash: ByHash<Vec<Change>>,
 }
 
 impl ChangeLog {
     /// Rebuilds the log from persisted per-key entries.
     pub fn from_entries(entries: impl IntoIterator<Item = Vec<Change>>) -> Self {
-        let mut log = Self::default();
-        for changes in entries {
-            if let Some(first) = changes.first() {
-                log.by_hash.insert(first.record.hash.clone(), changes);
-            }
+        let keyed = entries
+            .into_iter()
+            .filter_map(|changes| Some((changes.first()?.record.hash.clone(), changes)));
+        Self {
+            by_hash: ByHash::from_unsorted(keyed.collect()),
         }
-        log
     }
 
     /// The persisted form of one key's entry (`None`: delete it).
@@ -147,10 +216,7 @@ impl ChangeLog {
                 at: now,
                 settled: false,
             };
-            self.by_hash
-                .entry(w.next.hash.clone())
-                .or_default()
-                .push(change);
+            self.by_hash.get_or_default(&w.next.hash).push(change);
         }
         Ok(writes.iter().map(|w| w.next.hash.clone()).collect())
     }
@@ -191,8 +257,9 @@ impl ChangeLog {
     /// Drops what left the window; the latest unsettled version of a key always stays.
     /// Returns the keys whose entry changed.
     pub fn prune(&mut self, now: Millis) -> Vec<KeyHash> {
-        let mut touched = BTreeSet::new();
-        for (hash, changes) in &mut self.by_hash {
+        // In hash order, each hash once.
+        let mut touched = Vec::new();
+        for (hash, changes) in &mut self.by_hash.0 {
             let last = changes.len().saturating_sub(1);
             let before = changes.len();
             let mut i = 0;
@@ -202,11 +269,11 @@ impl ChangeLog {
                 keep
             });
             if changes.len() != before {
-                touched.insert(hash.clone());
+                touched.push(hash.clone());
             }
         }
-        self.by_hash.retain(|_, changes| !changes.is_empty());
-        touched.into_iter().collect()
+        self.by_hash.0.retain(|(_, changes)| !changes.is_empty());
+        touched
     }
 
     /// When the log next has work (settling or pruning), if ever.
@@ -291,7 +358,7 @@ impl ChangeFeed for MemoryFeed {
 /// One isolate's copy of the recent changes. Looking a key up is an in-memory map read.
 #[derive(Debug, Default)]
 pub struct Overlay {
-    records: BTreeMap<KeyHash, Change>,
+    records: ByHash<Change>,
     refreshed_at: Option<Millis>,
 }
 
@@ -340,10 +407,8 @@ pub async fn refresh<F: ChangeFeed>(
     match fetched {
         Ok(changes) => {
             // The log holds every change of the window: what it lacks has aged out.
-            overlay.records = changes
-                .into_iter()
-                .map(|c| (c.record.hash.clone(), c))
-                .collect();
+            let keyed = changes.into_iter().map(|c| (c.record.hash.clone(), c));
+            overlay.records = ByHash::from_unsorted(keyed.collect());
             None
         }
         Err(e) => Some(format!(
@@ -362,7 +427,7 @@ pub async fn settle<S: crate::store::Store>(
     now: Millis,
 ) -> (Vec<KeyHash>, Vec<String>) {
     let due = log.borrow().due_for_settling(now);
-    let mut touched = BTreeSet::new();
+    let mut touched = Vec::new();
     let mut failures = Vec::new();
     for record in due {
         let written = match repo.put_key_id(&record).await {
@@ -372,14 +437,14 @@ pub async fn settle<S: crate::store::Store>(
         match written {
             // Another commit may have landed meanwhile: only the latest version is marked.
             Ok(()) if log.borrow_mut().mark_settled(&record) => {
-                touched.insert(record.hash.clone());
+                touched.push(record.hash.clone());
             }
             Ok(()) => {}
             Err(e) => failures.push(format!("settling {} in KV failed: {e}", record.id)),
         }
     }
     touched.extend(log.borrow_mut().prune(now));
-    (touched.into_iter().collect(), failures)
+    (sorted_unique(touched), failures)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod leaks;
 pub mod record;
 pub mod repo;
 pub mod signature;
+pub mod sort;
 pub mod store;
 pub mod time;
 

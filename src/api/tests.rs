@@ -511,6 +511,39 @@ fn audit_records_create_rotate_and_revoke_newest_first<F: ChangeFeed>(api: Api<F
     assert_eq!(all.json["events"].as_array().unwrap().len(), 6);
 }
 
+both!(listings_are_newest_first_and_order_ties_by_id);
+fn listings_are_newest_first_and_order_ties_by_id<F: ChangeFeed>(api: Api<F>) {
+    let ids = |a: &Answer, list: &str| -> Vec<String> {
+        let items = a.json[list].as_array().unwrap().iter();
+        items
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for id in ["b", "c", "a"] {
+        api.project(id);
+    }
+    let late = r#"{"id":"d","name":"Project d"}"#;
+    assert_eq!(api.admin("POST", "/admin/v1/projects", late, 1).status, 201);
+    // Projects of the same time: by id, ascending.
+    let projects = api.admin("GET", "/admin/v1/projects", "", 2);
+    assert_eq!(ids(&projects, "projects"), ["d", "a", "b", "c"]);
+    let made: Vec<String> = (0..6)
+        .map(|n| api.key("a", &format!("k{n}"), 7).1)
+        .collect();
+    let newer = api.key("a", "newer", 8).1;
+    // Keys and audit events of the same time: by id, descending.
+    let mut expected = made.clone();
+    expected.sort_by(|x, y| y.cmp(x));
+    expected.insert(0, newer);
+    let keys = api.admin("GET", "/admin/v1/keys", "", 9);
+    assert_eq!(ids(&keys, "keys"), expected);
+    let audit = api.admin("GET", "/admin/v1/audit?project_id=a", "", 9);
+    let events = ids(&audit, "events");
+    let mut same_time = events[1..7].to_vec();
+    same_time.sort_by(|x, y| y.cmp(x));
+    assert_eq!(events[1..7], same_time);
+}
+
 #[test]
 fn verify_refusals_are_401_json_with_www_authenticate() {
     let api = Api::new();

@@ -107,6 +107,73 @@ fn log_round_trips_through_its_persisted_entries() {
     assert_eq!(ChangeLog::from_entries(entries), log);
 }
 
+fn hash(n: u32) -> KeyHash {
+    KeyHash::from_hex(&format!("{n:064x}")).unwrap()
+}
+
+#[test]
+fn by_hash_sorts_what_it_is_built_from_and_keeps_the_last_of_a_hash() {
+    assert_eq!(ByHash::<u32>::from_unsorted(Vec::new()), ByHash::default());
+    let built = ByHash::from_unsorted(vec![
+        (hash(3), "c"),
+        (hash(1), "a"),
+        (hash(3), "c2"),
+        (hash(2), "b"),
+        (hash(3), "c3"),
+    ]);
+    let expected = [(hash(1), "a"), (hash(2), "b"), (hash(3), "c3")];
+    assert_eq!(built.0, expected);
+    assert_eq!(built.get(&hash(3)), Some(&"c3"));
+    assert_eq!(built.get(&hash(4)), None);
+}
+
+#[test]
+fn by_hash_built_from_many_entries_is_in_hash_order() {
+    // Descending, each hash twice: the second of each pair (odd values) must win.
+    let entries = (0..2_000u32)
+        .rev()
+        .flat_map(|n| [(hash(n), 2 * n), (hash(n), 2 * n + 1)]);
+    let built = ByHash::from_unsorted(entries.collect());
+    let expected: Vec<_> = (0..2_000u32).map(|n| (hash(n), 2 * n + 1)).collect();
+    assert_eq!(built.0, expected);
+}
+
+#[test]
+fn by_hash_inserts_in_order_and_replaces_a_hash_it_has() {
+    let mut map = ByHash::default();
+    for n in [5, 1, 3] {
+        map.insert(hash(n), n);
+    }
+    map.insert(hash(3), 30);
+    *map.get_or_default(&hash(2)) += 2;
+    *map.get_or_default(&hash(5)) += 50;
+    *map.get_mut(&hash(1)).unwrap() += 10;
+    let expected = [(hash(1), 11), (hash(2), 2), (hash(3), 30), (hash(5), 55)];
+    assert_eq!(map.0, expected);
+    assert_eq!(map.values().sum::<u32>(), 98);
+}
+
+#[test]
+fn touched_keys_come_sorted_and_once_each() {
+    assert_eq!(sorted_unique(Vec::new()), Vec::<KeyHash>::new());
+    let touched = vec![hash(2), hash(9), hash(1), hash(2), hash(9)];
+    assert_eq!(sorted_unique(touched), [hash(1), hash(2), hash(9)]);
+}
+
+#[test]
+fn log_rebuilt_from_entries_in_any_order_is_the_same_log() {
+    let mut log = ChangeLog::default();
+    let records: Vec<KeyRecord> = (1..=5).map(record).collect();
+    for (at, r) in (1..).zip(&records) {
+        log.commit(&[write(None, r)], at).unwrap();
+    }
+    let entries = records
+        .iter()
+        .rev()
+        .map(|r| log.entry(&r.hash).unwrap().clone());
+    assert_eq!(ChangeLog::from_entries(entries), log);
+}
+
 #[test]
 fn overlay_refreshes_at_most_once_per_interval() {
     let feed = MemoryFeed::default();

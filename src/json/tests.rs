@@ -128,7 +128,10 @@ fn written_strings_read_back_the_same_in_serde_json() {
 fn nesting_deeper_than_the_limit_is_refused() {
     let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
     assert!(parse(nested(MAX_DEPTH).as_bytes()).is_ok());
-    assert!(serde_accepts(nested(MAX_DEPTH).as_bytes()), "the same limit as serde_json");
+    assert!(
+        serde_accepts(nested(MAX_DEPTH).as_bytes()),
+        "the same limit as serde_json"
+    );
     assert!(!serde_accepts(nested(MAX_DEPTH + 1).as_bytes()));
     let err = parse(nested(MAX_DEPTH + 1).as_bytes()).unwrap_err();
     assert!(
