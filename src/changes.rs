@@ -57,8 +57,8 @@ impl ToJson for Change {
     }
 }
 
-impl FromJson for Change {
-    fn from_json(value: Value) -> Result<Self, JsonError> {
+impl FromJson<'_> for Change {
+    fn from_json(value: Value<'_>) -> Result<Self, JsonError> {
         let mut o = value.into_object()?;
         Ok(Self {
             record: o.required("record")?,
@@ -77,8 +77,8 @@ impl ToJson for Write {
     }
 }
 
-impl FromJson for Write {
-    fn from_json(value: Value) -> Result<Self, JsonError> {
+impl FromJson<'_> for Write {
+    fn from_json(value: Value<'_>) -> Result<Self, JsonError> {
         let mut o = value.into_object()?;
         Ok(Self {
             prev: o.optional("prev")?,
@@ -93,8 +93,8 @@ impl ToJson for Conflict {
     }
 }
 
-impl FromJson for Conflict {
-    fn from_json(value: Value) -> Result<Self, JsonError> {
+impl FromJson<'_> for Conflict {
+    fn from_json(value: Value<'_>) -> Result<Self, JsonError> {
         Vec::from_json(value).map(Conflict)
     }
 }

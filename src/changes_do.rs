@@ -181,7 +181,10 @@ impl<'a> DoFeed<'a> {
     }
 }
 
-fn decode<T: json::FromJson>(path: &str, text: &str) -> std::result::Result<T, StoreError> {
+fn decode<T: for<'t> json::FromJson<'t>>(
+    path: &str,
+    text: &str,
+) -> std::result::Result<T, StoreError> {
     json::from_str(text).map_err(|e| StoreError(format!("change log {path}: {e}")))
 }
 

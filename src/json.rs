@@ -6,26 +6,29 @@
 //! Errors never quote a value (a leak report's values are keys): a syntax error says where it
 //! is, a shape error names the field.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Objects and arrays nested deeper than this are refused (as serde_json does).
 const MAX_DEPTH: usize = 127;
 
-/// A parsed JSON value. Numbers keep only what we read: a non-negative integer that fits `u64`.
+/// A parsed JSON value. Strings without escapes borrow the input (names and most values: no
+/// allocation until a reader keeps one). Numbers keep only what we read: a non-negative integer
+/// that fits `u64`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Value {
+pub enum Value<'a> {
     Null,
     Bool(bool),
     /// `None`: a valid JSON number that is negative, fractional or too large for `u64`.
     Number(Option<u64>),
-    String(String),
-    Array(Vec<Value>),
-    Object(Object),
+    String(Cow<'a, str>),
+    Array(Vec<Value<'a>>),
+    Object(Object<'a>),
 }
 
 /// An object's members in document order. Reading takes fields out.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Object(Vec<(String, Value)>);
+pub struct Object<'a>(Vec<(Cow<'a, str>, Value<'a>)>);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JsonError {
@@ -44,9 +47,9 @@ pub enum JsonError {
     UnknownField(String),
 }
 
-/// A type read from JSON.
-pub trait FromJson: Sized {
-    fn from_json(value: Value) -> Result<Self, JsonError>;
+/// A type read from JSON (`'a`: the text it was parsed from, for types that borrow from it).
+pub trait FromJson<'a>: Sized {
+    fn from_json(value: Value<'a>) -> Result<Self, JsonError>;
 }
 
 /// A type written as JSON.
@@ -55,12 +58,12 @@ pub trait ToJson {
 }
 
 /// Parses `text` and reads a `T` from it.
-pub fn from_slice<T: FromJson>(text: &[u8]) -> Result<T, JsonError> {
+pub fn from_slice<'a, T: FromJson<'a>>(text: &'a [u8]) -> Result<T, JsonError> {
     T::from_json(parse(text)?)
 }
 
 /// [`from_slice`] for text.
-pub fn from_str<T: FromJson>(text: &str) -> Result<T, JsonError> {
+pub fn from_str<'a, T: FromJson<'a>>(text: &'a str) -> Result<T, JsonError> {
     from_slice(text.as_bytes())
 }
 
@@ -71,24 +74,30 @@ pub fn to_string<T: ToJson + ?Sized>(value: &T) -> String {
     out
 }
 
-impl<T: FromJson> FromJson for Vec<T> {
-    fn from_json(value: Value) -> Result<Self, JsonError> {
+impl<'a, T: FromJson<'a>> FromJson<'a> for Vec<T> {
+    fn from_json(value: Value<'a>) -> Result<Self, JsonError> {
         value.into_array()?.into_iter().map(T::from_json).collect()
     }
 }
 
-impl FromJson for Value {
-    fn from_json(value: Value) -> Result<Self, JsonError> {
+impl<'a> FromJson<'a> for Value<'a> {
+    fn from_json(value: Value<'a>) -> Result<Self, JsonError> {
         Ok(value)
     }
 }
 
-impl FromJson for String {
-    fn from_json(value: Value) -> Result<Self, JsonError> {
+impl<'a> FromJson<'a> for Cow<'a, str> {
+    fn from_json(value: Value<'a>) -> Result<Self, JsonError> {
         match value {
             Value::String(s) => Ok(s),
             _ => Err(JsonError::Shape("expected a string".into())),
         }
+    }
+}
+
+impl FromJson<'_> for String {
+    fn from_json(value: Value<'_>) -> Result<Self, JsonError> {
+        Cow::from_json(value).map(Cow::into_owned)
     }
 }
 
@@ -139,15 +148,15 @@ impl<T: ToJson + ?Sized> ToJson for &T {
     }
 }
 
-impl Value {
-    pub fn into_object(self) -> Result<Object, JsonError> {
+impl<'a> Value<'a> {
+    pub fn into_object(self) -> Result<Object<'a>, JsonError> {
         match self {
             Value::Object(o) => Ok(o),
             _ => Err(JsonError::Shape("expected a JSON object".into())),
         }
     }
 
-    pub fn into_array(self) -> Result<Vec<Value>, JsonError> {
+    pub fn into_array(self) -> Result<Vec<Value<'a>>, JsonError> {
         match self {
             Value::Array(a) => Ok(a),
             _ => Err(JsonError::Shape("expected a JSON array".into())),
@@ -155,9 +164,9 @@ impl Value {
     }
 }
 
-impl Object {
+impl<'a> Object<'a> {
     /// Takes field `name` out; `None` when absent. Two fields of that name are an error.
-    pub fn take(&mut self, name: &str) -> Result<Option<Value>, JsonError> {
+    pub fn take(&mut self, name: &str) -> Result<Option<Value<'a>>, JsonError> {
         let Some(at) = self.0.iter().position(|(k, _)| k == name) else {
             return Ok(None);
         };
@@ -169,7 +178,7 @@ impl Object {
     }
 
     /// A field that must be there.
-    pub fn required<T: FromJson>(&mut self, name: &str) -> Result<T, JsonError> {
+    pub fn required<T: FromJson<'a>>(&mut self, name: &str) -> Result<T, JsonError> {
         match self.take(name)? {
             Some(value) => T::from_json(value).map_err(|e| in_field(name, e)),
             None => Err(JsonError::Shape(format!("missing field `{name}`"))),
@@ -177,7 +186,7 @@ impl Object {
     }
 
     /// A field that may be absent or `null`.
-    pub fn optional<T: FromJson>(&mut self, name: &str) -> Result<Option<T>, JsonError> {
+    pub fn optional<T: FromJson<'a>>(&mut self, name: &str) -> Result<Option<T>, JsonError> {
         match self.take(name)? {
             None | Some(Value::Null) => Ok(None),
             Some(value) => T::from_json(value).map(Some).map_err(|e| in_field(name, e)),
@@ -208,8 +217,8 @@ impl Object {
     /// For bodies that take no other field: checked before reading, so an unknown field is
     /// reported as such even when a known one is also missing or wrong.
     pub fn only(&self, allowed: &[&str]) -> Result<(), JsonError> {
-        match self.0.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
-            Some((name, _)) => Err(JsonError::UnknownField(name.clone())),
+        match self.0.iter().find(|(k, _)| !allowed.contains(&k.as_ref())) {
+            Some((name, _)) => Err(JsonError::UnknownField(name.to_string())),
             None => Ok(()),
         }
     }
@@ -224,8 +233,8 @@ fn in_field(name: &str, e: JsonError) -> JsonError {
 
 struct U64(u64);
 
-impl FromJson for U64 {
-    fn from_json(value: Value) -> Result<Self, JsonError> {
+impl FromJson<'_> for U64 {
+    fn from_json(value: Value<'_>) -> Result<Self, JsonError> {
         match value {
             Value::Number(Some(n)) => Ok(U64(n)),
             _ => Err(JsonError::Shape("expected a non-negative integer".into())),
@@ -348,29 +357,37 @@ pub fn write_str(out: &mut String, value: &str) {
 }
 
 /// Parses one JSON document (UTF-8, surrounding whitespace allowed).
-pub fn parse(text: &[u8]) -> Result<Value, JsonError> {
-    let mut p = Parser { text, at: 0 };
-    if let Err(e) = std::str::from_utf8(text) {
-        p.at = e.valid_up_to();
-        return Err(p.error("invalid UTF-8"));
-    }
+pub fn parse(bytes: &[u8]) -> Result<Value<'_>, JsonError> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let p = Parser {
+                text: "",
+                bytes,
+                at: e.valid_up_to(),
+            };
+            return Err(p.error("invalid UTF-8"));
+        }
+    };
+    let mut p = Parser { text, bytes, at: 0 };
     let value = p.value(0)?;
     p.skip_whitespace();
-    match p.at == text.len() {
+    match p.at == bytes.len() {
         true => Ok(value),
         false => Err(p.error("trailing characters")),
     }
 }
 
 struct Parser<'a> {
-    /// Valid UTF-8 (checked by [`parse`]).
-    text: &'a [u8],
+    /// The document, valid UTF-8 (checked by [`parse`]); `bytes` is the same, as bytes.
+    text: &'a str,
+    bytes: &'a [u8],
     at: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn error(&self, what: &'static str) -> JsonError {
-        let before = &self.text[..self.at.min(self.text.len())];
+        let before = &self.bytes[..self.at.min(self.bytes.len())];
         let line_start = before
             .iter()
             .rposition(|&b| b == b'\n')
@@ -386,7 +403,7 @@ impl Parser<'_> {
     }
 
     fn peek(&self) -> Option<u8> {
-        self.text.get(self.at).copied()
+        self.bytes.get(self.at).copied()
     }
 
     fn skip_whitespace(&mut self) {
@@ -395,8 +412,8 @@ impl Parser<'_> {
         }
     }
 
-    fn literal(&mut self, word: &str, value: Value) -> Result<Value, JsonError> {
-        match self.text[self.at..].starts_with(word.as_bytes()) {
+    fn literal(&mut self, word: &str, value: Value<'a>) -> Result<Value<'a>, JsonError> {
+        match self.bytes[self.at..].starts_with(word.as_bytes()) {
             true => {
                 self.at += word.len();
                 Ok(value)
@@ -405,7 +422,7 @@ impl Parser<'_> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value, JsonError> {
+    fn value(&mut self, depth: usize) -> Result<Value<'a>, JsonError> {
         self.skip_whitespace();
         match self.peek() {
             None => Err(self.error("unexpected end of input")),
@@ -440,7 +457,7 @@ impl Parser<'_> {
         }
     }
 
-    fn array(&mut self, depth: usize) -> Result<Value, JsonError> {
+    fn array(&mut self, depth: usize) -> Result<Value<'a>, JsonError> {
         self.at += 1;
         let mut items = Vec::new();
         while self.more(b']', items.is_empty())? {
@@ -449,7 +466,7 @@ impl Parser<'_> {
         Ok(Value::Array(items))
     }
 
-    fn object(&mut self, depth: usize) -> Result<Value, JsonError> {
+    fn object(&mut self, depth: usize) -> Result<Value<'a>, JsonError> {
         self.at += 1;
         let mut members = Vec::new();
         while self.more(b'}', members.is_empty())? {
@@ -476,13 +493,13 @@ impl Parser<'_> {
         self.at - start
     }
 
-    fn number(&mut self) -> Result<Value, JsonError> {
+    fn number(&mut self) -> Result<Value<'a>, JsonError> {
         let negative = self.peek() == Some(b'-');
         self.at += usize::from(negative);
         let start = self.at;
         match self.digits() {
             0 => return Err(self.error("invalid number")),
-            n if n > 1 && self.text[start] == b'0' => {
+            n if n > 1 && self.bytes[start] == b'0' => {
                 self.at = start + 1;
                 return Err(self.error("invalid number"));
             }
@@ -509,7 +526,7 @@ impl Parser<'_> {
         }
         let value = integer
             .then(|| {
-                self.text[start..end].iter().try_fold(0u64, |n, d| {
+                self.bytes[start..end].iter().try_fold(0u64, |n, d| {
                     n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
                 })
             })
@@ -518,7 +535,7 @@ impl Parser<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, JsonError> {
-        let digits = self.text.get(self.at..self.at + 4);
+        let digits = self.bytes.get(self.at..self.at + 4);
         let value = digits.and_then(|d| {
             d.iter()
                 .try_fold(0u32, |n, &b| Some(n * 16 + char::from(b).to_digit(16)?))
@@ -532,15 +549,25 @@ impl Parser<'_> {
         }
     }
 
-    fn string(&mut self) -> Result<String, JsonError> {
+    /// Moves past plain characters (no quote, backslash or control character).
+    fn plain(&mut self) {
+        while matches!(self.peek(), Some(b) if b != b'"' && b != b'\\' && b >= 0x20) {
+            self.at += 1;
+        }
+    }
+
+    /// A string; borrowed from the input when it has no escape. Slices start and end next to
+    /// ASCII delimiters, so they fall on character boundaries.
+    fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         self.at += 1;
-        let mut out = Vec::new();
+        let start = self.at;
+        self.plain();
+        if self.peek() == Some(b'"') {
+            self.at += 1;
+            return Ok(Cow::Borrowed(&self.text[start..self.at - 1]));
+        }
+        let mut out = String::from(&self.text[start..self.at]);
         loop {
-            let start = self.at;
-            while matches!(self.peek(), Some(b) if b != b'"' && b != b'\\' && b >= 0x20) {
-                self.at += 1;
-            }
-            out.extend_from_slice(&self.text[start..self.at]);
             match self.peek() {
                 Some(b'"') => break,
                 Some(b'\\') => self.at += 1,
@@ -548,42 +575,46 @@ impl Parser<'_> {
                 None => return Err(self.error("unterminated string")),
             }
             let simple = match self.peek() {
-                Some(b'"') => b'"',
-                Some(b'\\') => b'\\',
-                Some(b'/') => b'/',
-                Some(b'b') => 0x08,
-                Some(b'f') => 0x0c,
-                Some(b'n') => b'\n',
-                Some(b'r') => b'\r',
-                Some(b't') => b'\t',
-                Some(b'u') => 0,
+                Some(b'"') => '"',
+                Some(b'\\') => '\\',
+                Some(b'/') => '/',
+                Some(b'b') => '\u{8}',
+                Some(b'f') => '\u{c}',
+                Some(b'n') => '\n',
+                Some(b'r') => '\r',
+                Some(b't') => '\t',
+                Some(b'u') => '\0',
                 _ => return Err(self.error("invalid escape")),
             };
             self.at += 1;
-            if simple != 0 {
+            if simple != '\0' {
                 out.push(simple);
-                continue;
+            } else {
+                out.push(self.unicode_escape()?);
             }
-            let mut code = self.hex4()?;
-            if (0xd800..0xdc00).contains(&code) {
-                if !self.text[self.at..].starts_with(b"\\u") {
-                    return Err(self.error("unpaired surrogate"));
-                }
-                self.at += 2;
-                let low = self.hex4()?;
-                if !(0xdc00..0xe000).contains(&low) {
-                    return Err(self.error("unpaired surrogate"));
-                }
-                code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
-            }
-            let Some(c) = char::from_u32(code) else {
-                return Err(self.error("unpaired surrogate"));
-            };
-            out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+            let run = self.at;
+            self.plain();
+            out.push_str(&self.text[run..self.at]);
         }
         self.at += 1;
-        // Bytes copied from valid UTF-8 between ASCII delimiters, plus encoded chars.
-        String::from_utf8(out).map_err(|_| self.error("invalid UTF-8"))
+        Ok(Cow::Owned(out))
+    }
+
+    /// After `\\u`: one character, from a surrogate pair if need be.
+    fn unicode_escape(&mut self) -> Result<char, JsonError> {
+        let mut code = self.hex4()?;
+        if (0xd800..0xdc00).contains(&code) {
+            if !self.bytes[self.at..].starts_with(b"\\u") {
+                return Err(self.error("unpaired surrogate"));
+            }
+            self.at += 2;
+            let low = self.hex4()?;
+            if !(0xdc00..0xe000).contains(&low) {
+                return Err(self.error("unpaired surrogate"));
+            }
+            code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
+        }
+        char::from_u32(code).ok_or_else(|| self.error("unpaired surrogate"))
     }
 }
 

@@ -82,9 +82,9 @@ pub fn is_well_formed(input: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyHash(String);
 
-impl crate::json::FromJson for KeyHash {
-    fn from_json(value: crate::json::Value) -> Result<Self, crate::json::JsonError> {
-        let hex = <String as crate::json::FromJson>::from_json(value)?;
+impl crate::json::FromJson<'_> for KeyHash {
+    fn from_json(value: crate::json::Value<'_>) -> Result<Self, crate::json::JsonError> {
+        let hex = <std::borrow::Cow<str> as crate::json::FromJson>::from_json(value)?;
         Self::from_hex(&hex).ok_or_else(|| {
             crate::json::JsonError::Shape("a key hash is 64 lowercase hex characters".into())
         })

@@ -8,11 +8,11 @@
 //! key; metadata up to 1024 bytes; a list page holds up to 1000 names. Reads use KV's default
 //! edge cache (`cacheTtl` 60 s, its minimum): we add no cache of our own.
 
+use crate::promise;
 use crate::store::{Listed, Store, StoreError};
 use js_sys::{Array, Object, Promise, Reflect, JSON};
 use std::cell::OnceCell;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
 /// The KV namespace binding named in `wrangler.toml`.
 pub const BINDING: &str = "KEYS";
@@ -37,40 +37,41 @@ extern "C" {
     fn get_bulk(this: &KvNamespace, keys: &Array, kind: &str) -> Result<Promise, JsValue>;
 }
 
-/// [`Store`] over Workers KV. The binding is looked up on first use: most refusals never
-/// reach storage.
+/// [`Store`] over Workers KV. The binding is looked up on first use (most refusals never reach
+/// storage), then kept for the isolate's life like the vars `entry` reads once: bindings only
+/// change with a deploy, which starts new isolates. Looking it up per request cost ~8 µs.
 pub struct Kv<'a> {
     env: &'a worker::Env,
-    namespace: OnceCell<Option<KvNamespace>>,
+}
+
+thread_local! {
+    static NAMESPACE: OnceCell<KvNamespace> = const { OnceCell::new() };
 }
 
 impl<'a> Kv<'a> {
     pub fn bind(env: &'a worker::Env) -> Self {
-        Self {
-            env,
-            namespace: OnceCell::new(),
-        }
+        Self { env }
     }
 
-    fn kv(&self) -> Result<&KvNamespace, StoreError> {
-        let namespace = self.namespace.get_or_init(|| {
-            let binding = Reflect::get(self.env, &JsValue::from_str(BINDING)).ok();
-            binding
-                .filter(JsValue::is_object)
-                .map(JsCast::unchecked_into)
-        });
-        namespace
-            .as_ref()
-            .ok_or_else(|| StoreError(format!("KV binding {BINDING} is missing")))
+    /// Runs `op` on the binding, or fails (closed) if there is none.
+    fn with_kv<T>(&self, op: impl FnOnce(&KvNamespace) -> T) -> Result<T, StoreError> {
+        NAMESPACE.with(|cached| {
+            if cached.get().is_none() {
+                let binding = Reflect::get(self.env, &JsValue::from_str(BINDING)).ok();
+                if let Some(found) = binding.filter(JsValue::is_object) {
+                    let _ = cached.set(found.unchecked_into());
+                }
+            }
+            match cached.get() {
+                Some(kv) => Ok(op(kv)),
+                None => Err(StoreError(format!("KV binding {BINDING} is missing"))),
+            }
+        })
     }
 }
 
 fn failed(op: &str, name: &str, e: JsValue) -> StoreError {
-    let detail = e
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .unwrap_or_else(|| format!("{e:?}"));
-    StoreError(format!("KV {op} {name}: {detail}"))
+    StoreError(format!("KV {op} {name}: {}", promise::error_text(&e)))
 }
 
 async fn settle(
@@ -79,7 +80,7 @@ async fn settle(
     promise: Result<Promise, JsValue>,
 ) -> Result<JsValue, StoreError> {
     let promise = promise.map_err(|e| failed(op, name, e))?;
-    JsFuture::from(promise)
+    promise::settle(&promise)
         .await
         .map_err(|e| failed(op, name, e))
 }
@@ -94,14 +95,19 @@ fn set(object: &Object, name: &str, value: &JsValue) -> Result<(), JsValue> {
 
 impl Store for Kv<'_> {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let value = settle("get", key, self.kv()?.get(key)).await?;
+        let value = settle("get", key, self.with_kv(|kv| kv.get(key))?).await?;
         Ok(value.as_string())
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
         let first = keys.first().map_or("", String::as_str);
         let names: Array = keys.iter().map(|k| JsValue::from_str(k)).collect();
-        let found = settle("get", first, self.kv()?.get_bulk(&names, "text")).await?;
+        let found = settle(
+            "get",
+            first,
+            self.with_kv(|kv| kv.get_bulk(&names, "text"))?,
+        )
+        .await?;
         let map: js_sys::Map = found.unchecked_into();
         Ok(keys
             .iter()
@@ -115,12 +121,12 @@ impl Store for Kv<'_> {
             let meta = JSON::parse(meta).map_err(|e| failed("put", key, e))?;
             set(&options, "metadata", &meta).map_err(|e| failed("put", key, e))?;
         }
-        settle("put", key, self.kv()?.put(key, value, &options)).await?;
+        let put = self.with_kv(|kv| kv.put(key, value, &options))?;
+        settle("put", key, put).await?;
         Ok(())
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
-        let kv = self.kv()?;
         let mut out = Vec::new();
         let mut cursor = JsValue::UNDEFINED;
         loop {
@@ -128,7 +134,7 @@ impl Store for Kv<'_> {
             set(&options, "prefix", &JsValue::from_str(prefix))
                 .and_then(|()| set(&options, "cursor", &cursor))
                 .map_err(|e| failed("list", prefix, e))?;
-            let page = settle("list", prefix, kv.list(&options)).await?;
+            let page = settle("list", prefix, self.with_kv(|kv| kv.list(&options))?).await?;
             for entry in Array::from(&field(&page, "keys")).iter() {
                 let metadata = field(&entry, "metadata");
                 out.push(Listed {

@@ -270,7 +270,7 @@ pub fn parse_admin_report(body: &[u8]) -> Result<Report, LeakError> {
 
 /// Parses a report. Neither error quotes the input (it holds keys): a syntax error says where
 /// it is, a shape error only what was expected.
-fn decode(body: &[u8], shape_wanted: &str) -> Result<Value, LeakError> {
+fn decode<'a>(body: &'a [u8], shape_wanted: &str) -> Result<Value<'a>, LeakError> {
     if body.len() > MAX_REPORT_BODY {
         return Err(LeakError::BodyTooLarge);
     }

@@ -25,4 +25,6 @@ mod entry;
 #[cfg(target_arch = "wasm32")]
 mod kv;
 #[cfg(target_arch = "wasm32")]
+mod promise;
+#[cfg(target_arch = "wasm32")]
 mod webcrypto;

@@ -266,8 +266,8 @@ impl ToJson for KeyRecord {
     }
 }
 
-impl FromJson for KeyRecord {
-    fn from_json(value: Value) -> Result<Self, JsonError> {
+impl FromJson<'_> for KeyRecord {
+    fn from_json(value: Value<'_>) -> Result<Self, JsonError> {
         let mut o = value.into_object()?;
         Ok(Self {
             id: o.required("id")?,
@@ -325,8 +325,8 @@ impl ToJson for Project {
     }
 }
 
-impl FromJson for Project {
-    fn from_json(value: Value) -> Result<Self, JsonError> {
+impl FromJson<'_> for Project {
+    fn from_json(value: Value<'_>) -> Result<Self, JsonError> {
         let mut o = value.into_object()?;
         Ok(Self {
             id: o.required("id")?,
@@ -360,8 +360,8 @@ impl ToJson for AuditEvent {
     }
 }
 
-impl FromJson for AuditEvent {
-    fn from_json(value: Value) -> Result<Self, JsonError> {
+impl FromJson<'_> for AuditEvent {
+    fn from_json(value: Value<'_>) -> Result<Self, JsonError> {
         let mut o = value.into_object()?;
         Ok(Self {
             id: o.required("id")?,

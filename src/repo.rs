@@ -125,7 +125,7 @@ impl<'s, S: Store> Repo<'s, S> {
         }
     }
 
-    async fn get_json<T: FromJson>(&self, name: &str) -> Result<Option<T>, RepoError> {
+    async fn get_json<T: for<'t> FromJson<'t>>(&self, name: &str) -> Result<Option<T>, RepoError> {
         if name.len() > KV_NAME_MAX_BYTES {
             return Ok(None);
         }
@@ -141,7 +141,7 @@ impl<'s, S: Store> Repo<'s, S> {
         Ok(self.store.put(name, &text, metadata).await?)
     }
 
-    async fn list_json<T: FromJson>(&self, prefix: &str) -> Result<Vec<T>, RepoError> {
+    async fn list_json<T: for<'t> FromJson<'t>>(&self, prefix: &str) -> Result<Vec<T>, RepoError> {
         let mut out = Vec::new();
         for entry in self.store.list(prefix).await? {
             match entry.metadata {
@@ -154,7 +154,7 @@ impl<'s, S: Store> Repo<'s, S> {
     }
 }
 
-fn decode<T: FromJson>(name: &str, text: &str) -> Result<T, RepoError> {
+fn decode<T: for<'t> FromJson<'t>>(name: &str, text: &str) -> Result<T, RepoError> {
     json::from_str(text).map_err(|e| RepoError::Corrupt {
         name: name.into(),
         reason: e.to_string(),

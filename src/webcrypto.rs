@@ -5,6 +5,7 @@
 //! a few lines of JavaScript imported once: cheaper in wasm than the same calls made through
 //! `web_sys`/`worker` bindings step by step.
 
+use crate::promise;
 use crate::signature::{
     GitHubSignatures, KeyCache, KeysFetcher, SignatureError, SignatureVerifier, DEFAULT_KEYS_URL,
     MAX_KEYS_DOCUMENT,
@@ -12,7 +13,6 @@ use crate::signature::{
 use js_sys::Promise;
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
 /// The var naming the public-keys document (tests point it at a local stub).
 const KEYS_URL_VAR: &str = "GITHUB_KEYS_URL";
@@ -60,12 +60,8 @@ pub fn github_signatures(keys_url: Option<&str>) -> GitHubSignatures<'static, We
 
 /// Awaits a promise from the helpers above; a rejection becomes its message.
 async fn settle(call: Result<Promise, JsValue>) -> Result<JsValue, String> {
-    let message = |e: JsValue| {
-        e.dyn_ref::<js_sys::Error>()
-            .map(|e| String::from(e.message()))
-            .unwrap_or_else(|| format!("{e:?}"))
-    };
-    JsFuture::from(call.map_err(message)?)
+    let message = |e: JsValue| promise::error_text(&e);
+    promise::settle(&call.map_err(message)?)
         .await
         .map_err(message)
 }

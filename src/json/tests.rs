@@ -244,3 +244,21 @@ fn objects_are_written_in_order_with_nulls_and_skips() {
     );
     assert!(serde_accepts(out.as_bytes()));
 }
+
+#[test]
+fn strings_without_escapes_borrow_the_input() {
+    let mut o = parse(br#"{"plain":"abc","escaped":"a\nb"}"#)
+        .unwrap()
+        .into_object()
+        .unwrap();
+    let plain = o.take("plain").unwrap();
+    assert!(
+        matches!(plain, Some(Value::String(Cow::Borrowed("abc")))),
+        "{plain:?}"
+    );
+    let escaped = o.take("escaped").unwrap();
+    assert!(
+        matches!(&escaped, Some(Value::String(Cow::Owned(s))) if s == "a\nb"),
+        "{escaped:?}"
+    );
+}
