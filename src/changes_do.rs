@@ -8,18 +8,20 @@
 //! writes settled versions to KV and prunes (`changes::settle`).
 
 use crate::changes::{settle, Change, ChangeFeed, ChangeLog, Conflict, Write};
+use crate::entry::{answer, split_url};
+use crate::executor;
 use crate::json;
 use crate::key::KeyHash;
 use crate::kv::Kv;
+use crate::promise::{self, error_text};
 use crate::repo::Repo;
 use crate::store::StoreError;
 use crate::time::Millis;
+use js_sys::{Map, Promise, Reflect};
 use std::cell::{Cell, OnceCell, RefCell};
-use wasm_bindgen::JsValue;
-use worker::{
-    console_error, durable_object, Date, DurableObject, Env, Method, Request, Response, Result,
-    State, Stub,
-};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use worker::{console_error, Env};
 
 /// The Durable Object namespace binding named in `wrangler.toml`.
 pub const BINDING: &str = "KEY_CHANGES";
@@ -27,108 +29,170 @@ pub const BINDING: &str = "KEY_CHANGES";
 const INSTANCE: &str = "global";
 const ENTRY: &str = "k/";
 
-#[durable_object(alarm)]
-pub struct KeyChanges {
-    state: State,
+// The runtime's Durable Object API, bound directly: worker's `#[durable_object]` glue and
+// its error type cost about 9 KB of wasm (4 KB gzip) for the two calls this object answers.
+#[wasm_bindgen]
+extern "C" {
+    /// `DurableObjectState`.
+    pub type ObjectState;
+    #[wasm_bindgen(method, getter)]
+    fn storage(this: &ObjectState) -> Storage;
+
+    /// `DurableObjectStorage`.
+    type Storage;
+    #[wasm_bindgen(method, catch)]
+    fn list(this: &Storage) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn put(this: &Storage, key: &str, value: &str) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn delete(this: &Storage, key: &str) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = setAlarm)]
+    fn set_alarm(this: &Storage, at: f64) -> Result<Promise, JsValue>;
+
+    /// `DurableObjectNamespace`.
+    type Namespace;
+    #[wasm_bindgen(method, catch, js_name = idFromName)]
+    fn id_from_name(this: &Namespace, name: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn get(this: &Namespace, id: &JsValue) -> Result<Stub, JsValue>;
+
+    /// A `DurableObjectStub`.
+    type Stub;
+    #[wasm_bindgen(method, catch)]
+    fn fetch(this: &Stub, request: &web_sys::Request) -> Result<Promise, JsValue>;
+}
+
+/// Awaits a storage call.
+async fn done(call: Result<Promise, JsValue>) -> Result<JsValue, JsValue> {
+    promise::settle(&call?).await
+}
+
+/// The Durable Object class (`scripts/shim.js` exports it to the runtime).
+#[wasm_bindgen]
+pub struct KeyChanges(Rc<Log>);
+
+struct Log {
+    state: ObjectState,
     env: Env,
     log: RefCell<ChangeLog>,
     loaded: Cell<bool>,
 }
 
+#[wasm_bindgen]
 impl KeyChanges {
+    #[wasm_bindgen(constructor)]
+    pub fn new(state: ObjectState, env: Env) -> KeyChanges {
+        KeyChanges(Rc::new(Log {
+            state,
+            env,
+            log: RefCell::default(),
+            loaded: Cell::new(false),
+        }))
+    }
+
+    /// `POST /commit` with `[Write]`: 200, or 409 with the [`Conflict`]; `GET /recent`: the
+    /// latest version of every key changed within the window.
+    pub fn fetch(&self, request: web_sys::Request) -> Result<JsValue, JsValue> {
+        let log = Rc::clone(&self.0);
+        answer(executor::start(async move {
+            log.fetch(request).await.map(JsValue::from)
+        }))
+    }
+
+    /// Writes settled versions to KV, prunes, and arranges the next alarm.
+    pub fn alarm(&self) -> Result<JsValue, JsValue> {
+        let log = Rc::clone(&self.0);
+        answer(executor::start(async move {
+            log.alarm().await.map(|()| JsValue::UNDEFINED)
+        }))
+    }
+}
+
+impl Log {
     /// Reads the persisted log once per object lifetime.
-    async fn load(&self) -> Result<()> {
+    async fn load(&self) -> Result<(), JsValue> {
         if self.loaded.get() {
             return Ok(());
         }
-        let stored = self.state.storage().list().await?;
+        let stored: Map = done(self.state.storage().list()).await?.unchecked_into();
         let mut entries = Vec::new();
-        for value in stored.values() {
-            let text = value?.as_string().unwrap_or_default();
+        stored.for_each(&mut |value, _name| {
+            let text = value.as_string().unwrap_or_default();
             match json::from_str::<Vec<Change>>(&text) {
                 Ok(changes) => entries.push(changes),
                 Err(e) => console_error!("change log entry does not decode, dropped: {e}"),
             }
-        }
+        });
         *self.log.borrow_mut() = ChangeLog::from_entries(entries);
         self.loaded.set(true);
         Ok(())
     }
 
     /// Writes the entries of the keys `touched` changed, then arranges the next alarm.
-    async fn persist(&self, touched: &[KeyHash]) -> Result<()> {
+    async fn persist(&self, touched: &[KeyHash]) -> Result<(), JsValue> {
         let storage = self.state.storage();
         for hash in touched {
             let name = format!("{ENTRY}{}", hash.as_str());
             let entry = self.log.borrow().entry(hash).map(json::to_string);
             match entry {
-                Some(json) => storage.put_raw(&name, JsValue::from_str(&json)).await?,
-                None => storage.delete(&name).await.map(drop)?,
-            }
+                Some(json) => done(storage.put(&name, &json)).await?,
+                None => done(storage.delete(&name)).await?,
+            };
         }
         let wakeup = self.log.borrow().next_wakeup();
         if let Some(at) = wakeup {
-            storage
-                .set_alarm(i64::try_from(at).unwrap_or(i64::MAX))
-                .await?;
+            done(storage.set_alarm(at as f64)).await?;
         }
         Ok(())
     }
-}
 
-fn reply(status: u16, body: String) -> Result<Response> {
-    Ok(Response::ok(body)?.with_status(status))
-}
-
-impl DurableObject for KeyChanges {
-    fn new(state: State, env: Env) -> Self {
-        Self {
-            state,
-            env,
-            log: RefCell::default(),
-            loaded: Cell::new(false),
-        }
-    }
-
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
+    async fn fetch(&self, request: web_sys::Request) -> Result<web_sys::Response, JsValue> {
         self.load().await?;
-        let now = Date::now().as_millis();
-        match (req.method(), req.path().as_str()) {
-            (Method::Post, "/commit") => {
-                let writes: Vec<Write> = match json::from_str(&req.text().await?) {
+        let now = js_sys::Date::now() as Millis;
+        let url = request.url();
+        match (request.method().as_str(), split_url(&url).0) {
+            ("POST", "/commit") => {
+                let text = done(request.text()).await?.as_string().unwrap_or_default();
+                let writes: Vec<Write> = match json::from_str(&text) {
                     Ok(writes) => writes,
                     Err(e) => {
                         let mut body = String::new();
                         json::ObjectWriter::new(&mut body)
                             .str("error", &e.to_string())
                             .end();
-                        return reply(400, body);
+                        return reply(400, &body);
                     }
                 };
                 let committed = self.log.borrow_mut().commit(&writes, now);
                 match committed {
                     Ok(touched) => {
                         self.persist(&touched).await?;
-                        reply(200, "{}".into())
+                        reply(200, "{}")
                     }
-                    Err(conflict) => reply(409, json::to_string(&conflict)),
+                    Err(conflict) => reply(409, &json::to_string(&conflict)),
                 }
             }
-            (Method::Get, "/recent") => reply(200, json::to_string(&self.log.borrow().recent(now))),
-            _ => reply(404, "{}".into()),
+            ("GET", "/recent") => reply(200, &json::to_string(&self.log.borrow().recent(now))),
+            _ => reply(404, "{}"),
         }
     }
 
-    async fn alarm(&self) -> Result<Response> {
+    async fn alarm(&self) -> Result<(), JsValue> {
         self.load().await?;
         let kv = Kv::bind(&self.env);
-        let (touched, failures) = settle(&self.log, &Repo::new(&kv), Date::now().as_millis()).await;
+        let now = js_sys::Date::now() as Millis;
+        let (touched, failures) = settle(&self.log, &Repo::new(&kv), now).await;
         for line in failures {
             console_error!("{line}");
         }
-        self.persist(&touched).await?;
-        Response::ok("")
+        self.persist(&touched).await
     }
+}
+
+fn reply(status: u16, body: &str) -> Result<web_sys::Response, JsValue> {
+    let init = web_sys::ResponseInit::new();
+    init.set_status(status);
+    web_sys::Response::new_with_opt_str_and_init(Some(body), &init)
 }
 
 /// The worker's side of the change log; switched off (`CHANGES_OVERLAY = "off"`) it behaves
@@ -151,8 +215,10 @@ impl<'a> DoFeed<'a> {
 
     fn stub(&self) -> Option<&Stub> {
         let stub = self.stub.get_or_init(|| {
-            let ns = self.env.durable_object(BINDING).ok()?;
-            ns.id_from_name(INSTANCE).ok()?.get_stub().ok()
+            let binding = Reflect::get(self.env, &JsValue::from_str(BINDING)).ok()?;
+            let namespace: Namespace = binding.dyn_into::<js_sys::Object>().ok()?.unchecked_into();
+            let id = namespace.id_from_name(INSTANCE).ok()?;
+            namespace.get(&id).ok()
         });
         stub.as_ref()
     }
@@ -162,8 +228,8 @@ impl<'a> DoFeed<'a> {
         method: &str,
         path: &str,
         body: Option<String>,
-    ) -> std::result::Result<(u16, String), StoreError> {
-        let failed = |e: worker::Error| StoreError(format!("change log {path}: {e}"));
+    ) -> Result<(u16, String), StoreError> {
+        let failed = |e: JsValue| StoreError(format!("change log {path}: {}", error_text(&e)));
         let stub = self
             .stub()
             .ok_or_else(|| StoreError(format!("Durable Object binding {BINDING} is missing")))?;
@@ -173,18 +239,17 @@ impl<'a> DoFeed<'a> {
             init.set_body(&JsValue::from_str(&body));
         }
         let url = format!("https://key-changes{path}");
-        let req =
-            web_sys::Request::new_with_str_and_init(&url, &init).map_err(|e| failed(e.into()))?;
-        let mut res = stub.fetch_with_request(req.into()).await.map_err(failed)?;
-        let text = res.text().await.map_err(failed)?;
-        Ok((res.status_code(), text))
+        let req = web_sys::Request::new_with_str_and_init(&url, &init).map_err(failed)?;
+        let res: web_sys::Response = done(stub.fetch(&req))
+            .await
+            .map_err(failed)?
+            .unchecked_into();
+        let text = done(res.text()).await.map_err(failed)?;
+        Ok((res.status(), text.as_string().unwrap_or_default()))
     }
 }
 
-fn decode<T: for<'t> json::FromJson<'t>>(
-    path: &str,
-    text: &str,
-) -> std::result::Result<T, StoreError> {
+fn decode<T: for<'t> json::FromJson<'t>>(path: &str, text: &str) -> Result<T, StoreError> {
     json::from_str(text).map_err(|e| StoreError(format!("change log {path}: {e}")))
 }
 
@@ -197,7 +262,7 @@ impl ChangeFeed for DoFeed<'_> {
         &self,
         writes: &[Write],
         _now: Millis,
-    ) -> std::result::Result<std::result::Result<(), Conflict>, StoreError> {
+    ) -> Result<Result<(), Conflict>, StoreError> {
         if !self.on {
             return Ok(Ok(()));
         }
@@ -211,7 +276,7 @@ impl ChangeFeed for DoFeed<'_> {
         }
     }
 
-    async fn recent(&self, _now: Millis) -> std::result::Result<Vec<Change>, StoreError> {
+    async fn recent(&self, _now: Millis) -> Result<Vec<Change>, StoreError> {
         if !self.on {
             return Ok(Vec::new());
         }

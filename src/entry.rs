@@ -30,7 +30,17 @@ pub fn fetch(
     env: Env,
     _ctx: JsValue,
 ) -> std::result::Result<JsValue, JsValue> {
-    match executor::start(async move { finish(handle(req, env).await) }) {
+    answer(executor::start(
+        async move { finish(handle(req, env).await) },
+    ))
+}
+
+/// A started task's answer for JavaScript: the value itself if it is ready (no promise made),
+/// else a promise of it.
+pub(crate) fn answer(
+    started: Started<std::result::Result<JsValue, JsValue>>,
+) -> std::result::Result<JsValue, JsValue> {
+    match started {
         Started::Done(answer) => answer,
         Started::Pending(pending) => {
             let mut pending = Some(pending);
@@ -164,7 +174,7 @@ impl Settings {
 
 /// Path and query of an absolute request URL (`https://host/path?query`), left percent-encoded.
 /// Split by hand: the `url` crate would add ~25 KB of wasm for what the runtime already parsed.
-fn split_url(url: &str) -> (&str, Option<&str>) {
+pub(crate) fn split_url(url: &str) -> (&str, Option<&str>) {
     // The scheme ends at the first ':' (a char search: a substring search costs microseconds).
     let rest = match url.split_once(':') {
         Some((_, rest)) => rest.trim_start_matches('/'),
