@@ -10,13 +10,14 @@ use crate::error::ApiError;
 use crate::executor::{self, Started};
 use crate::ingest::PROJECT_HEADER;
 use crate::kv::Kv;
+use crate::promise::{self, error_text};
 use crate::repo::Repo;
 use crate::signature::{KEY_ID_HEADER as GITHUB_KEY_ID, SIGNATURE_HEADER as GITHUB_SIGNATURE};
-use futures_util::StreamExt;
+use js_sys::{Promise, Reflect, Uint8Array};
 use std::cell::{OnceCell, RefCell};
 use std::thread::LocalKey;
 use wasm_bindgen::prelude::*;
-use worker::{console_error, Env, Fetch, Headers, Request, Response, Result};
+use worker::{console_error, Env};
 
 const KEY_ID_HEADER: &str = "x-lumiqtrace-key-id";
 
@@ -25,11 +26,7 @@ const KEY_ID_HEADER: &str = "x-lumiqtrace-key-id";
 /// storage, such as a malformed key) is returned as it is, with no promise made. One still
 /// waiting on KV, the change log or a body is answered through a promise.
 #[wasm_bindgen]
-pub fn fetch(
-    req: web_sys::Request,
-    env: Env,
-    _ctx: JsValue,
-) -> std::result::Result<JsValue, JsValue> {
+pub fn fetch(req: web_sys::Request, env: Env, _ctx: JsValue) -> Result<JsValue, JsValue> {
     answer(executor::start(
         async move { finish(handle(req, env).await) },
     ))
@@ -37,9 +34,7 @@ pub fn fetch(
 
 /// A started task's answer for JavaScript: the value itself if it is ready (no promise made),
 /// else a promise of it.
-pub(crate) fn answer(
-    started: Started<std::result::Result<JsValue, JsValue>>,
-) -> std::result::Result<JsValue, JsValue> {
+pub(crate) fn answer(started: Started<Result<JsValue, JsValue>>) -> Result<JsValue, JsValue> {
     match started {
         Started::Done(answer) => answer,
         Started::Pending(pending) => {
@@ -61,17 +56,17 @@ pub(crate) fn answer(
 }
 
 /// An error no reply covered becomes the generic JSON 500 (its detail goes to the log).
-fn finish(answer: Result<web_sys::Response>) -> std::result::Result<JsValue, JsValue> {
+fn finish(answer: Result<web_sys::Response, JsValue>) -> Result<JsValue, JsValue> {
     match answer {
         Ok(response) => Ok(response.into()),
-        Err(e) => Ok(respond(Reply::error(&ApiError::Internal(e.to_string())))?.into()),
+        Err(e) => Ok(respond(Reply::error(&ApiError::Internal(error_text(&e))))?.into()),
     }
 }
 
 /// Takes and returns the runtime's own request and response objects: `worker::Request` would
 /// eagerly copy the method, URL, headers and `cf` object of every request, most of which the
 /// verify path never looks at (about 10 µs per request, bench/profile.mjs).
-async fn handle(req: web_sys::Request, env: Env) -> Result<web_sys::Response> {
+async fn handle(req: web_sys::Request, env: Env) -> Result<web_sys::Response, JsValue> {
     let now = js_sys::Date::now() as crate::time::Millis;
     let url = req.url();
     let (path, query) = split_url(&url);
@@ -134,7 +129,7 @@ async fn handle(req: web_sys::Request, env: Env) -> Result<web_sys::Response> {
             match &settings.ingest_origin {
                 // The body went to the origin (or failed on the way): nothing left to discard.
                 Some(origin) => match forward(&req, path, query, origin, &grant).await {
-                    Ok(response) => return Ok(response.into()),
+                    Ok(response) => return Ok(response),
                     Err(e) => return respond(Reply::error(&e)),
                 },
                 None => api::accepted(&grant),
@@ -219,10 +214,7 @@ fn config(env: &Env) -> Config {
 }
 
 /// Reads at most `limit` bytes of body; a larger one is refused without buffering it all.
-async fn read_limited(
-    req: &web_sys::Request,
-    limit: usize,
-) -> std::result::Result<Vec<u8>, ApiError> {
+async fn read_limited(req: &web_sys::Request, limit: usize) -> Result<Vec<u8>, ApiError> {
     let declared = req.headers().get("content-length").ok().flatten();
     if declared
         .and_then(|n| n.trim().parse::<u64>().ok())
@@ -231,22 +223,19 @@ async fn read_limited(
         discard_body(req).await;
         return Err(ApiError::BodyTooLarge(limit));
     }
-    if req.body().is_none() {
-        return Ok(Vec::new());
-    }
-    let Ok(mut stream) = Request::from(<web_sys::Request as Clone>::clone(req)).stream() else {
-        return Ok(Vec::new()); // no body
-    };
     let mut body = Vec::new();
     let mut too_large = false;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::InvalidBody(format!("unreadable body: {e}")))?;
+    let read = read_body(req, |chunk| {
         // Past the limit, read on without keeping anything (see `discard_body`).
-        too_large |= body.len() + chunk.len() > limit;
+        too_large |= body.len() + chunk.length() as usize > limit;
         if !too_large {
-            body.extend_from_slice(&chunk);
+            let start = body.len();
+            body.resize(start + chunk.length() as usize, 0);
+            chunk.copy_to(&mut body[start..]);
         }
-    }
+    });
+    read.await
+        .map_err(|e| ApiError::InvalidBody(format!("unreadable body: {}", error_text(&e))))?;
     match too_large {
         true => Err(ApiError::BodyTooLarge(limit)),
         false => Ok(body),
@@ -256,13 +245,27 @@ async fn read_limited(
 /// Reads and drops a request body the worker answers without using. In workerd, answering
 /// while the body is still unread can fail the next request on the same keep-alive connection
 /// (seen locally: `fetch failed` on about 1 follow-up request in 8).
-/// Only an untouched body is read: taking a reader on a locked stream would trap.
 async fn discard_body(req: &web_sys::Request) {
-    if req.body().is_none_or(|body| body.locked()) {
-        return;
-    }
-    if let Ok(mut stream) = Request::from(<web_sys::Request as Clone>::clone(req)).stream() {
-        while let Some(Ok(_)) = stream.next().await {}
+    let _ = read_body(req, |_| {}).await;
+}
+
+/// Hands each chunk of the request body to `chunk`, to the end. Only an untouched body is
+/// read: taking a reader on a locked stream would throw.
+async fn read_body(
+    req: &web_sys::Request,
+    mut chunk: impl FnMut(Uint8Array),
+) -> Result<(), JsValue> {
+    let Some(stream) = req.body().filter(|body| !body.locked()) else {
+        return Ok(());
+    };
+    let reader: BodyReader = stream.get_reader().unchecked_into();
+    let (done, value) = (JsValue::from_str("done"), JsValue::from_str("value"));
+    loop {
+        let step = promise::settle(&reader.read()?).await?;
+        if Reflect::get(&step, &done)?.is_truthy() {
+            return Ok(());
+        }
+        chunk(Reflect::get(&step, &value)?.unchecked_into());
     }
 }
 
@@ -274,8 +277,8 @@ async fn forward(
     query: Option<&str>,
     origin: &str,
     grant: &crate::record::Grant,
-) -> std::result::Result<Response, ApiError> {
-    let upstream = |e: worker::Error| ApiError::UpstreamUnavailable(e.to_string());
+) -> Result<web_sys::Response, ApiError> {
+    let upstream = |e: JsValue| ApiError::UpstreamUnavailable(error_text(&e));
     let origin = origin.trim().trim_end_matches('/');
     if !(origin.starts_with("https://") || origin.starts_with("http://")) {
         return Err(ApiError::Internal(format!(
@@ -286,15 +289,9 @@ async fn forward(
         Some(q) => format!("{origin}{path}?{q}"),
         None => format!("{origin}{path}"),
     };
-    let headers = Headers::new();
-    for (name, value) in Headers(req.headers()).entries() {
-        let ours = matches!(
-            name.as_str(),
-            "authorization" | "host" | PROJECT_HEADER | KEY_ID_HEADER
-        );
-        if !ours {
-            headers.append(&name, &value).map_err(upstream)?;
-        }
+    let headers = web_sys::Headers::new_with_headers(&req.headers()).map_err(upstream)?;
+    for ours in ["authorization", "host", PROJECT_HEADER, KEY_ID_HEADER] {
+        headers.delete(ours).map_err(upstream)?;
     }
     headers
         .set(PROJECT_HEADER, &grant.project_id)
@@ -302,25 +299,21 @@ async fn forward(
     headers
         .set(KEY_ID_HEADER, &grant.key_id)
         .map_err(upstream)?;
-    // web_sys's RequestInit directly: worker's RequestInit serializes cf options through serde.
     let init = web_sys::RequestInit::new();
     let method = req.method();
     init.set_method(&method);
-    init.set_headers(&headers.0);
+    init.set_headers(&headers);
     if !matches!(method.as_str(), "GET" | "HEAD") {
         if let Some(body) = req.body() {
             init.set_body(&body);
         }
     }
-    let outbound =
-        web_sys::Request::new_with_str_and_init(&target, &init).map_err(|e| upstream(e.into()))?;
-    Fetch::Request(outbound.into())
-        .send()
-        .await
-        .map_err(upstream)
+    let outbound = web_sys::Request::new_with_str_and_init(&target, &init).map_err(upstream)?;
+    let answered = promise::settle(&fetch_outbound(&outbound).map_err(upstream)?).await;
+    Ok(answered.map_err(upstream)?.unchecked_into())
 }
 
-fn respond(reply: Reply) -> Result<web_sys::Response> {
+fn respond(reply: Reply) -> Result<web_sys::Response, JsValue> {
     if let Some(line) = &reply.log {
         console_error!("{} {line}", reply.status);
     }
@@ -335,7 +328,7 @@ fn respond(reply: Reply) -> Result<web_sys::Response> {
     };
     let (body, status) = (&reply.body, reply.status);
     if !matches!(status, 401 | 403) {
-        return Ok(json_response(&JsValue::from_str(body), status, &headers)?);
+        return json_response(&JsValue::from_str(body), status, &headers);
     }
     let response = REFUSALS.with_borrow_mut(|cached| {
         let known = cached.iter().find(|(text, _)| text == body);
@@ -351,7 +344,7 @@ fn respond(reply: Reply) -> Result<web_sys::Response> {
             }
         }
     });
-    Ok(response?)
+    response
 }
 
 /// Refusal bodies kept as JS strings; each is one of a few fixed texts.
@@ -377,15 +370,24 @@ extern "C" {
         body: &JsValue,
         status: u16,
         headers: &web_sys::Headers,
-    ) -> std::result::Result<web_sys::Response, JsValue>;
+    ) -> Result<web_sys::Response, JsValue>;
 
     /// `Headers.get` with a name made once per isolate: a Rust `&str` would be decoded into a
     /// new JS string on every call (about 3 µs in workerd, bench/profile.mjs).
     #[wasm_bindgen(catch)]
-    fn get_header(
-        headers: &web_sys::Headers,
-        name: &JsValue,
-    ) -> std::result::Result<Option<String>, JsValue>;
+    fn get_header(headers: &web_sys::Headers, name: &JsValue) -> Result<Option<String>, JsValue>;
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// The global `fetch`, for the ingest origin.
+    #[wasm_bindgen(catch, js_name = fetch)]
+    fn fetch_outbound(request: &web_sys::Request) -> Result<Promise, JsValue>;
+
+    /// A `ReadableStreamDefaultReader` of a request body.
+    type BodyReader;
+    #[wasm_bindgen(method, catch)]
+    fn read(this: &BodyReader) -> Result<Promise, JsValue>;
 }
 
 thread_local! {
@@ -401,7 +403,7 @@ thread_local! {
     static BASE_HEADERS: RefCell<Vec<(Option<&'static str>, web_sys::Headers)>> = const { RefCell::new(Vec::new()) };
 }
 
-fn base_headers(challenge: Option<&'static str>) -> Result<web_sys::Headers> {
+fn base_headers(challenge: Option<&'static str>) -> Result<web_sys::Headers, JsValue> {
     let cached = BASE_HEADERS.with_borrow(|all| {
         all.iter()
             .find(|(c, _)| *c == challenge)
