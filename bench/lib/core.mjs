@@ -8,7 +8,7 @@ import { ROOT } from "./workers.mjs";
 export const CORE_BENCHES = [
   ["parse", "parse (strict lqt_ + 64 hex check)"],
   ["hash", "hash (SHA-256 → hex)"],
-  ["decode", "record decode (serde_json → KeyRecord)"],
+  ["decode", "record decode (json::from_str → KeyRecord)"],
   ["authorize", "authorize decision"],
   ["verify_valid", "whole verify path: parse + hash + decode + authorize"],
   ["reject_malformed", "reject a malformed key (parse only)"],
