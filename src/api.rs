@@ -425,7 +425,7 @@ fn decode<T>(
     json::parse(req.body).and_then(read).map_err(|e| match e {
         JsonError::Syntax { .. } => ApiError::InvalidJson(e.to_string()),
         JsonError::UnknownField(_) => ApiError::UnknownField(e.to_string()),
-        JsonError::Shape(_) => ApiError::InvalidBody(e.to_string()),
+        JsonError::Shape(_) | JsonError::TooManyValues => ApiError::InvalidBody(e.to_string()),
     })
 }
 

@@ -278,6 +278,7 @@ fn decode<'a>(body: &'a [u8], shape_wanted: &str) -> Result<Value<'a>, LeakError
         JsonError::Syntax { line, column, .. } => {
             LeakError::InvalidJson(format!("line {line}, column {column}"))
         }
+        JsonError::TooManyValues => LeakError::InvalidBody(e.to_string()),
         _ => shape(shape_wanted),
     })
 }
@@ -815,6 +816,21 @@ mod tests {
         ));
         assert!(store.log().is_empty());
         assert!(parse_github_report(&github_body(&vec!["x"; MAX_REPORT_ENTRIES])).is_ok());
+    }
+
+    #[test]
+    fn a_report_of_a_million_empty_objects_is_refused_before_it_is_all_held() {
+        let mut body = b"[".to_vec();
+        while body.len() < MAX_REPORT_BODY - 4 {
+            body.extend_from_slice(b"{},");
+        }
+        body.extend_from_slice(b"{}]");
+        for parse in [parse_github_report, parse_admin_report] {
+            match parse(&body) {
+                Err(LeakError::InvalidBody(why)) => assert!(why.contains("JSON values"), "{why}"),
+                other => panic!("{:?}", other.map(|r| r.findings.len())),
+            }
+        }
     }
 
     #[test]

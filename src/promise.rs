@@ -26,7 +26,9 @@ struct Slot {
 thread_local! {
     /// Promises awaited and not yet taken: as many as requests in flight in this isolate.
     static PENDING: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
-    static NEXT_ID: Cell<u32> = const { Cell::new(0) };
+    /// Ids start at random per instance: after a reset (scripts/shim.js) a callback of the old
+    /// instance can never name a slot of the new one, whatever wasm-bindgen's glue does.
+    static NEXT_ID: Cell<u32> = Cell::new((js_sys::Math::random() * f64::from(u32::MAX)) as u32);
     static CALLBACK: Closure<dyn Fn(u32, bool, JsValue)> = Closure::new(settled);
 }
 

@@ -262,3 +262,18 @@ fn strings_without_escapes_borrow_the_input() {
         "{escaped:?}"
     );
 }
+
+#[test]
+fn a_document_with_too_many_values_is_refused() {
+    let array = |zeros: usize| format!("[{}0]", "0,".repeat(zeros - 1));
+    assert!(
+        parse(array(MAX_VALUES - 1).as_bytes()).is_ok(),
+        "the array and its items: the limit"
+    );
+    assert_eq!(
+        parse(array(MAX_VALUES).as_bytes()),
+        Err(JsonError::TooManyValues)
+    );
+    let objects = format!("[{}{{}}]", "{},".repeat(MAX_VALUES));
+    assert_eq!(parse(objects.as_bytes()), Err(JsonError::TooManyValues));
+}

@@ -321,6 +321,12 @@ test("admin report-leaked refuses what it cannot accept, revoking nothing", asyn
   assertDocumented("POST", REPORT_ROUTE, tooBig.status, tooBig.json);
   assert.equal(tooBig.status, 413);
   assert.equal(tooBig.json.error.code, "payload_too_large");
+  // Just under 1 MiB of `{},`: ~350,000 JSON values, refused before they are all held in memory.
+  const empties = "[" + "{},".repeat(349_000) + "{}]";
+  const swarm = await post(worker.url + REPORT_ROUTE, empties, headers);
+  assertDocumented("POST", REPORT_ROUTE, swarm.status, swarm.json);
+  assert.equal(swarm.status, 400, swarm.text);
+  assert.equal(swarm.json.error.code, "invalid_body");
   assert.deepEqual(await snapshot(), before);
   assert.equal((await verify(live.key)).status, 200);
 });
