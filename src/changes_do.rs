@@ -7,8 +7,9 @@
 //! so commits are applied one at a time: that is what serializes racing admin writes. An alarm
 //! writes settled versions to KV and prunes (`changes::settle`).
 
+use crate::api::split_url;
 use crate::changes::{settle, Change, ChangeFeed, ChangeLog, Conflict, Write};
-use crate::entry::{answer, split_url};
+use crate::entry::answer;
 use crate::executor;
 use crate::json;
 use crate::key::KeyHash;

@@ -69,7 +69,7 @@ fn finish(answer: Result<web_sys::Response, JsValue>) -> Result<JsValue, JsValue
 async fn handle(req: web_sys::Request, env: Env) -> Result<web_sys::Response, JsValue> {
     let now = js_sys::Date::now() as crate::time::Millis;
     let url = req.url();
-    let (path, query) = split_url(&url);
+    let (path, query) = api::split_url(&url);
     let method = req.method();
     let headers = req.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
@@ -164,22 +164,6 @@ impl Settings {
             ingest_origin: var(env, "INGEST_ORIGIN"),
             github_keys_url: var(env, "GITHUB_KEYS_URL"),
         }
-    }
-}
-
-/// Path and query of an absolute request URL (`https://host/path?query`), left percent-encoded.
-/// Split by hand: the `url` crate would add ~25 KB of wasm for what the runtime already parsed.
-pub(crate) fn split_url(url: &str) -> (&str, Option<&str>) {
-    // The scheme ends at the first ':' (a char search: a substring search costs microseconds).
-    let rest = match url.split_once(':') {
-        Some((_, rest)) => rest.trim_start_matches('/'),
-        None => url,
-    };
-    let target = rest.find('/').map_or("/", |i| &rest[i..]);
-    let target = target.split('#').next().unwrap_or(target);
-    match target.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (target, None),
     }
 }
 

@@ -754,3 +754,29 @@ fn ids_too_long_for_kv_are_404_not_503() {
         assert_eq!(a.status, 404, "{method} {}", &path[..30]);
     }
 }
+
+#[test]
+fn request_urls_split_into_path_and_query() {
+    use super::split_url;
+    let cases = [
+        (
+            "https://auth.example/v1/auth/verify",
+            ("/v1/auth/verify", None),
+        ),
+        (
+            "http://127.0.0.1:8787/v1/ingest?batch=7",
+            ("/v1/ingest", Some("batch=7")),
+        ),
+        ("https://h/a?b=1#frag", ("/a", Some("b=1"))),
+        ("https://h/a#frag?not=query", ("/a", None)),
+        ("https://h", ("/", None)),
+        ("https://h?q", ("/", None)),
+        ("http://[::1]:8787/p?q", ("/p", Some("q"))),
+        ("https://user:pw@h/x", ("/x", None)),
+        ("https://h/%2F/é?", ("/%2F/é", Some(""))),
+        ("/v1/auth/verify", ("/v1/auth/verify", None)),
+    ];
+    for (url, want) in cases {
+        assert_eq!(split_url(url), want, "{url}");
+    }
+}
