@@ -6,7 +6,7 @@ use crate::admin::{self, Done, Issued, Keys};
 use crate::changes::{self, ChangeFeed};
 use crate::error::ApiError;
 use crate::ingest;
-use crate::json::{self, JsonError, ObjectWriter, ToJson};
+use crate::json::{self, JsonError, ToJson};
 use crate::key::is_well_formed;
 use crate::leaks::{self, Processed};
 use crate::record::{is_valid_project_id, Grant};
@@ -121,9 +121,12 @@ impl Reply {
 
     /// `{"<field>": [...]}`: a list under its name.
     fn listing<T: ToJson>(status: u16, field: &'static str, items: &[T]) -> Self {
-        let mut body = String::new();
-        ObjectWriter::new(&mut body).value(field, items).end();
-        Self::body(status, body)
+        Self::body(
+            status,
+            json::object(|body| {
+                body.value(field, items);
+            }),
+        )
     }
 
     pub fn error(err: &ApiError) -> Self {
@@ -156,12 +159,11 @@ impl Reply {
 
 /// The answer to an authorized ingest call when no `INGEST_ORIGIN` is configured.
 pub fn accepted(grant: &Grant) -> Reply {
-    let mut body = String::new();
-    ObjectWriter::new(&mut body)
-        .bool("accepted", true)
-        .str("project_id", &grant.project_id)
-        .str("key_id", &grant.key_id)
-        .end();
+    let body = json::object(|body| {
+        body.bool("accepted", true)
+            .str("project_id", &grant.project_id)
+            .str("key_id", &grant.key_id);
+    });
     Reply::body(202, body)
 }
 
@@ -340,15 +342,13 @@ async fn admin_route<S: Store, F: ChangeFeed>(
 /// The one place a plaintext key leaves the service: the answer to create and rotate.
 fn issued_reply(done: Done<Issued>) -> Reply {
     let issued = done.value;
-    let mut body = String::new();
-    let mut fields = ObjectWriter::new(&mut body);
-    fields
-        .str("key", issued.key.expose())
-        .value("api_key", &issued.api_key);
-    if let Some(previous) = &issued.previous {
-        fields.value("previous", previous);
-    }
-    fields.end();
+    let body = json::object(|body| {
+        body.str("key", issued.key.expose())
+            .value("api_key", &issued.api_key);
+        if let Some(previous) = &issued.previous {
+            body.value("previous", previous);
+        }
+    });
     Reply {
         log: done.warning,
         ..Reply::body(201, body)

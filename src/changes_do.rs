@@ -9,7 +9,7 @@
 
 use crate::api::split_url;
 use crate::changes::{settle, Change, ChangeFeed, ChangeLog, Conflict, Write};
-use crate::entry::answer;
+use crate::entry::{answer, binding};
 use crate::executor;
 use crate::json;
 use crate::key::KeyHash;
@@ -18,7 +18,7 @@ use crate::promise::{self, error_text};
 use crate::repo::Repo;
 use crate::store::StoreError;
 use crate::time::Millis;
-use js_sys::{Map, Promise, Reflect};
+use js_sys::{Map, Promise};
 use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -61,11 +61,6 @@ extern "C" {
     type Stub;
     #[wasm_bindgen(method, catch)]
     fn fetch(this: &Stub, request: &web_sys::Request) -> Result<Promise, JsValue>;
-}
-
-/// Awaits a storage call.
-async fn done(call: Result<Promise, JsValue>) -> Result<JsValue, JsValue> {
-    promise::settle(&call?).await
 }
 
 /// The Durable Object class (`scripts/shim.js` exports it to the runtime).
@@ -115,7 +110,9 @@ impl Log {
         if self.loaded.get() {
             return Ok(());
         }
-        let stored: Map = done(self.state.storage().list()).await?.unchecked_into();
+        let stored: Map = promise::settle(self.state.storage().list())
+            .await?
+            .unchecked_into();
         let mut entries = Vec::new();
         stored.for_each(&mut |value, _name| {
             let text = value.as_string().unwrap_or_default();
@@ -136,13 +133,13 @@ impl Log {
             let name = format!("{ENTRY}{}", hash.as_str());
             let entry = self.log.borrow().entry(hash).map(json::to_string);
             match entry {
-                Some(json) => done(storage.put(&name, &json)).await?,
-                None => done(storage.delete(&name)).await?,
+                Some(json) => promise::settle(storage.put(&name, &json)).await?,
+                None => promise::settle(storage.delete(&name)).await?,
             };
         }
         let wakeup = self.log.borrow().next_wakeup();
         if let Some(at) = wakeup {
-            done(storage.set_alarm(at as f64)).await?;
+            promise::settle(storage.set_alarm(at as f64)).await?;
         }
         Ok(())
     }
@@ -153,14 +150,16 @@ impl Log {
         let url = request.url();
         match (request.method().as_str(), split_url(&url).0) {
             ("POST", "/commit") => {
-                let text = done(request.text()).await?.as_string().unwrap_or_default();
+                let text = promise::settle(request.text())
+                    .await?
+                    .as_string()
+                    .unwrap_or_default();
                 let writes: Vec<Write> = match json::from_str(&text) {
                     Ok(writes) => writes,
                     Err(e) => {
-                        let mut body = String::new();
-                        json::ObjectWriter::new(&mut body)
-                            .str("error", &e.to_string())
-                            .end();
+                        let body = json::object(|body| {
+                            body.str("error", &e.to_string());
+                        });
                         return reply(400, &body);
                     }
                 };
@@ -216,8 +215,7 @@ impl<'a> DoFeed<'a> {
 
     fn stub(&self) -> Option<&Stub> {
         let stub = self.stub.get_or_init(|| {
-            let binding = Reflect::get(self.env, &JsValue::from_str(BINDING)).ok()?;
-            let namespace: Namespace = binding.dyn_into::<js_sys::Object>().ok()?.unchecked_into();
+            let namespace: Namespace = binding(self.env, BINDING)?;
             let id = namespace.id_from_name(INSTANCE).ok()?;
             namespace.get(&id).ok()
         });
@@ -241,11 +239,11 @@ impl<'a> DoFeed<'a> {
         }
         let url = format!("https://key-changes{path}");
         let req = web_sys::Request::new_with_str_and_init(&url, &init).map_err(failed)?;
-        let res: web_sys::Response = done(stub.fetch(&req))
+        let res: web_sys::Response = promise::settle(stub.fetch(&req))
             .await
             .map_err(failed)?
             .unchecked_into();
-        let text = done(res.text()).await.map_err(failed)?;
+        let text = promise::settle(res.text()).await.map_err(failed)?;
         Ok((res.status(), text.as_string().unwrap_or_default()))
     }
 }

@@ -167,6 +167,12 @@ impl Settings {
     }
 }
 
+/// A binding of `env` (a KV or Durable Object namespace), if it is there.
+pub(crate) fn binding<T: JsCast>(env: &Env, name: &str) -> Option<T> {
+    let found = Reflect::get(env, &JsValue::from_str(name)).ok()?;
+    found.is_object().then(|| found.unchecked_into())
+}
+
 fn var(env: &Env, name: &str) -> Option<String> {
     let value = env.var(name).ok()?.to_string();
     (!value.trim().is_empty()).then_some(value)
@@ -245,7 +251,7 @@ async fn read_body(
     let reader: BodyReader = stream.get_reader().unchecked_into();
     let (done, value) = (JsValue::from_str("done"), JsValue::from_str("value"));
     loop {
-        let step = promise::settle(&reader.read()?).await?;
+        let step = promise::settle(reader.read()).await?;
         if Reflect::get(&step, &done)?.is_truthy() {
             return Ok(());
         }
@@ -293,7 +299,7 @@ async fn forward(
         }
     }
     let outbound = web_sys::Request::new_with_str_and_init(&target, &init).map_err(upstream)?;
-    let answered = promise::settle(&fetch_outbound(&outbound).map_err(upstream)?).await;
+    let answered = promise::settle(fetch_outbound(&outbound)).await;
     Ok(answered.map_err(upstream)?.unchecked_into())
 }
 

@@ -1,7 +1,7 @@
 //! Every refusal the service can give, and its one mapping to HTTP status, code and JSON body.
 //! 5xx bodies are generic; their details go only to the log.
 
-use crate::json::ObjectWriter;
+use crate::json;
 use crate::record::KeyStatus;
 use crate::repo::RepoError;
 
@@ -150,14 +150,11 @@ impl ApiError {
             }
             other => other.to_string(),
         };
-        // Sized once: grown from empty, the body cost half a dozen reallocations per refusal.
-        let mut body = String::with_capacity(64 + message.len());
-        ObjectWriter::new(&mut body)
-            .object("error", |detail| {
+        json::object(|body| {
+            body.object("error", |detail| {
                 detail.str("code", self.code()).str("message", &message);
-            })
-            .end();
-        body
+            });
+        })
     }
 
     /// What the operator's log gets for server-side failures (never a key: none reaches here).

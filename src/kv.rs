@@ -8,6 +8,7 @@
 //! key; metadata up to 1024 bytes; a list page holds up to 1000 names. Reads use KV's default
 //! edge cache (`cacheTtl` 60 s, its minimum): we add no cache of our own.
 
+use crate::entry::binding;
 use crate::promise;
 use crate::store::{Listed, Store, StoreError};
 use js_sys::{Array, Object, Promise, Reflect, JSON};
@@ -57,9 +58,8 @@ impl<'a> Kv<'a> {
     fn with_kv<T>(&self, op: impl FnOnce(&KvNamespace) -> T) -> Result<T, StoreError> {
         NAMESPACE.with(|cached| {
             if cached.get().is_none() {
-                let binding = Reflect::get(self.env, &JsValue::from_str(BINDING)).ok();
-                if let Some(found) = binding.filter(JsValue::is_object) {
-                    let _ = cached.set(found.unchecked_into());
+                if let Some(found) = binding(self.env, BINDING) {
+                    let _ = cached.set(found);
                 }
             }
             match cached.get() {
@@ -79,8 +79,7 @@ async fn settle(
     name: &str,
     promise: Result<Promise, JsValue>,
 ) -> Result<JsValue, StoreError> {
-    let promise = promise.map_err(|e| failed(op, name, e))?;
-    promise::settle(&promise)
+    promise::settle(promise)
         .await
         .map_err(|e| failed(op, name, e))
 }

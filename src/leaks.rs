@@ -819,7 +819,7 @@ mod tests {
     }
 
     #[test]
-    fn a_report_of_a_million_empty_objects_is_refused_before_it_is_all_held() {
+    fn a_report_of_350_000_empty_objects_is_refused_before_it_is_all_held() {
         let mut body = b"[".to_vec();
         while body.len() < MAX_REPORT_BODY - 4 {
             body.extend_from_slice(b"{},");

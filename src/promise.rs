@@ -45,8 +45,13 @@ fn settled(id: u32, ok: bool, value: JsValue) {
     }
 }
 
-/// The outcome of `promise`: `Ok` with its value, `Err` with its rejection.
-pub fn settle(promise: &Promise) -> Settled {
+/// The outcome of a call that returns a promise: `Ok` with the promise's value, `Err` with its
+/// rejection, or with what the call itself threw.
+pub async fn settle(call: Result<Promise, JsValue>) -> Result<JsValue, JsValue> {
+    wait(&call?).await
+}
+
+fn wait(promise: &Promise) -> Settled {
     let id = NEXT_ID.with(|next| next.replace(next.get().wrapping_add(1)));
     PENDING.with_borrow_mut(|pending| {
         pending.push(Slot {
@@ -67,7 +72,7 @@ pub fn error_text(error: &JsValue) -> String {
         .unwrap_or_else(|| format!("{error:?}"))
 }
 
-/// A future for [`settle`]. Dropped before the promise settles, it leaves nothing behind.
+/// A future for [`wait`]. Dropped before the promise settles, it leaves nothing behind.
 pub struct Settled {
     id: u32,
 }

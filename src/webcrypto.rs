@@ -60,10 +60,9 @@ pub fn github_signatures(keys_url: Option<&str>) -> GitHubSignatures<'static, We
 
 /// Awaits a promise from the helpers above; a rejection becomes its message.
 async fn settle(call: Result<Promise, JsValue>) -> Result<JsValue, String> {
-    let message = |e: JsValue| promise::error_text(&e);
-    promise::settle(&call.map_err(message)?)
+    promise::settle(call)
         .await
-        .map_err(message)
+        .map_err(|e| promise::error_text(&e))
 }
 
 /// [`SignatureVerifier`] over `crypto.subtle`.

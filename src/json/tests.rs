@@ -277,3 +277,14 @@ fn a_document_with_too_many_values_is_refused() {
     let objects = format!("[{}{{}}]", "{},".repeat(MAX_VALUES));
     assert_eq!(parse(objects.as_bytes()), Err(JsonError::TooManyValues));
 }
+
+#[test]
+fn object_builds_a_whole_object_as_text() {
+    assert_eq!(object(|_| {}), "{}");
+    let text = object(|o| {
+        o.str("a", "b").object("c", |c| {
+            c.u64("d", 1);
+        });
+    });
+    assert_eq!(text, r#"{"a":"b","c":{"d":1}}"#);
+}
