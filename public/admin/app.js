@@ -90,7 +90,7 @@
   function signOut(note, error) {
     sessionStorage.removeItem(TOKEN);
     Object.assign(S, { token: null, projects: [], keys: [], filter: '' });
-    document.querySelectorAll('dialog[open]').forEach((d) => d.close());
+    document.querySelectorAll('dialog[open]').forEach(shut);
     $('keys-list').replaceChildren();
     $('signin-form').reset();
     $('signin-error').textContent = error || ''; $('signin-error').hidden = !error;
@@ -215,7 +215,7 @@
   on('refresh', 'click', load);
 
   // ---- dialogs ----
-  document.addEventListener('click', (e) => { const b = e.target.closest('[data-close]'); if (b) b.closest('dialog').close(); });
+  document.addEventListener('click', (e) => { const b = e.target.closest('[data-close]'); if (b) shut(b.closest('dialog')); });
   const validName = (s) => s.length >= 1 && s.length <= 64 && !/[\u0000-\u001f\u007f]/.test(s);
   function open(dialog, focus) {
     const form = $(dialog).querySelector('form');
@@ -299,10 +299,20 @@
     S.focusKey = view.id;
     open('reveal-dialog', copy);
   }
-  on('reveal-dialog', 'close', () => {
+  // A dialog's 'close' event comes a task after it closes, so the key is wiped before: by shut() for
+  // the buttons and sign-out, by 'cancel' for Esc. The 'close' handler wipes again, whatever closed it.
+  function forgetKey() {
     $('reveal-slot').replaceChildren();
     $('reveal-grace').replaceChildren();
     $('copy-status').textContent = '';
+  }
+  function shut(d) {
+    if (d.id === 'reveal-dialog') forgetKey();
+    d.close();
+  }
+  on('reveal-dialog', 'cancel', forgetKey);
+  on('reveal-dialog', 'close', () => {
+    forgetKey();
     document.querySelector(`[data-key="${S.focusKey}"]`)?.focus();
   });
 
