@@ -1,6 +1,7 @@
 //! Recent key changes, strongly consistent beside eventually consistent KV: the change log a
 //! Durable Object keeps, the feed trait the worker talks to it through, and the per-isolate
-//! overlay the verify path consults before trusting KV. Pure: time is passed in.
+//! overlay the verify path consults before trusting KV (and the KV reads it keeps for a minute
+//! while the log is live). Pure: time is passed in.
 //!
 //! Every admin write of a key record is committed here first (compare-and-set: the commit point,
 //! which also serializes racing admin writes), then written to KV. Each isolate refreshes its
@@ -24,6 +25,17 @@ pub const WINDOW_MS: Millis = 5 * 60 * 1000;
 pub const SETTLE_AFTER_MS: Millis = 2 * 60 * 1000;
 /// Default overlay refresh interval (`CHANGES_REFRESH_SECONDS`).
 pub const DEFAULT_REFRESH_MS: Millis = 2_000;
+/// KV's documented bound for a write to be seen everywhere (~60 s).
+pub const KV_CONVERGENCE_MS: Millis = 60_000;
+/// How long a record the verify path read from KV answers again from the isolate's memory: KV's
+/// own default `cacheTtl` (60 s). Only while the overlay is live (see [`Overlay::cached`]).
+pub const CACHED_FOR_MS: Millis = 60_000;
+/// At most this many cached records per isolate (~400 bytes each: under 2 MB of its 128 MB).
+pub const CACHE_MAX: usize = 4096;
+
+// A cached read may predate a change until KV holds the change everywhere (settle, then
+// convergence); the overlay keeps that change until the cached read has expired.
+const _: () = assert!(SETTLE_AFTER_MS + KV_CONVERGENCE_MS + CACHED_FOR_MS <= WINDOW_MS);
 
 /// One committed version of a key record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -355,11 +367,16 @@ impl ChangeFeed for MemoryFeed {
     }
 }
 
-/// One isolate's copy of the recent changes. Looking a key up is an in-memory map read.
+/// One isolate's copy of the recent changes, and the records it read from KV while that copy
+/// was live. Looking a key up is an in-memory map read.
 #[derive(Debug, Default)]
 pub struct Overlay {
     records: ByHash<Change>,
     refreshed_at: Option<Millis>,
+    /// Until when the last successful refresh vouches for the cache: two intervals after it.
+    live_until: Millis,
+    /// Records read from KV, with when they were read.
+    read: ByHash<(Millis, KeyRecord)>,
 }
 
 impl Overlay {
@@ -367,6 +384,31 @@ impl Overlay {
     pub fn get(&self, hash: &KeyHash, now: Millis) -> Option<&KeyRecord> {
         let change = self.records.get(hash)?;
         (change.at.saturating_add(WINDOW_MS) > now).then_some(&change.record)
+    }
+
+    /// A record read from KV less than [`CACHED_FOR_MS`] ago, while the overlay is live. Safe to
+    /// answer with: every change since KV last converged is in the overlay, which is asked first.
+    /// Without a live log (switched off, or unreachable for two intervals) KV is read every time.
+    pub fn cached(&self, hash: &KeyHash, now: Millis) -> Option<&KeyRecord> {
+        let (read_at, record) = self.read.get(hash).filter(|_| now < self.live_until)?;
+        (now < read_at.saturating_add(CACHED_FOR_MS)).then_some(record)
+    }
+
+    /// Keeps a record just read from KV for [`Overlay::cached`], if the overlay is live. When
+    /// [`CACHE_MAX`] records are held, expired ones go; if none has, all go.
+    pub fn remember(&mut self, record: KeyRecord, now: Millis) {
+        if now >= self.live_until {
+            return;
+        }
+        if self.read.0.len() >= CACHE_MAX {
+            self.read
+                .0
+                .retain(|(_, (at, _))| now < at.saturating_add(CACHED_FOR_MS));
+            if self.read.0.len() >= CACHE_MAX {
+                self.read.0.clear();
+            }
+        }
+        self.read.insert(record.hash.clone(), (now, record));
     }
 
     /// Records the isolate's own committed writes at once, before the next refresh.
@@ -409,6 +451,7 @@ pub async fn refresh<F: ChangeFeed>(
             // The log holds every change of the window: what it lacks has aged out.
             let keyed = changes.into_iter().map(|c| (c.record.hash.clone(), c));
             overlay.records = ByHash::from_unsorted(keyed.collect());
+            overlay.live_until = now.saturating_add(interval.saturating_mul(2));
             None
         }
         Err(e) => Some(format!(

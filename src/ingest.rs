@@ -4,7 +4,7 @@
 use crate::changes::Overlay;
 use crate::error::ApiError;
 use crate::key::ApiKey;
-use crate::record::{authorize, Denied, Grant};
+use crate::record::{authorize, Denied, Grant, KeyRecord};
 use crate::repo::Repo;
 use crate::store::Store;
 use crate::time::Millis;
@@ -26,8 +26,8 @@ pub fn bearer_key(authorization: Option<&str>) -> Result<ApiKey, ApiError> {
     ApiKey::parse(token.trim_start_matches(' ')).map_err(|_| ApiError::MalformedKey)
 }
 
-/// Parses the key, finds its record — in the overlay of recent changes (a memory lookup), else
-/// by one KV read — and decides at `now`.
+/// Parses the key, finds its record — in the overlay of recent changes or the records it read
+/// lately (memory lookups), else by one KV read — and decides at `now`.
 pub async fn authenticate<S: Store>(
     store: &S,
     overlay: &RefCell<Overlay>,
@@ -45,15 +45,27 @@ pub async fn authenticate_key<S: Store>(
     now: Millis,
 ) -> Result<Grant, ApiError> {
     let hash = key.hash();
-    let recent = overlay.borrow().get(&hash, now).cloned();
-    let record = match recent {
-        Some(record) => record,
-        None => Repo::new(store)
-            .key_by_hash(&hash)
-            .await?
-            .ok_or(ApiError::InvalidKey)?,
+    let known = {
+        let overlay = overlay.borrow();
+        let record = overlay
+            .get(&hash, now)
+            .or_else(|| overlay.cached(&hash, now));
+        record.map(|record| decide(record, now))
     };
-    authorize(&record, now).map_err(|denied| match denied {
+    if let Some(decision) = known {
+        return decision;
+    }
+    let record = Repo::new(store)
+        .key_by_hash(&hash)
+        .await?
+        .ok_or(ApiError::InvalidKey)?;
+    let decision = decide(&record, now);
+    overlay.borrow_mut().remember(record, now);
+    decision
+}
+
+fn decide(record: &KeyRecord, now: Millis) -> Result<Grant, ApiError> {
+    authorize(record, now).map_err(|denied| match denied {
         Denied::Revoked => ApiError::KeyRevoked,
         Denied::Expired => ApiError::KeyExpired,
     })

@@ -3,10 +3,12 @@
 //! deterministic, safe state. Each proof also runs without the log, to show it can fail.
 
 use super::*;
-use crate::changes::{refresh, settle, MemoryFeed, NoFeed, SETTLE_AFTER_MS};
+use crate::changes::{
+    refresh, settle, MemoryFeed, NoFeed, CACHED_FOR_MS, SETTLE_AFTER_MS, WINDOW_MS,
+};
 use crate::ingest::authenticate;
 use crate::record::{Grant, KeyStatus};
-use crate::store::{MemoryStore, Replica, Yielding};
+use crate::store::{MemoryStore, Op, Replica, Yielding};
 use futures_util::future::{join as together, join_all};
 use pollster::block_on;
 
@@ -131,6 +133,112 @@ fn unreachable_log_falls_back_to_kv_and_keeps_known_revocations() {
         near.verify(&key, 20 + INTERVAL).unwrap_err().code(),
         "key_revoked"
     );
+}
+
+/// Reads of key records from `kv` so far.
+fn key_reads(kv: &MemoryStore) -> usize {
+    let log = kv.log();
+    log.iter()
+        .filter(|(op, name)| *op == Op::Get && name.starts_with("key/"))
+        .count()
+}
+
+/// A key used once at `WINDOW_MS` (its creation has left the log), then again at each of `later`.
+fn reads_for_repeated_use<F: ChangeFeed>(feed: F, later: &[Millis]) -> usize {
+    let kv = MemoryStore::new();
+    let (creator, user) = (RefCell::default(), RefCell::default());
+    let (key, _) = seed(&Location::new(&kv, &feed, &creator), 0);
+    let here = Location::new(&kv, &feed, &user);
+    for at in std::iter::once(WINDOW_MS).chain(later.iter().map(|d| WINDOW_MS + d)) {
+        assert_eq!(here.verify(&key, at).unwrap().project_id, "p");
+    }
+    key_reads(&kv)
+}
+
+#[test]
+fn a_verified_key_is_answered_from_memory_for_a_minute_while_the_log_is_live() {
+    let feed = MemoryFeed::default();
+    assert_eq!(reads_for_repeated_use(feed, &[1, CACHED_FOR_MS - 1]), 1);
+    let feed = MemoryFeed::default();
+    assert_eq!(
+        reads_for_repeated_use(feed, &[1, CACHED_FOR_MS]),
+        2,
+        "read again after a minute"
+    );
+}
+
+#[test]
+fn without_the_log_every_verify_reads_kv() {
+    assert_eq!(reads_for_repeated_use(NoFeed, &[1, 2]), 3);
+}
+
+#[test]
+fn a_rotated_key_answered_from_memory_stops_exactly_at_its_grace_end() {
+    let kv = MemoryStore::new();
+    let feed = MemoryFeed::default();
+    let (near_overlay, far_overlay) = (RefCell::default(), RefCell::default());
+    let near = Location::new(&kv, &feed, &near_overlay);
+    let (old_key, id) = seed(&near, 0);
+    let grace_end = WINDOW_MS + 30_000;
+    block_on(rotate_key(&near.keys, &id, grace_end - 1, 1)).unwrap();
+    let far = Location::new(&kv, &feed, &far_overlay);
+    let before = key_reads(&kv);
+    let at = |t: Millis| {
+        far.verify(&old_key, t)
+            .map(|g| g.status)
+            .map_err(|e| e.code())
+    };
+    assert_eq!(at(WINDOW_MS + 1), Ok(KeyStatus::Grace));
+    assert_eq!(at(grace_end - 1), Ok(KeyStatus::Grace));
+    assert_eq!(at(grace_end), Err("key_expired"));
+    assert_eq!(
+        key_reads(&kv) - before,
+        1,
+        "one KV read; the rest from memory"
+    );
+}
+
+/// A distant location verifies a key (reading KV at `WINDOW_MS`, after its creation left the
+/// log); then the key is revoked elsewhere; then that location verifies it again at each of
+/// `later`. With `log_down` the log stops answering just after the revoke, and the far KV has
+/// converged by then; otherwise the far KV stays stale.
+fn far_verifies_after_revoke(log_down: bool, later: &[Millis]) -> Vec<Result<Grant, ApiError>> {
+    let kv = MemoryStore::new();
+    let feed = MemoryFeed::default();
+    let (near_overlay, far_overlay) = (RefCell::default(), RefCell::default());
+    let near = Location::new(&kv, &feed, &near_overlay);
+    let (key, id) = seed(&near, 0);
+    let far_kv = Replica::new(&kv);
+    let far = Location::new(&far_kv, &feed, &far_overlay);
+    assert!(far.verify(&key, WINDOW_MS).is_ok());
+    block_on(revoke_key(&near.keys, &id, WINDOW_MS + 1)).unwrap();
+    if log_down {
+        feed.unreachable.set(true);
+        far_kv.catch_up();
+    }
+    later
+        .iter()
+        .map(|d| far.verify(&key, WINDOW_MS + d))
+        .collect()
+}
+
+#[test]
+fn a_read_kept_in_memory_gives_way_to_a_revoke_at_the_next_refresh() {
+    let codes: Vec<_> = far_verifies_after_revoke(false, &[2, INTERVAL, CACHED_FOR_MS - 1])
+        .into_iter()
+        .map(|r| r.err().map(|e| e.code()))
+        .collect();
+    // Before the next refresh the far location has not heard of the revoke: the documented window.
+    assert_eq!(codes, [None, Some("key_revoked"), Some("key_revoked")]);
+}
+
+#[test]
+fn with_the_log_unreachable_memory_answers_for_two_intervals_then_kv_alone() {
+    let codes: Vec<_> = far_verifies_after_revoke(true, &[INTERVAL, 2 * INTERVAL])
+        .into_iter()
+        .map(|r| r.err().map(|e| e.code()))
+        .collect();
+    assert_eq!(codes, [None, Some("key_revoked")]);
 }
 
 /// Two admin calls at once, interleaving at every storage step.

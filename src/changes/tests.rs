@@ -278,3 +278,48 @@ fn no_feed_never_refreshes_and_always_commits() {
     assert!(committed.is_ok());
     assert!(!NoFeed.durable());
 }
+
+fn numbered(n: u32) -> KeyRecord {
+    let mut r = record(1);
+    r.hash = hash(n);
+    r
+}
+
+#[test]
+fn a_read_is_kept_only_while_the_log_was_heard_from_in_the_last_two_intervals() {
+    let overlay = RefCell::new(Overlay::default());
+    let a = record(1);
+    overlay.borrow_mut().remember(a.clone(), 0);
+    assert!(overlay.borrow().cached(&a.hash, 0).is_none(), "never live");
+    block_on(refresh(&overlay, &MemoryFeed::default(), 10, 2_000));
+    overlay.borrow_mut().remember(a.clone(), 11);
+    assert_eq!(overlay.borrow().cached(&a.hash, 4_009), Some(&a));
+    assert!(
+        overlay.borrow().cached(&a.hash, 4_010).is_none(),
+        "no refresh since"
+    );
+}
+
+#[test]
+fn the_cache_holds_at_most_cache_max_records_dropping_expired_ones_first() {
+    let mut overlay = Overlay {
+        live_until: Millis::MAX,
+        ..Overlay::default()
+    };
+    let max = CACHE_MAX as u32;
+    for n in 0..max - 1 {
+        overlay.remember(numbered(n), 0);
+    }
+    overlay.remember(numbered(max - 1), CACHED_FOR_MS);
+    assert_eq!(overlay.read.0.len(), CACHE_MAX);
+    overlay.remember(numbered(max), CACHED_FOR_MS);
+    assert_eq!(overlay.read.0.len(), 2, "the expired ones went");
+    assert!(overlay.cached(&hash(max - 1), CACHED_FOR_MS).is_some());
+    for n in max + 1..max + CACHE_MAX as u32 - 1 {
+        overlay.remember(numbered(n), CACHED_FOR_MS);
+    }
+    assert_eq!(overlay.read.0.len(), CACHE_MAX);
+    overlay.remember(numbered(0), CACHED_FOR_MS);
+    assert_eq!(overlay.read.0.len(), 1, "none had expired: all went");
+    assert!(overlay.cached(&hash(0), CACHED_FOR_MS).is_some());
+}
