@@ -202,6 +202,27 @@ test("storage failure fails closed with 503, and malformed keys never read KV", 
   assert.ok(broken.logs.join("").includes("unavailable"), "the cause goes to the log");
 });
 
+test("a key read from KV answers from memory while the change log is live, and a revoke still lands at once", async (t) => {
+  const key = newKey();
+  const record = await seed(worker.kv, key);
+  await worker.kv.put(`id/${record.id}`, record.hash);
+  assert.equal((await verify(worker.url, key)).status, 200); // read from KV, kept in memory
+  await worker.kv.delete(`key/${record.hash}`);
+  assert.equal((await verify(worker.url, key)).status, 200, "answered from memory, not KV");
+  await worker.kv.put(`key/${record.hash}`, JSON.stringify(record));
+  const revoked = await call(worker.url, "POST", `/admin/v1/keys/${record.id}/revoke`);
+  assert.equal(revoked.status, 200, revoked.text);
+  assert.equal((await verify(worker.url, key)).json.error.code, "key_revoked", "the change log is asked first");
+
+  // KV alone: no memory of reads, every verify reads KV.
+  const alone = await startWorker({ vars: { CHANGES_OVERLAY: "off" } });
+  t.after(() => alone.dispose());
+  const other = await seed(alone.kv, key);
+  assert.equal((await verify(alone.url, key)).status, 200);
+  await alone.kv.delete(`key/${other.hash}`);
+  assert.equal((await verify(alone.url, key)).json.error.code, "invalid_key");
+});
+
 test("no log line contains a presented key", () => {
   const logs = worker.logs.join("");
   assert.doesNotMatch(logs, /lqt_[0-9a-f]{64}/);
