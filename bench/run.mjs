@@ -53,6 +53,15 @@ const EXPECT = {
   js: { valid: [200, "active"], malformed: [401, "malformed_key"], unknown: [401, "invalid_key"] },
 };
 EXPECT.rust = EXPECT["rust-kv"] = EXPECT.js;
+// The refusal's shape alone, for the malformed case only.
+EXPECT.refusal = { malformed: EXPECT.js.malformed };
+const casesOf = (w) => Object.keys(KEYS).filter((c) => EXPECT[w.name ?? w][c]);
+
+/** What a worker answers a malformed key: status, headers and body. */
+async function refusalOf(w) {
+  const res = await fetch(`${w.url}/v1/auth/verify`, { headers: { Authorization: `Bearer ${KEYS.malformed}` } });
+  return JSON.stringify({ status: res.status, headers: [...res.headers].filter(([n]) => n !== "content-length"), body: await res.text() });
+}
 
 async function check(w, c) {
   const res = await fetch(`${w.url}/v1/auth/verify`, { headers: { Authorization: `Bearer ${KEYS[c]}` } });
@@ -70,7 +79,10 @@ async function endToEnd(names, notes) {
   try {
     for (const n of names) { workers.push(await startWorker(n)); log(`${n} worker on ${workers.at(-1).url}`); }
     const cases = Object.keys(KEYS);
-    for (const w of workers) for (const c of cases) await check(w, c);
+    for (const w of workers) for (const c of casesOf(w)) await check(w, c);
+    const [rust, refusal] = ["rust", "refusal"].map((n) => workers.find((w) => w.name === n));
+    if (rust && refusal && (await refusalOf(rust)) !== (await refusalOf(refusal)))
+      throw new Error(`bench/trivial-worker/refusal.js no longer sends the Rust worker's refusal:\n${await refusalOf(rust)}\n${await refusalOf(refusal)}`);
     // Each load also reads the workerd process's CPU time: CPU per request is far less sensitive
     // than req/s to whatever else the machine is running.
     const load = async (w, c, seconds) => {
@@ -78,12 +90,13 @@ async function endToEnd(names, notes) {
       const r = await runWrk(`${w.url}/v1/auth/verify`, `Bearer ${KEYS[c]}`, { ...settings, seconds });
       return { ...r, cpuUs: cpu0 === null ? null : (cpuMicros(w.pid) - cpu0) / r.requests };
     };
-    for (const w of workers) for (const c of cases) await load(w, c, settings.warmupSeconds);
-    const e2e = Object.fromEntries(names.map((n) => [n, Object.fromEntries(cases.map((c) => [c, []]))]));
+    for (const w of workers) for (const c of casesOf(w)) await load(w, c, settings.warmupSeconds);
+    const e2e = Object.fromEntries(names.map((n) => [n, Object.fromEntries(casesOf(n).map((c) => [c, []]))]));
     for (let run = 0; run < settings.runs; run++) {
       for (const c of cases) {
         // Rotate the order each run so no worker always goes first after a case change.
-        const order = workers.map((_, i) => workers[(i + run) % workers.length]);
+        const here = workers.filter((w) => EXPECT[w.name][c]);
+        const order = here.map((_, i) => here[(i + run) % here.length]);
         for (const w of order) {
           const r = await load(w, c, settings.seconds);
           const want2xx = EXPECT[w.name][c][0] === 200;
@@ -115,7 +128,7 @@ if (!args.has("--skip-bundle") && !args.has("--skip-rust")) {
   if (m) bundle.wranglerGzip = Number(m[1]) * 1024;
 }
 settings.wrk = sh("wrk --version 2>&1 | head -1").split(" ").slice(0, 2).join(" ");
-const names = ["trivial", "js", ...(args.has("--skip-rust") ? [] : ["rust", "rust-kv"])];
+const names = ["trivial", "refusal", "js", ...(args.has("--skip-rust") ? [] : ["rust", "rust-kv"])];
 info.load = os.loadavg().map((l) => l.toFixed(2)).join(" "); // as the load tests start
 if (os.loadavg()[0] > 0.5 * info.nproc) notes.push(`The machine was busy when the load tests started (load average ${info.load}): expect wide req/s spreads; workerd CPU/req is the steadier figure.`);
 const e2e = await endToEnd(names, notes);

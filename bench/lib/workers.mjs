@@ -46,6 +46,7 @@ export function wranglerVars() {
 export const JS_WORKERS = {
   trivial: join(ROOT, "bench/trivial-worker/index.js"),
   js: join(ROOT, "bench/js-worker/index.js"),
+  refusal: join(ROOT, "bench/trivial-worker/refusal.js"),
 };
 
 // Drain workerd's stdout/stderr so per-request logging cannot block, flood or fill memory.
