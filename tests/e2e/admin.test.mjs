@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { createHash } from "node:crypto";
 import { startWorker, call, filesUnder } from "../support/worker.mjs";
-import { assertDocumented } from "../support/openapi.mjs";
+import { assertDocumented, documentedRequest } from "../support/openapi.mjs";
 
 const GRACE_SECONDS = 2;
 const persist = mkdtempSync(path.join(tmpdir(), "lqt-kv-"));
@@ -163,6 +163,28 @@ test("bad input gets a 400 with a clear code, never a 5xx", async () => {
   assert.equal(missing.json.error.code, "project_not_found");
   const unknown = await api("GET", "/admin/v1/keys/key_nope");
   assert.equal(unknown.json.error.code, "key_not_found");
+});
+
+// Names and leak sources are trimmed of surrounding whitespace, then checked. openapi.json must
+// say exactly that: a contract fuzzer once sent "é)\r", which the worker rightly accepted as "é)"
+// and the old pattern called invalid.
+test("names and leak sources: the worker accepts exactly what openapi.json documents", async () => {
+  const texts = ["é)\r", "  web  \n", "a\nb", "x".repeat(64) + " ", "x".repeat(65), " \u0085", "\u00a0x\u3000",
+    "\u0007", "x\u0085", "\u0085x\u0085y", "\ufeff", "", "\t", "ok"];
+  await api("POST", "/admin/v1/projects", { body: { id: "names", name: "Names" } });
+  const routes = [
+    ["/admin/v1/projects/{project_id}/keys", "/admin/v1/projects/names/keys", (t) => ({ name: t }), 201],
+    ["/admin/v1/projects", "/admin/v1/projects", (t, i) => ({ id: `names-${i}`, name: t }), 201],
+    ["/admin/v1/keys/report-leaked", "/admin/v1/keys/report-leaked", (t) => ({ keys: [], source: t }), 200],
+  ];
+  for (const [template, route, body, ok] of routes) {
+    for (const [i, t] of texts.entries()) {
+      const documented = documentedRequest("POST", template, body(t, i));
+      const r = await api("POST", route, { body: body(t, i) });
+      assert.equal(r.status === ok, documented, `${route} ${JSON.stringify(t)}: ${r.status} ${r.text}`);
+      if (r.status !== ok) assert.equal(r.status, 400, r.text);
+    }
+  }
 });
 
 test("admin answers are never cacheable", async () => {

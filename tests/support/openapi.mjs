@@ -37,3 +37,12 @@ export function assertDocumented(method, route, status, json) {
     );
   }
 }
+
+/** Whether `body` is a valid JSON request body of `method template` by openapi.json. */
+export function documentedRequest(method, template, body) {
+  const op = doc.paths[template]?.[method.toLowerCase()];
+  const schema = op?.requestBody?.content?.["application/json"]?.schema;
+  if (!schema) throw new Error(`${method} ${template}: no JSON request body in openapi.json`);
+  const rewritten = JSON.parse(JSON.stringify(schema).replaceAll('"#/components', '"openapi#/components'));
+  return ajv.compile(rewritten)(body);
+}
