@@ -396,7 +396,7 @@ impl Overlay {
 
     /// Keeps a record just read from KV for [`Overlay::cached`], if the overlay is live. When
     /// [`CACHE_MAX`] records are held, expired ones go; if none has, all go.
-    pub fn remember(&mut self, record: KeyRecord, now: Millis) {
+    pub fn remember(&mut self, hash: KeyHash, record: KeyRecord, now: Millis) {
         if now >= self.live_until {
             return;
         }
@@ -408,10 +408,11 @@ impl Overlay {
                 self.read.0.clear();
             }
         }
-        self.read.insert(record.hash.clone(), (now, record));
+        self.read.insert(hash, (now, record));
     }
 
-    /// Records the isolate's own committed writes at once, before the next refresh.
+    /// Records the isolate's own committed writes at once, before the next refresh, and forgets
+    /// what it read of those keys.
     pub fn observe(&mut self, writes: &[Write], now: Millis) {
         for w in writes {
             let change = Change {
@@ -420,6 +421,9 @@ impl Overlay {
                 settled: false,
             };
             self.records.insert(w.next.hash.clone(), change);
+            if let Ok(i) = self.read.find(&w.next.hash) {
+                self.read.0.remove(i);
+            }
         }
     }
 
@@ -450,7 +454,15 @@ pub async fn refresh<F: ChangeFeed>(
         Ok(changes) => {
             // The log holds every change of the window: what it lacks has aged out.
             let keyed = changes.into_iter().map(|c| (c.record.hash.clone(), c));
-            overlay.records = ByHash::from_unsorted(keyed.collect());
+            let mut fresh = ByHash::from_unsorted(keyed.collect());
+            // The isolate's own writes since this refresh began may be missing from its answer,
+            // which can arrive after them: those stay until a later answer has them.
+            for (hash, mine) in std::mem::take(&mut overlay.records).0 {
+                if mine.at >= now && fresh.get(&hash).is_none_or(|theirs| theirs.at < mine.at) {
+                    fresh.insert(hash, mine);
+                }
+            }
+            overlay.records = fresh;
             overlay.live_until = now.saturating_add(interval.saturating_mul(2));
             None
         }

@@ -60,7 +60,7 @@ pub async fn authenticate_key<S: Store>(
         .await?
         .ok_or(ApiError::InvalidKey)?;
     let decision = decide(&record, now);
-    overlay.borrow_mut().remember(record, now);
+    overlay.borrow_mut().remember(hash, record, now);
     decision
 }
 

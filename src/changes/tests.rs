@@ -194,7 +194,8 @@ fn overlay_refreshes_at_most_once_per_interval() {
     );
 }
 
-/// A log that takes a moment to answer (one pending poll) and counts the questions.
+/// A log whose answer takes a moment to arrive (one pending poll): the answer is what the log
+/// held when asked. Counts the questions.
 #[derive(Default)]
 struct SlowFeed {
     inner: MemoryFeed,
@@ -214,6 +215,7 @@ impl ChangeFeed for SlowFeed {
     }
     async fn recent(&self, now: Millis) -> Result<Vec<Change>, StoreError> {
         self.asked.set(self.asked.get() + 1);
+        let answer = self.inner.recent(now).await;
         let mut waited = false;
         std::future::poll_fn(|cx| match std::mem::replace(&mut waited, true) {
             false => {
@@ -223,8 +225,43 @@ impl ChangeFeed for SlowFeed {
             true => std::task::Poll::Ready(()),
         })
         .await;
-        self.inner.recent(now).await
+        answer
     }
+}
+
+#[test]
+fn own_write_during_a_refresh_outlives_the_answer_that_lacks_it() {
+    let feed = SlowFeed::default();
+    let overlay = RefCell::new(Overlay::default());
+    let a = record(1);
+    let revoke = [write(Some(&a), &revoked(&a, 10))];
+    let meanwhile = async {
+        // While the refresh waits for an answer taken before this commit.
+        feed.inner.log.borrow_mut().commit(&revoke, 10).unwrap();
+        overlay.borrow_mut().observe(&revoke, 10);
+    };
+    block_on(futures_util::future::join(
+        refresh(&overlay, &feed, 10, 2_000),
+        meanwhile,
+    ));
+    assert_eq!(feed.asked.get(), 1);
+    assert_eq!(
+        overlay.borrow().get(&a.hash, 11).unwrap().revoked_at,
+        Some(10)
+    );
+}
+
+#[test]
+fn own_write_forgets_the_read_of_that_key() {
+    let mut overlay = Overlay {
+        live_until: Millis::MAX,
+        ..Overlay::default()
+    };
+    let a = record(1);
+    overlay.remember(a.hash.clone(), a.clone(), 0);
+    assert!(overlay.cached(&a.hash, 1).is_some());
+    overlay.observe(&[write(Some(&a), &revoked(&a, 2))], 2);
+    assert!(overlay.cached(&a.hash, 3).is_none());
 }
 
 #[test]
@@ -289,10 +326,13 @@ fn numbered(n: u32) -> KeyRecord {
 fn a_read_is_kept_only_while_the_log_was_heard_from_in_the_last_two_intervals() {
     let overlay = RefCell::new(Overlay::default());
     let a = record(1);
-    overlay.borrow_mut().remember(a.clone(), 0);
-    assert!(overlay.borrow().cached(&a.hash, 0).is_none(), "never live");
+    overlay.borrow_mut().remember(a.hash.clone(), a.clone(), 0);
     block_on(refresh(&overlay, &MemoryFeed::default(), 10, 2_000));
-    overlay.borrow_mut().remember(a.clone(), 11);
+    assert!(
+        overlay.borrow().cached(&a.hash, 10).is_none(),
+        "not kept while never live"
+    );
+    overlay.borrow_mut().remember(a.hash.clone(), a.clone(), 11);
     assert_eq!(overlay.borrow().cached(&a.hash, 4_009), Some(&a));
     assert!(
         overlay.borrow().cached(&a.hash, 4_010).is_none(),
@@ -308,18 +348,18 @@ fn the_cache_holds_at_most_cache_max_records_dropping_expired_ones_first() {
     };
     let max = CACHE_MAX as u32;
     for n in 0..max - 1 {
-        overlay.remember(numbered(n), 0);
+        overlay.remember(hash(n), numbered(n), 0);
     }
-    overlay.remember(numbered(max - 1), CACHED_FOR_MS);
+    overlay.remember(hash(max - 1), numbered(max - 1), CACHED_FOR_MS);
     assert_eq!(overlay.read.0.len(), CACHE_MAX);
-    overlay.remember(numbered(max), CACHED_FOR_MS);
+    overlay.remember(hash(max), numbered(max), CACHED_FOR_MS);
     assert_eq!(overlay.read.0.len(), 2, "the expired ones went");
     assert!(overlay.cached(&hash(max - 1), CACHED_FOR_MS).is_some());
     for n in max + 1..max + CACHE_MAX as u32 - 1 {
-        overlay.remember(numbered(n), CACHED_FOR_MS);
+        overlay.remember(hash(n), numbered(n), CACHED_FOR_MS);
     }
     assert_eq!(overlay.read.0.len(), CACHE_MAX);
-    overlay.remember(numbered(0), CACHED_FOR_MS);
+    overlay.remember(hash(0), numbered(0), CACHED_FOR_MS);
     assert_eq!(overlay.read.0.len(), 1, "none had expired: all went");
     assert!(overlay.cached(&hash(0), CACHED_FOR_MS).is_some());
 }
