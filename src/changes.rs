@@ -25,6 +25,8 @@ pub const WINDOW_MS: Millis = 5 * 60 * 1000;
 pub const SETTLE_AFTER_MS: Millis = 2 * 60 * 1000;
 /// Default overlay refresh interval (`CHANGES_REFRESH_SECONDS`).
 pub const DEFAULT_REFRESH_MS: Millis = 2_000;
+/// The soonest the log's alarm runs again after it ran or took a commit.
+pub const RETRY_AFTER_MS: Millis = 5_000;
 /// KV's documented bound for a write to be seen everywhere (~60 s).
 pub const KV_CONVERGENCE_MS: Millis = 60_000;
 /// How long a record the verify path read from KV answers again from the isolate's memory: KV's
@@ -42,8 +44,24 @@ const _: () = assert!(SETTLE_AFTER_MS + KV_CONVERGENCE_MS + CACHED_FOR_MS <= WIN
 pub struct Change {
     pub record: KeyRecord,
     pub at: Millis,
-    /// The log itself has written this version to KV.
-    pub settled: bool,
+    /// When the log itself wrote this version to KV, if it has.
+    pub settled_at: Option<Millis>,
+}
+
+impl Change {
+    /// Until when overlays must hold this change, the latest of its key. Unsettled: until it is
+    /// settled, since KV may still hold an older version anywhere. Settled: for the window, or
+    /// until KV has converged on the settle write and reads kept from before it have expired,
+    /// whichever is later (the later one only when the settle write was late, e.g. KV failed).
+    pub fn shown_until(&self) -> Millis {
+        match self.settled_at {
+            None => Millis::MAX,
+            Some(settled) => self
+                .at
+                .saturating_add(WINDOW_MS)
+                .max(settled.saturating_add(KV_CONVERGENCE_MS + CACHED_FOR_MS)),
+        }
+    }
 }
 
 /// A conditional write: `next` replaces `prev` (`None`: a new key).
@@ -64,7 +82,8 @@ impl ToJson for Change {
         ObjectWriter::new(out)
             .value("record", &self.record)
             .u64("at", self.at)
-            .bool("settled", self.settled)
+            .bool("settled", self.settled_at.is_some())
+            .opt_u64("settled_at", self.settled_at)
             .end();
     }
 }
@@ -72,10 +91,17 @@ impl ToJson for Change {
 impl FromJson<'_> for Change {
     fn from_json(value: Value<'_>) -> Result<Self, JsonError> {
         let mut o = value.into_object()?;
+        let record = o.required("record")?;
+        let at = o.u64("at")?;
+        let settled = o.flag("settled")?;
+        // Entries stored before `settled_at` existed were settled on time, by the alarm.
+        let settled_at = o
+            .opt_u64("settled_at")?
+            .or(settled.then(|| at.saturating_add(SETTLE_AFTER_MS)));
         Ok(Self {
-            record: o.required("record")?,
-            at: o.u64("at")?,
-            settled: o.flag("settled")?,
+            record,
+            at,
+            settled_at,
         })
     }
 }
@@ -226,48 +252,46 @@ impl ChangeLog {
             let change = Change {
                 record: w.next.clone(),
                 at: now,
-                settled: false,
+                settled_at: None,
             };
             self.by_hash.get_or_default(&w.next.hash).push(change);
         }
         Ok(writes.iter().map(|w| w.next.hash.clone()).collect())
     }
 
-    /// The latest version of every key changed within the window: what overlays hold.
+    /// The latest version of every key changed lately (see [`Change::shown_until`]): what
+    /// overlays hold.
     pub fn recent(&self, now: Millis) -> Vec<Change> {
         let latest = self.by_hash.values().filter_map(|c| c.last());
-        latest
-            .filter(|c| c.at.saturating_add(WINDOW_MS) > now)
-            .cloned()
-            .collect()
+        latest.filter(|c| now < c.shown_until()).cloned().collect()
     }
 
     /// Latest versions not yet written to KV by the log, whose settle time has come.
     pub fn due_for_settling(&self, now: Millis) -> Vec<KeyRecord> {
         let latest = self.by_hash.values().filter_map(|c| c.last());
         latest
-            .filter(|c| !c.settled && c.at.saturating_add(SETTLE_AFTER_MS) <= now)
+            .filter(|c| c.settled_at.is_none() && c.at.saturating_add(SETTLE_AFTER_MS) <= now)
             .map(|c| c.record.clone())
             .collect()
     }
 
-    /// Marks `record` (if still the latest of its key) as written to KV.
-    pub fn mark_settled(&mut self, record: &KeyRecord) -> bool {
+    /// Marks `record` (if still the latest of its key) as written to KV at `now`.
+    pub fn mark_settled(&mut self, record: &KeyRecord, now: Millis) -> bool {
         let latest = self
             .by_hash
             .get_mut(&record.hash)
             .and_then(|c| c.last_mut());
         match latest {
-            Some(change) if change.record == *record && !change.settled => {
-                change.settled = true;
+            Some(change) if change.record == *record && change.settled_at.is_none() => {
+                change.settled_at = Some(now);
                 true
             }
             _ => false,
         }
     }
 
-    /// Drops what left the window; the latest unsettled version of a key always stays.
-    /// Returns the keys whose entry changed.
+    /// Drops what left the window; the latest version of a key stays while it is shown (see
+    /// [`Change::shown_until`]). Returns the keys whose entry changed.
     pub fn prune(&mut self, now: Millis) -> Vec<KeyHash> {
         // In hash order, each hash once.
         let mut touched = Vec::new();
@@ -276,7 +300,8 @@ impl ChangeLog {
             let before = changes.len();
             let mut i = 0;
             changes.retain(|c| {
-                let keep = c.at.saturating_add(WINDOW_MS) > now || (i == last && !c.settled);
+                let keep =
+                    c.at.saturating_add(WINDOW_MS) > now || (i == last && now < c.shown_until());
                 i += 1;
                 keep
             });
@@ -288,14 +313,26 @@ impl ChangeLog {
         touched
     }
 
-    /// When the log next has work (settling or pruning), if ever.
-    pub fn next_wakeup(&self) -> Option<Millis> {
+    /// When the log next has work (settling or pruning), if ever; at the earliest
+    /// [`RETRY_AFTER_MS`] after `now`, so a settle write that keeps failing (KV down) is tried
+    /// again every few seconds rather than in a tight loop of alarms.
+    pub fn next_wakeup(&self, now: Millis) -> Option<Millis> {
         let latest = self.by_hash.values().filter_map(|c| c.last());
         let settle = latest
-            .filter(|c| !c.settled)
+            .filter(|c| c.settled_at.is_none())
             .map(|c| c.at + SETTLE_AFTER_MS);
-        let expiry = self.by_hash.values().flatten().map(|c| c.at + WINDOW_MS);
-        settle.chain(expiry).min()
+        let expiry = self.by_hash.values().flat_map(|changes| {
+            let last = changes.len().saturating_sub(1);
+            changes
+                .iter()
+                .enumerate()
+                .map(move |(i, c)| match i == last {
+                    true => c.shown_until(),
+                    false => c.at + WINDOW_MS,
+                })
+        });
+        let next = settle.chain(expiry.filter(|&t| t != Millis::MAX)).min()?;
+        Some(next.max(now.saturating_add(RETRY_AFTER_MS)))
     }
 }
 
@@ -380,10 +417,13 @@ pub struct Overlay {
 }
 
 impl Overlay {
-    /// The change the overlay knows for `hash`, while it is within the window.
+    /// The change the overlay knows for `hash`: within the window, or after it while the log
+    /// said lately that the change is still to be shown (not settled yet, or settled late).
     pub fn get(&self, hash: &KeyHash, now: Millis) -> Option<&KeyRecord> {
         let change = self.records.get(hash)?;
-        (change.at.saturating_add(WINDOW_MS) > now).then_some(&change.record)
+        let within = now < change.at.saturating_add(WINDOW_MS);
+        let vouched = now < self.live_until && now < change.shown_until();
+        (within || vouched).then_some(&change.record)
     }
 
     /// A record read from KV less than [`CACHED_FOR_MS`] ago, while the overlay is live. Safe to
@@ -418,7 +458,7 @@ impl Overlay {
             let change = Change {
                 record: w.next.clone(),
                 at: now,
-                settled: false,
+                settled_at: None,
             };
             self.records.insert(w.next.hash.clone(), change);
             if let Ok(i) = self.read.find(&w.next.hash) {
@@ -491,7 +531,7 @@ pub async fn settle<S: crate::store::Store>(
         };
         match written {
             // Another commit may have landed meanwhile: only the latest version is marked.
-            Ok(()) if log.borrow_mut().mark_settled(&record) => {
+            Ok(()) if log.borrow_mut().mark_settled(&record, now) => {
                 touched.push(record.hash.clone());
             }
             Ok(()) => {}

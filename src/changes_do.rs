@@ -127,7 +127,7 @@ impl Log {
     }
 
     /// Writes the entries of the keys `touched` changed, then arranges the next alarm.
-    async fn persist(&self, touched: &[KeyHash]) -> Result<(), JsValue> {
+    async fn persist(&self, touched: &[KeyHash], now: Millis) -> Result<(), JsValue> {
         let storage = self.state.storage();
         for hash in touched {
             let name = format!("{ENTRY}{}", hash.as_str());
@@ -137,7 +137,7 @@ impl Log {
                 None => promise::settle(storage.delete(&name)).await?,
             };
         }
-        let wakeup = self.log.borrow().next_wakeup();
+        let wakeup = self.log.borrow().next_wakeup(now);
         if let Some(at) = wakeup {
             promise::settle(storage.set_alarm(at as f64)).await?;
         }
@@ -166,7 +166,7 @@ impl Log {
                 let committed = self.log.borrow_mut().commit(&writes, now);
                 match committed {
                     Ok(touched) => {
-                        self.persist(&touched).await?;
+                        self.persist(&touched, now).await?;
                         reply(200, "{}")
                     }
                     Err(conflict) => reply(409, &json::to_string(&conflict)),
@@ -185,7 +185,7 @@ impl Log {
         for line in failures {
             console_error!("{line}");
         }
-        self.persist(&touched).await
+        self.persist(&touched, now).await
     }
 }
 

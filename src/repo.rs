@@ -161,6 +161,16 @@ fn decode<T: for<'t> FromJson<'t>>(name: &str, text: &str) -> Result<T, RepoErro
     })
 }
 
+/// Stores a key only KV knows, as if created before the change log's window (tests); returns
+/// its plaintext.
+#[cfg(test)]
+pub fn kv_only_key<S: Store>(store: &S, byte: u8) -> String {
+    let key = crate::key::ApiKey::from_secret_bytes(&[byte; 32]);
+    let record = KeyRecord::new(format!("key_{byte}"), &key, "k".into(), "p".into(), 0, None);
+    pollster::block_on(Repo::new(store).put_key(&record)).unwrap();
+    key.expose().to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

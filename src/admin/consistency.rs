@@ -143,11 +143,12 @@ fn key_reads(kv: &MemoryStore) -> usize {
         .count()
 }
 
-/// A key used once at `WINDOW_MS` (its creation has left the log), then again at each of `later`.
+/// A key only KV knows (created before the log's window), used at `WINDOW_MS`, then again at
+/// each of `later`.
 fn reads_for_repeated_use<F: ChangeFeed>(feed: F, later: &[Millis]) -> usize {
     let kv = MemoryStore::new();
-    let (creator, user) = (RefCell::default(), RefCell::default());
-    let (key, _) = seed(&Location::new(&kv, &feed, &creator), 0);
+    let key = crate::repo::kv_only_key(&kv, 7);
+    let user = RefCell::default();
     let here = Location::new(&kv, &feed, &user);
     for at in std::iter::once(WINDOW_MS).chain(later.iter().map(|d| WINDOW_MS + d)) {
         assert_eq!(here.verify(&key, at).unwrap().project_id, "p");
@@ -181,6 +182,7 @@ fn a_rotated_key_answered_from_memory_stops_exactly_at_its_grace_end() {
     let (old_key, id) = seed(&near, 0);
     let grace_end = WINDOW_MS + 30_000;
     block_on(rotate_key(&near.keys, &id, grace_end - 1, 1)).unwrap();
+    block_on(settle(&feed.log, &near.keys.repo, 1 + SETTLE_AFTER_MS));
     let far = Location::new(&kv, &feed, &far_overlay);
     let before = key_reads(&kv);
     let at = |t: Millis| {
@@ -208,6 +210,7 @@ fn far_verifies_after_revoke(log_down: bool, later: &[Millis]) -> Vec<Result<Gra
     let (near_overlay, far_overlay) = (RefCell::default(), RefCell::default());
     let near = Location::new(&kv, &feed, &near_overlay);
     let (key, id) = seed(&near, 0);
+    block_on(settle(&feed.log, &near.keys.repo, SETTLE_AFTER_MS));
     let far_kv = Replica::new(&kv);
     let far = Location::new(&far_kv, &feed, &far_overlay);
     assert!(far.verify(&key, WINDOW_MS).is_ok());
@@ -239,6 +242,30 @@ fn with_the_log_unreachable_memory_answers_for_two_intervals_then_kv_alone() {
         .map(|r| r.err().map(|e| e.code()))
         .collect();
     assert_eq!(codes, [None, Some("key_revoked")]);
+}
+
+#[test]
+fn a_revoke_the_log_cannot_settle_stays_refused_far_away_past_the_window() {
+    let kv = MemoryStore::new();
+    let feed = MemoryFeed::default();
+    let (near_overlay, far_overlay) = (RefCell::default(), RefCell::default());
+    let near = Location::new(&kv, &feed, &near_overlay);
+    let (key, id) = seed(&near, 0);
+    block_on(settle(&feed.log, &near.keys.repo, SETTLE_AFTER_MS));
+    let far_kv = Replica::new(&kv); // never sees the revoke below
+    let far = Location::new(&far_kv, &feed, &far_overlay);
+    block_on(revoke_key(&near.keys, &id, WINDOW_MS)).unwrap();
+    kv.fail_from(0, Some(Op::Put)); // the log's own KV writes fail from now on
+    let (_, failures) = block_on(settle(
+        &feed.log,
+        &near.keys.repo,
+        WINDOW_MS + SETTLE_AFTER_MS,
+    ));
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(
+        far.verify(&key, 3 * WINDOW_MS).unwrap_err().code(),
+        "key_revoked"
+    );
 }
 
 /// Two admin calls at once, interleaving at every storage step.

@@ -1,6 +1,7 @@
 //! The change log's compare-and-set, settling and pruning, and the overlay's refresh.
 
 use super::*;
+use crate::json;
 use crate::key::ApiKey;
 use pollster::block_on;
 
@@ -65,24 +66,29 @@ fn changes_settle_after_the_settle_delay_then_leave_after_the_window() {
     let a = record(1);
     log.commit(&[write(None, &a)], 0).unwrap();
     assert!(log.due_for_settling(SETTLE_AFTER_MS - 1).is_empty());
-    assert_eq!(log.next_wakeup(), Some(SETTLE_AFTER_MS));
+    assert_eq!(log.next_wakeup(0), Some(SETTLE_AFTER_MS));
     assert_eq!(log.due_for_settling(SETTLE_AFTER_MS), vec![a.clone()]);
-    assert!(log.mark_settled(&a));
+    assert!(log.mark_settled(&a, SETTLE_AFTER_MS));
     assert!(log.due_for_settling(SETTLE_AFTER_MS).is_empty());
     assert_eq!(log.recent(WINDOW_MS - 1).len(), 1);
     assert!(log.prune(WINDOW_MS - 1).is_empty());
     assert_eq!(log.prune(WINDOW_MS), vec![a.hash.clone()]);
     assert!(log.recent(WINDOW_MS).is_empty());
-    assert_eq!(log.next_wakeup(), None);
+    assert_eq!(log.next_wakeup(WINDOW_MS), None);
 }
 
 #[test]
-fn an_unsettled_latest_version_is_never_pruned() {
+fn an_unsettled_latest_version_is_never_pruned_and_retried_every_few_seconds() {
     let mut log = ChangeLog::default();
     let a = record(1);
     log.commit(&[write(None, &a)], 0).unwrap();
     log.prune(WINDOW_MS * 10);
     assert_eq!(log.due_for_settling(WINDOW_MS * 10), vec![a]);
+    assert_eq!(
+        log.next_wakeup(WINDOW_MS * 10),
+        Some(WINDOW_MS * 10 + RETRY_AFTER_MS),
+        "not at once, over and over"
+    );
 }
 
 #[test]
@@ -91,7 +97,7 @@ fn settling_an_outdated_version_does_not_mark_the_latest() {
     let a = record(1);
     log.commit(&[write(None, &a)], 0).unwrap();
     log.commit(&[write(Some(&a), &revoked(&a, 1))], 1).unwrap();
-    assert!(!log.mark_settled(&a));
+    assert!(!log.mark_settled(&a, SETTLE_AFTER_MS));
     assert_eq!(
         log.due_for_settling(SETTLE_AFTER_MS + 1)[0].revoked_at,
         Some(1)
@@ -362,4 +368,56 @@ fn the_cache_holds_at_most_cache_max_records_dropping_expired_ones_first() {
     overlay.remember(hash(0), numbered(0), CACHED_FOR_MS);
     assert_eq!(overlay.read.0.len(), 1, "none had expired: all went");
     assert!(overlay.cached(&hash(0), CACHED_FOR_MS).is_some());
+}
+
+#[test]
+fn an_unsettled_change_is_shown_past_the_window_then_two_minutes_after_its_late_settle() {
+    let mut log = ChangeLog::default();
+    let a = revoked(&record(1), 0);
+    log.commit(&[write(None, &a)], 0).unwrap();
+    let late = 3 * WINDOW_MS; // the log's own KV writes failed until now
+    assert_eq!(log.recent(late).len(), 1, "unsettled: still shown");
+    assert!(log.prune(late).is_empty());
+    assert!(log.mark_settled(&a, late));
+    let gone = late + KV_CONVERGENCE_MS + CACHED_FOR_MS;
+    assert_eq!(log.next_wakeup(late), Some(gone));
+    assert_eq!(log.recent(gone - 1).len(), 1);
+    assert!(log.prune(gone - 1).is_empty());
+    assert!(log.recent(gone).is_empty());
+    assert_eq!(log.prune(gone), vec![a.hash.clone()]);
+}
+
+#[test]
+fn past_the_window_an_overlay_shows_a_change_only_while_the_log_vouches_for_it() {
+    let feed = MemoryFeed::default();
+    let overlay = RefCell::new(Overlay::default());
+    let a = revoked(&record(1), 0);
+    feed.log.borrow_mut().commit(&[write(None, &a)], 0).unwrap();
+    let late = 3 * WINDOW_MS;
+    block_on(refresh(&overlay, &feed, late, 2_000));
+    assert_eq!(overlay.borrow().get(&a.hash, late), Some(&a));
+    assert!(
+        overlay.borrow().get(&a.hash, late + 4_000).is_none(),
+        "no answer from the log since: the window alone decides"
+    );
+}
+
+#[test]
+fn a_change_stored_before_settled_at_existed_reads_as_settled_on_time() {
+    let a = json::to_string(&record(1));
+    let stored = |settled: bool| format!(r#"{{"record":{a},"at":5,"settled":{settled}}}"#);
+    let old: Change = json::from_str(&stored(true)).unwrap();
+    assert_eq!(old.settled_at, Some(5 + SETTLE_AFTER_MS));
+    let pending: Change = json::from_str(&stored(false)).unwrap();
+    assert_eq!(pending.settled_at, None);
+    let now = Change {
+        settled_at: Some(9),
+        ..old
+    };
+    let text = json::to_string(&now);
+    assert!(
+        text.contains(r#""settled":true"#),
+        "older code still reads it: {text}"
+    );
+    assert_eq!(json::from_str::<Change>(&text).unwrap(), now);
 }
