@@ -58,6 +58,17 @@ fn seed<S: Store, F: ChangeFeed>(near: &Location<'_, S, F>, now: Millis) -> (Str
     })
 }
 
+/// [`seed`], then the log's settle write of the new key, as its alarm makes 2 minutes later.
+fn seed_settled(near: &Location<'_, MemoryStore, MemoryFeed>) -> (String, String) {
+    let seeded = seed(near, 0);
+    block_on(settle(
+        &near.keys.feed.log,
+        &near.keys.repo,
+        SETTLE_AFTER_MS,
+    ));
+    seeded
+}
+
 /// Revokes a key at one location and asks a distant one whose KV has not converged.
 fn revoke_seen_far_away<F: ChangeFeed>(feed: F) -> Result<Grant, ApiError> {
     let kv = MemoryStore::new();
@@ -209,8 +220,7 @@ fn far_verifies_after_revoke(log_down: bool, later: &[Millis]) -> Vec<Result<Gra
     let feed = MemoryFeed::default();
     let (near_overlay, far_overlay) = (RefCell::default(), RefCell::default());
     let near = Location::new(&kv, &feed, &near_overlay);
-    let (key, id) = seed(&near, 0);
-    block_on(settle(&feed.log, &near.keys.repo, SETTLE_AFTER_MS));
+    let (key, id) = seed_settled(&near);
     let far_kv = Replica::new(&kv);
     let far = Location::new(&far_kv, &feed, &far_overlay);
     assert!(far.verify(&key, WINDOW_MS).is_ok());
@@ -250,8 +260,7 @@ fn a_revoke_the_log_cannot_settle_stays_refused_far_away_past_the_window() {
     let feed = MemoryFeed::default();
     let (near_overlay, far_overlay) = (RefCell::default(), RefCell::default());
     let near = Location::new(&kv, &feed, &near_overlay);
-    let (key, id) = seed(&near, 0);
-    block_on(settle(&feed.log, &near.keys.repo, SETTLE_AFTER_MS));
+    let (key, id) = seed_settled(&near);
     let far_kv = Replica::new(&kv); // never sees the revoke below
     let far = Location::new(&far_kv, &feed, &far_overlay);
     block_on(revoke_key(&near.keys, &id, WINDOW_MS)).unwrap();
