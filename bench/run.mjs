@@ -57,14 +57,17 @@ EXPECT.rust = EXPECT["rust-kv"] = EXPECT.js;
 EXPECT.refusal = { malformed: EXPECT.js.malformed };
 const casesOf = (w) => Object.keys(KEYS).filter((c) => EXPECT[w.name ?? w][c]);
 
+/** One `GET /v1/auth/verify` with the key of case `c`. */
+const ask = (w, c) => fetch(`${w.url}/v1/auth/verify`, { headers: { Authorization: `Bearer ${KEYS[c]}` } });
+
 /** What a worker answers a malformed key: status, headers and body. */
 async function refusalOf(w) {
-  const res = await fetch(`${w.url}/v1/auth/verify`, { headers: { Authorization: `Bearer ${KEYS.malformed}` } });
+  const res = await ask(w, "malformed");
   return JSON.stringify({ status: res.status, headers: [...res.headers].filter(([n]) => n !== "content-length"), body: await res.text() });
 }
 
 async function check(w, c) {
-  const res = await fetch(`${w.url}/v1/auth/verify`, { headers: { Authorization: `Bearer ${KEYS[c]}` } });
+  const res = await ask(w, c);
   const body = await res.text();
   const [status, code] = EXPECT[w.name][c];
   const ok = res.status === status && (!code || body.includes(`"${code}"`));
@@ -81,8 +84,10 @@ async function endToEnd(names, notes) {
     const cases = Object.keys(KEYS);
     for (const w of workers) for (const c of casesOf(w)) await check(w, c);
     const [rust, refusal] = ["rust", "refusal"].map((n) => workers.find((w) => w.name === n));
-    if (rust && refusal && (await refusalOf(rust)) !== (await refusalOf(refusal)))
-      throw new Error(`bench/trivial-worker/refusal.js no longer sends the Rust worker's refusal:\n${await refusalOf(rust)}\n${await refusalOf(refusal)}`);
+    if (rust && refusal) {
+      const [ours, prebuilt] = [await refusalOf(rust), await refusalOf(refusal)];
+      if (ours !== prebuilt) throw new Error(`bench/trivial-worker/refusal.js no longer sends the Rust worker's refusal:\n${ours}\n${prebuilt}`);
+    }
     // Each load also reads the workerd process's CPU time: CPU per request is far less sensitive
     // than req/s to whatever else the machine is running.
     const load = async (w, c, seconds) => {

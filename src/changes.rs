@@ -53,13 +53,22 @@ impl Change {
     /// settled, since KV may still hold an older version anywhere. Settled: for the window, or
     /// until KV has converged on the settle write and reads kept from before it have expired,
     /// whichever is later (the later one only when the settle write was late, e.g. KV failed).
-    pub fn shown_until(&self) -> Millis {
+    fn shown_until(&self) -> Millis {
         match self.settled_at {
             None => Millis::MAX,
             Some(settled) => self
                 .at
                 .saturating_add(WINDOW_MS)
                 .max(settled.saturating_add(KV_CONVERGENCE_MS + CACHED_FOR_MS)),
+        }
+    }
+
+    /// Until when the log keeps this change: the window, or while shown if it is the latest
+    /// of its key (never earlier than the window: see [`Change::shown_until`]).
+    fn kept_until(&self, latest: bool) -> Millis {
+        match latest {
+            true => self.shown_until(),
+            false => self.at.saturating_add(WINDOW_MS),
         }
     }
 }
@@ -189,6 +198,12 @@ impl<V> ByHash<V> {
         &mut self.0[i].1
     }
 
+    fn remove(&mut self, hash: &KeyHash) {
+        if let Ok(i) = self.find(hash) {
+            self.0.remove(i);
+        }
+    }
+
     fn insert(&mut self, hash: KeyHash, value: V) {
         match self.find(&hash) {
             Ok(i) => self.0[i].1 = value,
@@ -300,8 +315,7 @@ impl ChangeLog {
             let before = changes.len();
             let mut i = 0;
             changes.retain(|c| {
-                let keep =
-                    c.at.saturating_add(WINDOW_MS) > now || (i == last && now < c.shown_until());
+                let keep = now < c.kept_until(i == last);
                 i += 1;
                 keep
             });
@@ -323,13 +337,8 @@ impl ChangeLog {
             .map(|c| c.at + SETTLE_AFTER_MS);
         let expiry = self.by_hash.values().flat_map(|changes| {
             let last = changes.len().saturating_sub(1);
-            changes
-                .iter()
-                .enumerate()
-                .map(move |(i, c)| match i == last {
-                    true => c.shown_until(),
-                    false => c.at + WINDOW_MS,
-                })
+            let kept = changes.iter().enumerate();
+            kept.map(move |(i, c)| c.kept_until(i == last))
         });
         let next = settle.chain(expiry.filter(|&t| t != Millis::MAX)).min()?;
         Some(next.max(now.saturating_add(RETRY_AFTER_MS)))
@@ -461,9 +470,7 @@ impl Overlay {
                 settled_at: None,
             };
             self.records.insert(w.next.hash.clone(), change);
-            if let Ok(i) = self.read.find(&w.next.hash) {
-                self.read.0.remove(i);
-            }
+            self.read.remove(&w.next.hash);
         }
     }
 
