@@ -5,7 +5,8 @@
 // Writes bench/out/ (results.md, results.json, throughput.svg/.png) and, on a full run, bench/RESULTS.md.
 //
 // Options: --skip-core --skip-bundle --skip-rust --no-build (harness development), --quick (1 run of 3 s).
-// Env: BENCH_SECONDS (6), BENCH_RUNS (5, at least 3 for RESULTS.md), BENCH_CONNECTIONS (8), BENCH_WARMUP (3).
+// Env: BENCH_SECONDS (6), BENCH_RUNS (5, at least 3 for RESULTS.md), BENCH_CONNECTIONS (8), BENCH_WARMUP (3),
+// BENCH_PIN (1: wrk and the workers on separate CPUs, see bench/lib/load.mjs; 0: off).
 import { execFileSync, execSync } from "node:child_process";
 import { mkdirSync, writeFileSync, readFileSync } from "node:fs";
 import os from "node:os";
@@ -21,7 +22,7 @@ if (!args.has("--skip-rust") && !args.has("--no-build")) {
   execFileSync("bash", ["scripts/build.sh"], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"] });
 }
 const { KEYS, startWorker, cpuMicros } = await import("./lib/workers.mjs");
-const { ensureWrk, runWrk } = await import("./lib/load.mjs");
+const { ensureWrk, runWrk, PINNING } = await import("./lib/load.mjs");
 const { runCoreBench } = await import("./lib/core.mjs");
 const { measureBundle } = await import("./lib/bundle.mjs");
 const { summarise, targets, markdown, chart } = await import("./lib/report.mjs");
@@ -33,6 +34,7 @@ const settings = {
   connections: Number(process.env.BENCH_CONNECTIONS || 8),
   warmupSeconds: Number(process.env.BENCH_WARMUP || (quick ? 1 : 3)),
   threads: 1,
+  pinning: PINNING,
 };
 const OUT = join(ROOT, "bench/out");
 const sh = (cmd) => { try { return execSync(cmd, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim(); } catch { return "?"; } };

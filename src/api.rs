@@ -7,7 +7,7 @@ use crate::changes::{self, ChangeFeed};
 use crate::error::ApiError;
 use crate::ingest;
 use crate::json::{self, JsonError, ToJson};
-use crate::key::is_well_formed;
+use crate::key::{is_well_formed, ApiKey};
 use crate::leaks::{self, Processed};
 use crate::record::{is_valid_project_id, Grant};
 use crate::signature::{GitHubSignatures, KeysFetcher, SignatureVerifier};
@@ -238,10 +238,11 @@ pub async fn handle<S: Store, F: ChangeFeed>(
             Ok(()) => admin_route(keys, config, req, rest, now).await,
             Err(e) => Err(e),
         }
-    } else if req.path == VERIFY && req.method != "GET" {
-        Err(ApiError::MethodNotAllowed("GET"))
-    } else if req.path.starts_with("/v1/") {
-        let (verified, log) = verify(keys, config, req, now).await;
+    } else if let Some(key) = ingest_key(req.method, req.path, req.authorization) {
+        let (verified, log) = match key {
+            Ok(key) => verify(keys, config, req, &key, now).await,
+            Err(e) => (Err(e), None),
+        };
         let reply = match verified {
             Ok(grant) if req.path != VERIFY => return Outcome::Ingest { grant, log },
             Ok(grant) => Reply::json(200, &grant),
@@ -257,21 +258,45 @@ pub async fn handle<S: Store, F: ChangeFeed>(
     Outcome::Reply(result.unwrap_or_else(|e| Reply::error(&e)))
 }
 
-/// Parses the key first (a malformed one is refused without any I/O), then refreshes the overlay
-/// if due, then looks the key up. The second value is the log line of an unreachable change log.
+/// The first step of an ingest call (a `/v1/` route other than GitHub's, which `entry` routes
+/// first): the verify route's method, then the API key, from the request line and
+/// `Authorization` alone. `None`: not an ingest route. A refusal here needs no I/O, no body
+/// and no clock; see [`refused_at_once`].
+fn ingest_key(
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+) -> Option<Result<ApiKey, ApiError>> {
+    if !path.starts_with("/v1/") || path == GITHUB_ROUTE {
+        return None;
+    }
+    if path == VERIFY && method != "GET" {
+        return Some(Err(ApiError::MethodNotAllowed("GET")));
+    }
+    Some(ingest::bearer_key(authorization))
+}
+
+/// The refusal [`handle`] gives a request from its method, path and `Authorization` alone (a
+/// missing or malformed key, the verify route asked with another method), if it gives one.
+/// `entry` sends it at once, without starting a task, reading the clock or building the body
+/// anew: each of these refusals has one fixed body per code. A malformed key costs within a
+/// few percent of a worker that answers without reading anything (README, Benchmarks).
+pub fn refused_at_once(method: &str, path: &str, authorization: Option<&str>) -> Option<ApiError> {
+    ingest_key(method, path, authorization)?.err()
+}
+
+/// Refreshes the overlay if due, then looks the (well-formed) key up. The second value is the
+/// log line of an unreachable change log.
 async fn verify<S: Store, F: ChangeFeed>(
     keys: &Keys<'_, S, F>,
     config: &Config,
     req: &HttpRequest<'_>,
+    key: &ApiKey,
     now: Millis,
 ) -> (Result<Grant, ApiError>, Option<String>) {
-    let key = match ingest::bearer_key(req.authorization) {
-        Ok(key) => key,
-        Err(e) => return (Err(e), None),
-    };
     let log = changes::refresh(keys.overlay, keys.feed, now, config.refresh_ms).await;
     let store = keys.repo.store();
-    let granted = match ingest::authenticate_key(store, keys.overlay, &key, now).await {
+    let granted = match ingest::authenticate_key(store, keys.overlay, key, now).await {
         Ok(grant) => ingest::check_project(&grant, req.path, req.project_header.read().as_deref())
             .map(|()| grant),
         Err(e) => Err(e),

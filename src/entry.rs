@@ -15,21 +15,53 @@ use crate::repo::Repo;
 use crate::signature::{KEY_ID_HEADER as GITHUB_KEY_ID, SIGNATURE_HEADER as GITHUB_SIGNATURE};
 use js_sys::{Promise, Reflect, Uint8Array};
 use std::cell::{OnceCell, RefCell};
-use std::thread::LocalKey;
 use wasm_bindgen::prelude::*;
 use worker::{console_error, Env};
 
 const KEY_ID_HEADER: &str = "x-lumiqtrace-key-id";
 
-/// The `fetch` handler (`scripts/shim.js` calls it). The request runs at once on
-/// [`executor`](crate::executor), and an answer that needs no waiting (any refusal before
-/// storage, such as a malformed key) is returned as it is, with no promise made. One still
-/// waiting on KV, the change log or a body is answered through a promise.
+/// The `fetch` handler (`scripts/shim.js` calls it). A refusal the request line and
+/// `Authorization` decide ([`api::refused_at_once`], such as a malformed key) is sent straight
+/// away. Anything else runs at once on [`executor`](crate::executor): an answer that needs no
+/// waiting is returned as it is, with no promise made; one still waiting on KV, the change log
+/// or a body is answered through a promise.
 #[wasm_bindgen]
 pub fn fetch(req: web_sys::Request, env: Env, _ctx: JsValue) -> Result<JsValue, JsValue> {
-    answer(executor::start(
-        async move { finish(handle(req, env).await) },
-    ))
+    let head = Head::read(&req);
+    // A request with a body goes the long way, which reads the body before answering.
+    if matches!(head.method.as_str(), "GET" | "HEAD") {
+        let (path, _) = api::split_url(&head.url);
+        let authorization = head.authorization.as_deref();
+        let refusal = api::refused_at_once(&head.method, path, authorization);
+        // Should the runtime refuse to make it, the long way answers (or reports why).
+        if let Some(Ok(response)) = refusal.as_ref().map(respond_at_once) {
+            return Ok(response.into());
+        }
+    }
+    answer(executor::start(async move {
+        finish(handle(req, head, env).await)
+    }))
+}
+
+/// What every request is read for first: its request line and `Authorization`.
+struct Head {
+    url: String,
+    method: String,
+    headers: web_sys::Headers,
+    authorization: Option<String>,
+}
+
+impl Head {
+    fn read(req: &web_sys::Request) -> Self {
+        let headers = req.headers();
+        let authorization = AUTHORIZATION.with(|name| get_header(&headers, name).ok().flatten());
+        Self {
+            url: req.url(),
+            method: req.method(),
+            headers,
+            authorization,
+        }
+    }
 }
 
 /// A started task's answer for JavaScript: the value itself if it is ready (no promise made),
@@ -66,18 +98,17 @@ fn finish(answer: Result<web_sys::Response, JsValue>) -> Result<JsValue, JsValue
 /// Takes and returns the runtime's own request and response objects: `worker::Request` would
 /// eagerly copy the method, URL, headers and `cf` object of every request, most of which the
 /// verify path never looks at (about 10 µs per request, bench/profile.mjs).
-async fn handle(req: web_sys::Request, env: Env) -> Result<web_sys::Response, JsValue> {
+async fn handle(req: web_sys::Request, head: Head, env: Env) -> Result<web_sys::Response, JsValue> {
     let now = js_sys::Date::now() as crate::time::Millis;
-    let url = req.url();
+    let Head {
+        url,
+        method,
+        headers,
+        authorization,
+    } = head;
     let (path, query) = api::split_url(&url);
-    let method = req.method();
-    let headers = req.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
-    let hot_header = |name: &'static LocalKey<JsValue>| {
-        name.with(|name| get_header(&headers, name).ok().flatten())
-    };
-    let authorization = hot_header(&AUTHORIZATION);
-    let project = || hot_header(&PROJECT);
+    let project = || PROJECT.with(|name| get_header(&headers, name).ok().flatten());
     let github = path == api::GITHUB_ROUTE;
     let (github_key_id, github_signature) = match github {
         true => (header(GITHUB_KEY_ID), header(GITHUB_SIGNATURE)),
@@ -303,7 +334,37 @@ async fn forward(
     Ok(answered.map_err(upstream)?.unchecked_into())
 }
 
+/// Sends a refusal of [`api::refused_at_once`]: its body, status and headers are made once
+/// per isolate and code (about 3 µs a request less than [`respond`]).
+fn respond_at_once(refusal: &ApiError) -> Result<web_sys::Response, JsValue> {
+    let code = refusal.code();
+    let known =
+        AT_ONCE.with_borrow(|all| all.iter().find(|(c, _)| *c == code).map(|(_, p)| p.clone()));
+    let (body, status, headers) = match known {
+        Some(parts) => parts,
+        None => {
+            let parts = parts(Reply::error(refusal))?;
+            AT_ONCE.with_borrow_mut(|all| all.push((code, parts.clone())));
+            parts
+        }
+    };
+    json_response(&body, status, &headers)
+}
+
+type Parts = (JsValue, u16, web_sys::Headers);
+
+thread_local! {
+    /// What [`respond_at_once`] sends, by error code (a handful of fixed refusals).
+    static AT_ONCE: RefCell<Vec<(&'static str, Parts)>> = const { RefCell::new(Vec::new()) };
+}
+
 fn respond(reply: Reply) -> Result<web_sys::Response, JsValue> {
+    let (body, status, headers) = parts(reply)?;
+    json_response(&body, status, &headers)
+}
+
+/// A reply's body as a JS string, its status and its headers; its log line goes to the log.
+fn parts(reply: Reply) -> Result<Parts, JsValue> {
     if let Some(line) = &reply.log {
         console_error!("{} {line}", reply.status);
     }
@@ -318,23 +379,22 @@ fn respond(reply: Reply) -> Result<web_sys::Response, JsValue> {
     };
     let (body, status) = (&reply.body, reply.status);
     if !matches!(status, 401 | 403) {
-        return json_response(&JsValue::from_str(body), status, &headers);
+        return Ok((JsValue::from_str(body), status, headers));
     }
-    let response = REFUSALS.with_borrow_mut(|cached| {
+    let body = REFUSALS.with_borrow_mut(|cached| {
         let known = cached.iter().find(|(text, _)| text == body);
         match known {
-            Some((_, js)) => json_response(js, status, &headers),
+            Some((_, js)) => js.clone(),
             None => {
                 let js = JsValue::from_str(body);
-                let response = json_response(&js, status, &headers);
                 if cached.len() < MAX_CACHED_REFUSALS {
-                    cached.push((body.clone(), js));
+                    cached.push((body.clone(), js.clone()));
                 }
-                response
+                js
             }
         }
     });
-    response
+    Ok((body, status, headers))
 }
 
 /// Refusal bodies kept as JS strings; each is one of a few fixed texts.

@@ -6,6 +6,7 @@ import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { Miniflare } from "miniflare";
+import { pinWorker } from "./load.mjs";
 
 export const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -96,6 +97,7 @@ export async function startWorker(name, more = {}) {
   const { url, mf } = await launch(name, more);
   const startupMs = performance.now() - t0;
   const pid = children().find((p) => !before.has(p) && readFileSync(`/proc/${p}/comm`, "utf8").startsWith("workerd"));
+  pinWorker(pid);
   const kv = await mf.getKVNamespace("KEYS");
   for (const { key, value, metadata } of seedRecords()) await kv.put(key, value, metadata ? { metadata } : {});
   return { name, url, mf, pid, startupMs, dispose: () => mf.dispose() };
