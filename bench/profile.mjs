@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // bench/profile.mjs: where a worker's CPU goes per request. Starts one benchmarked worker with
 // workerd's inspector on 127.0.0.1, loads `GET /v1/auth/verify` with wrk as `npm run bench`
-// does, samples the isolate with V8's CPU profiler, and prints self time per request by function
+// does (pinned to CPUs the same way, bench/lib/load.mjs), samples the isolate with V8's CPU profiler, and prints self time per request by function
 // (JavaScript, wasm and runtime builtins alike). Writes bench/out/<worker>-<case>.cpuprofile
 // (open it in Chrome DevTools). This is how the costs named in bench/RESULTS.md were found.
 //
-//   node bench/profile.mjs [rust|rust-kv|js|trivial] [valid|malformed|unknown] [seconds]
+//   node bench/profile.mjs [rust|rust-kv|js|trivial|refusal] [valid|malformed|unknown] [seconds]
 //
-// Build first (`bash scripts/build.sh`); for readable names in the Rust worker's JS glue, build
-// with `NO_MINIFY=1` in the environment.
+// Build first (`bash scripts/build.sh`); for readable names in the Rust worker's JS glue and
+// wasm, build with worker-build alone (scripts/build.sh strips the names section) and
+// `NO_MINIFY=1` in the environment.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import WebSocket from "ws";

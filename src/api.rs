@@ -1,6 +1,8 @@
 //! The HTTP contract without platform types: routing, admin authentication, request decoding
-//! and JSON replies. `entry` turns a `worker::Request` into an [`HttpRequest`], calls
-//! [`handle`], and turns the [`Outcome`] back into a response (or a forward to the origin).
+//! and JSON replies. `entry` sends the refusals of [`refused_at_once`] straight away; for the
+//! rest it turns the runtime's request into an [`HttpRequest`], calls [`handle`] (or
+//! [`github_secret_scanning`]), and turns the [`Outcome`] back into a response (or a forward to
+//! the origin).
 
 use crate::admin::{self, Done, Issued, Keys};
 use crate::changes::{self, ChangeFeed};
@@ -141,10 +143,7 @@ impl Reply {
             status: err.status(),
             body: err.body(),
             www_authenticate,
-            allow: match err {
-                ApiError::MethodNotAllowed(allow) => Some(allow),
-                _ => None,
-            },
+            allow: err.allow(),
             log: err.log_detail(),
         }
     }
@@ -279,8 +278,7 @@ fn ingest_key(
 /// The refusal [`handle`] gives a request from its method, path and `Authorization` alone (a
 /// missing or malformed key, the verify route asked with another method), if it gives one.
 /// `entry` sends it at once, without starting a task, reading the clock or building the body
-/// anew: each of these refusals has one fixed body per code. A malformed key costs within a
-/// few percent of a worker that answers without reading anything (README, Benchmarks).
+/// anew: each of these refusals has one fixed answer per code and `Allow` (README, Benchmarks).
 pub fn refused_at_once(method: &str, path: &str, authorization: Option<&str>) -> Option<ApiError> {
     ingest_key(method, path, authorization)?.err()
 }

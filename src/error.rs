@@ -140,6 +140,14 @@ impl ApiError {
         }
     }
 
+    /// The `Allow` header of a 405.
+    pub fn allow(&self) -> Option<&'static str> {
+        match self {
+            ApiError::MethodNotAllowed(allow) => Some(allow),
+            _ => None,
+        }
+    }
+
     /// `{"error": {"code", "message"}}`. Server-side failures say nothing about their cause.
     pub fn body(&self) -> String {
         let message = match self {

@@ -2,8 +2,8 @@
 // running as root), a generated Lua script that sets the Authorization header and prints a JSON
 // summary, bounded runs against 127.0.0.1 only.
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { availableParallelism, tmpdir } from "node:os";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 function have(cmd) {
@@ -18,21 +18,36 @@ export function ensureWrk() {
   execFileSync("sh", ["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk"], { stdio: "inherit" });
 }
 
+/** The CPUs this process may run on (`Cpus_allowed_list`, e.g. "0-1" or "2,4-5"). */
+function allowedCpus() {
+  try {
+    const list = readFileSync("/proc/self/status", "utf8").match(/^Cpus_allowed_list:\s*(\S+)/m)?.[1] ?? "";
+    return list.split(",").flatMap((part) => {
+      const [from, to = from] = part.split("-").map(Number);
+      return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+    });
+  } catch {
+    return [];
+  }
+}
+
 /**
  * Which CPUs the load generator and the workers run on. With 2 or more CPUs and `taskset`, wrk
- * runs on CPU 0 and every workerd on the others, so the two never take turns on one core. Left
- * to the scheduler on this 2-CPU machine, two identical workers' req/s differed by up to 9% within
- * one round, pinned by up to 4%. `BENCH_PIN=0` turns it off. `null`: not pinned.
+ * runs on the first and every workerd on the others, so the two never take turns on one core.
+ * Left to the scheduler on this 2-CPU machine, two identical workers' req/s differed by up to 9%
+ * within one round, pinned by up to 4%. `BENCH_PIN=0` turns it off. `null`: not pinned.
  */
 export const PINNING = (() => {
-  const cpus = availableParallelism();
-  if (process.env.BENCH_PIN === "0" || cpus < 2 || !have("taskset")) return null;
-  return { wrk: "0", workers: cpus === 2 ? "1" : `1-${cpus - 1}` };
+  const [first, ...rest] = allowedCpus();
+  if (process.env.BENCH_PIN === "0" || rest.length === 0 || !have("taskset")) return null;
+  return { wrk: String(first), workers: rest.join(",") };
 })();
 
 /** Pins a started workerd (every thread; threads it starts later inherit it), if pinning. */
 export function pinWorker(pid) {
-  if (PINNING && pid) execFileSync("taskset", ["-a", "-p", "-c", PINNING.workers, String(pid)], { stdio: "ignore" });
+  if (!PINNING) return;
+  if (!pid) throw new Error("bench: no workerd process found to pin (BENCH_PIN=0 runs unpinned)");
+  execFileSync("taskset", ["-a", "-p", "-c", PINNING.workers, String(pid)], { stdio: ["ignore", "ignore", "inherit"] });
 }
 
 const dir = mkdtempSync(join(tmpdir(), "lqt-bench-"));

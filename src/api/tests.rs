@@ -686,6 +686,8 @@ fn a_refusal_at_once_is_the_one_handle_gives_and_reads_nothing() {
         ("GET", "/admin/v1/keys", Some("Bearer lqt_short"), None),
         ("GET", "/v2/auth/verify", None, None),
     ];
+    // `entry` keeps one answer per code and `Allow`: refusals sharing them must be equal.
+    let mut kept: Vec<((&str, Option<&str>), Reply)> = Vec::new();
     for (method, path, authorization, expected) in cases {
         let at_once = refused_at_once(method, path, authorization);
         assert_eq!(
@@ -701,13 +703,32 @@ fn a_refusal_at_once_is_the_one_handle_gives_and_reads_nothing() {
             ..Default::default()
         };
         let answer = api.call(req, Millis::MAX);
-        assert_eq!(
-            answer.reply,
-            Some(Reply::error(&refusal)),
-            "{method} {path}"
-        );
+        let reply = Reply::error(&refusal);
+        assert_eq!(answer.reply.as_ref(), Some(&reply), "{method} {path}");
+        let id = (refusal.code(), refusal.allow());
+        match kept.iter().find(|(i, _)| *i == id) {
+            Some((_, first)) => assert_eq!(&reply, first, "{method} {path}"),
+            None => kept.push((id, reply)),
+        }
     }
     assert!(api.store.log().is_empty(), "{:?}", api.store.log());
+    assert_eq!(kept.len(), 3, "missing key, malformed key, 405");
+    // The detector works: a well-formed key is looked up, and the failing store answers 503.
+    let looked_up = HttpRequest {
+        method: "GET",
+        path: "/v1/auth/verify",
+        authorization: Some(&unknown),
+        ..Default::default()
+    };
+    assert_eq!(api.call(looked_up, Millis::MAX).status, 503);
+    assert!(!api.store.log().is_empty());
+    // GitHub's route is `github_secret_scanning`'s: `handle` does not know it.
+    let github = HttpRequest {
+        method: "POST",
+        path: GITHUB_ROUTE,
+        ..Default::default()
+    };
+    assert_eq!(api.call(github, 0).code(), "not_found");
 }
 
 both!(audit_failure_after_a_rotation_still_hands_out_the_new_key);

@@ -78,8 +78,9 @@ test("refusals are 401 JSON with their code and a Bearer challenge", async () =>
     [keys.expired, "key_expired"],
     [keys.revoked, "key_revoked"],
   ];
-  // Twice: missing and malformed keys are answered from parts the isolate made on first use
-  // (src/entry.rs), which must stay each refusal's own.
+  // Twice: a GET with a missing or malformed key is answered at once, from parts the isolate
+  // made on first use (src/entry.rs), which must stay each refusal's own.
+  const answer = (r) => JSON.stringify([[...r.headers].filter(([n]) => n !== "date"), r.text]);
   const first = new Map();
   for (const pass of [1, 2]) {
     for (const [key, code] of cases) {
@@ -91,10 +92,15 @@ test("refusals are 401 JSON with their code and a Bearer challenge", async () =>
       assert.equal(r.headers.get("content-type"), "application/json; charset=utf-8");
       assert.equal(r.headers.get("cache-control"), "no-store");
       if (key) assert.ok(!r.text.includes(key), "the presented key is never echoed");
-      const seen = JSON.stringify([[...r.headers].filter(([n]) => n !== "date"), r.text]);
+      const seen = answer(r);
       if (first.has(code)) assert.equal(seen, first.get(code), `${code} (pass ${pass}): the same answer`);
       else first.set(code, seen);
     }
+  }
+  // A request with a body goes the long way (it reads the body first): the same answers.
+  for (const [key, code] of [[undefined, "missing_key"], ["lqt_nope", "malformed_key"]]) {
+    const r = await call(worker.url, "POST", "/v1/ingest", { token: key ?? null, body: "{}" });
+    assert.equal(answer(r), first.get(code), code);
   }
 });
 
@@ -122,10 +128,11 @@ test("a 405 names the allowed method, and the answers after it carry no Allow he
   assert.equal(wrong.json.error.code, "method_not_allowed");
   assert.equal(wrong.headers.get("allow"), "GET");
   assert.equal(wrong.headers.get("content-type"), "application/json; charset=utf-8");
-  // A HEAD is refused before anything else is read (src/entry.rs): the same 405.
+  // A HEAD is refused at once (src/entry.rs), a POST the long way: the same status and headers.
   const head = await fetch(`${worker.url}/v1/auth/verify`, { method: "HEAD" });
   assert.equal(head.status, 405);
-  assert.equal(head.headers.get("allow"), "GET");
+  const headers = (h) => JSON.stringify([...h].filter(([n]) => !["date", "content-length", "transfer-encoding"].includes(n)));
+  assert.equal(headers(head.headers), headers(wrong.headers));
   // The JSON headers are shared per isolate (src/entry.rs): the 405's own header must stay its own.
   for (const token of [keys.active, "lqt_nope", null]) {
     const r = await call(worker.url, "GET", "/v1/auth/verify", { token });
