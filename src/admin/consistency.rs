@@ -17,17 +17,26 @@ const GRACE: Millis = 86_400_000;
 
 /// One Cloudflare location: its view of KV, the shared change log, its isolate's overlay.
 struct Location<'a, S, F> {
-    keys: Keys<'a, S, F>,
+    store: &'a S,
+    feed: &'a F,
+    overlay: RefCell<Overlay>,
 }
 
 impl<'a, S: Store, F: ChangeFeed> Location<'a, S, F> {
-    fn new(store: &'a S, feed: &'a F, overlay: &'a RefCell<Overlay>) -> Self {
+    fn new(store: &'a S, feed: &'a F) -> Self {
         Self {
-            keys: Keys {
-                repo: Repo::new(store),
-                feed,
-                overlay,
-            },
+            store,
+            feed,
+            overlay: RefCell::default(),
+        }
+    }
+
+    /// What the admin API works with here.
+    fn keys(&self) -> Keys<'_, S, F> {
+        Keys {
+            repo: Repo::new(self.store),
+            feed: self.feed,
+            overlay: &self.overlay,
         }
     }
 
@@ -35,14 +44,8 @@ impl<'a, S: Store, F: ChangeFeed> Location<'a, S, F> {
     fn verify(&self, key: &str, now: Millis) -> Result<Grant, ApiError> {
         let bearer = format!("Bearer {key}");
         block_on(async {
-            refresh(self.keys.overlay, self.keys.feed, now, INTERVAL).await;
-            authenticate(
-                self.keys.repo.store(),
-                self.keys.overlay,
-                Some(&bearer),
-                now,
-            )
-            .await
+            refresh(&self.overlay, self.feed, now, INTERVAL).await;
+            authenticate(self.store, &self.overlay, Some(&bearer), now).await
         })
     }
 }
@@ -50,10 +53,10 @@ impl<'a, S: Store, F: ChangeFeed> Location<'a, S, F> {
 /// Creates project "p" and one key through `near`; returns (plaintext, id).
 fn seed<S: Store, F: ChangeFeed>(near: &Location<'_, S, F>, now: Millis) -> (String, String) {
     block_on(async {
-        create_project(&near.keys.repo, "p", "P", now)
+        create_project(&near.keys().repo, "p", "P", now)
             .await
             .unwrap();
-        let issued = create_key(&near.keys, "p", "k", now).await.unwrap().value;
+        let issued = create_key(&near.keys(), "p", "k", now).await.unwrap().value;
         (issued.key.expose().to_owned(), issued.api_key.id)
     })
 }
@@ -61,29 +64,24 @@ fn seed<S: Store, F: ChangeFeed>(near: &Location<'_, S, F>, now: Millis) -> (Str
 /// [`seed`], then the log's settle write of the new key, as its alarm makes 2 minutes later.
 fn seed_settled(near: &Location<'_, MemoryStore, MemoryFeed>) -> (String, String) {
     let seeded = seed(near, 0);
-    block_on(settle(
-        &near.keys.feed.log,
-        &near.keys.repo,
-        SETTLE_AFTER_MS,
-    ));
+    block_on(settle(&near.feed.log, &near.keys().repo, SETTLE_AFTER_MS));
     seeded
 }
 
 /// Revokes a key at one location and asks a distant one whose KV has not converged.
 fn revoke_seen_far_away<F: ChangeFeed>(feed: F) -> Result<Grant, ApiError> {
     let kv = MemoryStore::new();
-    let (near_overlay, far_overlay) = (RefCell::default(), RefCell::default());
-    let near = Location::new(&kv, &feed, &near_overlay);
+    let near = Location::new(&kv, &feed);
     let (key, id) = seed(&near, 0);
     let far_kv = Replica::new(&kv);
-    let far = Location::new(&far_kv, &feed, &far_overlay);
+    let far = Location::new(&far_kv, &feed);
     assert!(
         far.verify(&key, 1).is_ok(),
         "known everywhere before the revoke"
     );
-    block_on(revoke_key(&near.keys, &id, 1_000)).unwrap();
+    block_on(revoke_key(&near.keys(), &id, 1_000)).unwrap();
     assert_eq!(near.verify(&key, 1_001).unwrap_err().code(), "key_revoked");
-    let stale = block_on(far.keys.repo.key_by_id(&id)).unwrap().unwrap();
+    let stale = block_on(far.keys().repo.key_by_id(&id)).unwrap().unwrap();
     assert_eq!(
         stale.revoked_at, None,
         "the far location's KV still says active"
@@ -105,10 +103,9 @@ fn without_the_log_a_stale_location_still_accepts_a_revoked_key() {
 /// Creates a key at one location and uses it at a distant one before KV converges there.
 fn creation_seen_far_away<F: ChangeFeed>(feed: F) -> Result<Grant, ApiError> {
     let kv = MemoryStore::new();
-    let (near_overlay, far_overlay) = (RefCell::default(), RefCell::default());
     let far_kv = Replica::new(&kv);
-    let near = Location::new(&kv, &feed, &near_overlay);
-    let far = Location::new(&far_kv, &feed, &far_overlay);
+    let near = Location::new(&kv, &feed);
+    let far = Location::new(&far_kv, &feed);
     let (key, _) = seed(&near, 0);
     far.verify(&key, INTERVAL)
 }
@@ -129,15 +126,13 @@ fn without_the_log_a_new_key_is_unknown_far_away_until_kv_converges() {
 fn unreachable_log_falls_back_to_kv_and_keeps_known_revocations() {
     let kv = MemoryStore::new();
     let feed = MemoryFeed::default();
-    let overlay = RefCell::default();
-    let near = Location::new(&kv, &feed, &overlay);
+    let near = Location::new(&kv, &feed);
     let (key, id) = seed(&near, 0);
-    block_on(revoke_key(&near.keys, &id, 10)).unwrap();
+    block_on(revoke_key(&near.keys(), &id, 10)).unwrap();
     feed.unreachable.set(true);
     let empty = MemoryStore::new();
     let far_kv = Replica::new(&empty); // a location whose KV never saw the key
-    let far_overlay = RefCell::default();
-    let far = Location::new(&far_kv, &feed, &far_overlay);
+    let far = Location::new(&far_kv, &feed);
     assert_eq!(far.verify(&key, 20).unwrap_err().code(), "invalid_key");
     // The near isolate knew of the revoke before the log went away: it stays refused.
     assert_eq!(
@@ -159,8 +154,7 @@ fn key_reads(kv: &MemoryStore) -> usize {
 fn reads_for_repeated_use<F: ChangeFeed>(feed: F, later: &[Millis]) -> usize {
     let kv = MemoryStore::new();
     let key = crate::repo::kv_only_key(&kv, 7);
-    let user = RefCell::default();
-    let here = Location::new(&kv, &feed, &user);
+    let here = Location::new(&kv, &feed);
     for at in std::iter::once(WINDOW_MS).chain(later.iter().map(|d| WINDOW_MS + d)) {
         assert_eq!(here.verify(&key, at).unwrap().project_id, "p");
     }
@@ -188,13 +182,12 @@ fn without_the_log_every_verify_reads_kv() {
 fn a_rotated_key_answered_from_memory_stops_exactly_at_its_grace_end() {
     let kv = MemoryStore::new();
     let feed = MemoryFeed::default();
-    let (near_overlay, far_overlay) = (RefCell::default(), RefCell::default());
-    let near = Location::new(&kv, &feed, &near_overlay);
+    let near = Location::new(&kv, &feed);
     let (old_key, id) = seed(&near, 0);
     let grace_end = WINDOW_MS + 30_000;
-    block_on(rotate_key(&near.keys, &id, grace_end - 1, 1)).unwrap();
-    block_on(settle(&feed.log, &near.keys.repo, 1 + SETTLE_AFTER_MS));
-    let far = Location::new(&kv, &feed, &far_overlay);
+    block_on(rotate_key(&near.keys(), &id, grace_end - 1, 1)).unwrap();
+    block_on(settle(&feed.log, &near.keys().repo, 1 + SETTLE_AFTER_MS));
+    let far = Location::new(&kv, &feed);
     let before = key_reads(&kv);
     let at = |t: Millis| {
         far.verify(&old_key, t)
@@ -218,13 +211,12 @@ fn a_rotated_key_answered_from_memory_stops_exactly_at_its_grace_end() {
 fn far_verifies_after_revoke(log_down: bool, later: &[Millis]) -> Vec<Result<Grant, ApiError>> {
     let kv = MemoryStore::new();
     let feed = MemoryFeed::default();
-    let (near_overlay, far_overlay) = (RefCell::default(), RefCell::default());
-    let near = Location::new(&kv, &feed, &near_overlay);
+    let near = Location::new(&kv, &feed);
     let (key, id) = seed_settled(&near);
     let far_kv = Replica::new(&kv);
-    let far = Location::new(&far_kv, &feed, &far_overlay);
+    let far = Location::new(&far_kv, &feed);
     assert!(far.verify(&key, WINDOW_MS).is_ok());
-    block_on(revoke_key(&near.keys, &id, WINDOW_MS + 1)).unwrap();
+    block_on(revoke_key(&near.keys(), &id, WINDOW_MS + 1)).unwrap();
     if log_down {
         feed.unreachable.set(true);
         far_kv.catch_up();
@@ -258,16 +250,15 @@ fn with_the_log_unreachable_memory_answers_for_two_intervals_then_kv_alone() {
 fn a_revoke_the_log_cannot_settle_stays_refused_far_away_past_the_window() {
     let kv = MemoryStore::new();
     let feed = MemoryFeed::default();
-    let (near_overlay, far_overlay) = (RefCell::default(), RefCell::default());
-    let near = Location::new(&kv, &feed, &near_overlay);
+    let near = Location::new(&kv, &feed);
     let (key, id) = seed_settled(&near);
     let far_kv = Replica::new(&kv); // never sees the revoke below
-    let far = Location::new(&far_kv, &feed, &far_overlay);
-    block_on(revoke_key(&near.keys, &id, WINDOW_MS)).unwrap();
+    let far = Location::new(&far_kv, &feed);
+    block_on(revoke_key(&near.keys(), &id, WINDOW_MS)).unwrap();
     kv.fail_from(0, Some(Op::Put)); // the log's own KV writes fail from now on
     let (_, failures) = block_on(settle(
         &feed.log,
-        &near.keys.repo,
+        &near.keys().repo,
         WINDOW_MS + SETTLE_AFTER_MS,
     ));
     assert_eq!(failures.len(), 1, "{failures:?}");
@@ -290,12 +281,11 @@ where
 fn two_rotations_of_one_key_at_once_issue_exactly_one_successor() {
     let kv = Yielding(MemoryStore::new());
     let feed = MemoryFeed::default();
-    let overlay = RefCell::default();
-    let here = Location::new(&kv, &feed, &overlay);
+    let here = Location::new(&kv, &feed);
     let (old_key, id) = seed(&here, 0);
     let (a, b) = race(
-        rotate_key(&here.keys, &id, GRACE, 5),
-        rotate_key(&here.keys, &id, GRACE, 5),
+        rotate_key(&here.keys(), &id, GRACE, 5),
+        rotate_key(&here.keys(), &id, GRACE, 5),
     );
     let (won, lost) = match (a, b) {
         (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won.value, lost),
@@ -319,19 +309,18 @@ fn rotate_and_revoke_at_once_leave_the_key_revoked_in_either_order() {
     for revoke_first in [true, false] {
         let kv = Yielding(MemoryStore::new());
         let feed = MemoryFeed::default();
-        let overlay = RefCell::default();
-        let here = Location::new(&kv, &feed, &overlay);
+        let here = Location::new(&kv, &feed);
         let (old_key, id) = seed(&here, 0);
         let (rotated, revoked) = if revoke_first {
             let (r, v) = race(
-                revoke_key(&here.keys, &id, 5),
-                rotate_key(&here.keys, &id, GRACE, 5),
+                revoke_key(&here.keys(), &id, 5),
+                rotate_key(&here.keys(), &id, GRACE, 5),
             );
             (v, r)
         } else {
             race(
-                rotate_key(&here.keys, &id, GRACE, 5),
-                revoke_key(&here.keys, &id, 5),
+                rotate_key(&here.keys(), &id, GRACE, 5),
+                revoke_key(&here.keys(), &id, 5),
             )
         };
         assert_eq!(revoked.unwrap().value.status, KeyStatus::Revoked);
@@ -340,8 +329,8 @@ fn rotate_and_revoke_at_once_leave_the_key_revoked_in_either_order() {
         }
         assert_eq!(here.verify(&old_key, 6).unwrap_err().code(), "key_revoked");
         // Whatever order the KV writes landed in, the log's settle writes the winner to KV.
-        block_on(settle(&feed.log, &here.keys.repo, 5 + SETTLE_AFTER_MS));
-        let in_kv = block_on(here.keys.repo.key_by_id(&id)).unwrap().unwrap();
+        block_on(settle(&feed.log, &here.keys().repo, 5 + SETTLE_AFTER_MS));
+        let in_kv = block_on(here.keys().repo.key_by_id(&id)).unwrap().unwrap();
         assert!(
             in_kv.revoked_at.is_some(),
             "KV ends revoked (revoke_first={revoke_first})"
@@ -353,15 +342,15 @@ fn rotate_and_revoke_at_once_leave_the_key_revoked_in_either_order() {
 fn concurrent_creates_all_land_work_and_are_listed() {
     let kv = Yielding(MemoryStore::new());
     let feed = MemoryFeed::default();
-    let overlay = RefCell::default();
-    let here = Location::new(&kv, &feed, &overlay);
+    let here = Location::new(&kv, &feed);
     seed(&here, 0);
-    let creates = (0..20).map(|i| create_key(&here.keys, "p", "burst", i));
+    let keys = here.keys();
+    let creates = (0..20).map(|i| create_key(&keys, "p", "burst", i));
     let issued: Vec<_> = block_on(join_all(creates))
         .into_iter()
         .map(|done| done.unwrap().value)
         .collect();
-    let listed = block_on(list_keys(&here.keys, Some("p"), 100)).unwrap();
+    let listed = block_on(list_keys(&here.keys(), Some("p"), 100)).unwrap();
     assert_eq!(listed.len(), 21);
     for key in &issued {
         assert!(listed.iter().any(|k| k.id == key.api_key.id));
@@ -373,26 +362,24 @@ fn concurrent_creates_all_land_work_and_are_listed() {
 fn kv_failure_after_the_commit_is_served_from_the_log_and_settled_later() {
     let kv = MemoryStore::new();
     let feed = MemoryFeed::default();
-    let overlay = RefCell::default();
-    let here = Location::new(&kv, &feed, &overlay);
+    let here = Location::new(&kv, &feed);
     seed(&here, 0);
     kv.fail_from(0, Some(crate::store::Op::Put));
-    let done = block_on(create_key(&here.keys, "p", "late", 10)).unwrap();
+    let done = block_on(create_key(&here.keys(), "p", "late", 10)).unwrap();
     assert!(done.warning.unwrap().contains("settle"));
     let key = done.value.key.expose().to_owned();
-    let listed = block_on(list_keys(&here.keys, Some("p"), 11)).unwrap();
+    let listed = block_on(list_keys(&here.keys(), Some("p"), 11)).unwrap();
     assert!(
         listed.iter().any(|k| k.id == done.value.api_key.id),
         "listed from the log"
     );
-    let elsewhere = RefCell::default();
-    let far = Location::new(&kv, &feed, &elsewhere);
+    let far = Location::new(&kv, &feed);
     assert!(far.verify(&key, 11).is_ok(), "served from the log");
     kv.heal();
-    block_on(settle(&feed.log, &here.keys.repo, 10 + SETTLE_AFTER_MS));
+    block_on(settle(&feed.log, &here.keys().repo, 10 + SETTLE_AFTER_MS));
     let hash = ApiKey::parse(&key).unwrap().hash();
     assert!(
-        block_on(here.keys.repo.key_by_hash(&hash))
+        block_on(here.keys().repo.key_by_hash(&hash))
             .unwrap()
             .is_some(),
         "now in KV"
