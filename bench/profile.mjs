@@ -5,7 +5,7 @@
 // (JavaScript, wasm and runtime builtins alike). Writes bench/out/<worker>-<case>.cpuprofile
 // (open it in Chrome DevTools). This is how the costs named in bench/RESULTS.md were found.
 //
-//   node bench/profile.mjs [rust|rust-kv|js|trivial|refusal] [valid|malformed|unknown] [seconds]
+//   node bench/profile.mjs [rust|rust-kv|js|trivial|refusal] [valid|malformed|unknown|direct] [seconds]
 //
 // Build first (`bash scripts/build.sh`); for readable names in the Rust worker's JS glue and
 // wasm, build with worker-build alone (scripts/build.sh strips the names section) and
@@ -13,19 +13,19 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import WebSocket from "ws";
-import { KEYS, ROOT, startWorker } from "./lib/workers.mjs";
+import { CASES, ROOT, startWorker, verifyUrl } from "./lib/workers.mjs";
 import { ensureWrk, runWrk } from "./lib/load.mjs";
 
 const [name = "rust", kase = "malformed", seconds = "5"] = process.argv.slice(2);
-if (!KEYS[kase]) throw new Error(`case must be one of ${Object.keys(KEYS).join(", ")}`);
+if (!CASES[kase]) throw new Error(`case must be one of ${Object.keys(CASES).join(", ")}`);
 const INSPECTOR = 9230 + Math.floor(Math.random() * 500);
 
 ensureWrk();
 const w = await startWorker(name, { inspectorPort: INSPECTOR });
 const report = [];
 try {
-  const target = `${w.url}/v1/auth/verify`;
-  const auth = `Bearer ${KEYS[kase]}`;
+  const target = verifyUrl(w, kase);
+  const auth = `Bearer ${CASES[kase].key}`;
   await runWrk(target, auth, { seconds: 2, connections: 8 }); // warm-up
 
   const [page] = await (await fetch(`http://127.0.0.1:${INSPECTOR}/json`)).json();

@@ -21,7 +21,7 @@ if (!args.has("--skip-rust") && !args.has("--no-build")) {
   log("building the Rust worker (bash scripts/build.sh)");
   execFileSync("bash", ["scripts/build.sh"], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"] });
 }
-const { KEYS, startWorker, cpuMicros } = await import("./lib/workers.mjs");
+const { CASES, verifyUrl, startWorker, cpuMicros } = await import("./lib/workers.mjs");
 const { ensureWrk, runWrk, PINNING } = await import("./lib/load.mjs");
 const { runCoreBench } = await import("./lib/core.mjs");
 const { measureBundle } = await import("./lib/bundle.mjs");
@@ -50,17 +50,18 @@ function machine() {
 }
 
 // What each worker must answer per case before it is loaded (a wrong answer invalidates the numbers).
+// `direct`: the malformed key again, to the worker's own socket (no Miniflare entry worker).
 const EXPECT = {
-  trivial: { valid: [200], malformed: [200], unknown: [200] },
-  js: { valid: [200, "active"], malformed: [401, "malformed_key"], unknown: [401, "invalid_key"] },
+  trivial: { valid: [200], malformed: [200], unknown: [200], direct: [200] },
+  js: { valid: [200, "active"], malformed: [401, "malformed_key"], unknown: [401, "invalid_key"], direct: [401, "malformed_key"] },
 };
 EXPECT.rust = EXPECT["rust-kv"] = EXPECT.js;
-// The refusal's shape alone, for the malformed case only.
-EXPECT.refusal = { malformed: EXPECT.js.malformed };
-const casesOf = (w) => Object.keys(KEYS).filter((c) => EXPECT[w.name ?? w][c]);
+// The refusal's shape alone, for the malformed key only.
+EXPECT.refusal = { malformed: EXPECT.js.malformed, direct: EXPECT.js.direct };
+const casesOf = (w) => Object.keys(CASES).filter((c) => EXPECT[w.name ?? w][c]);
 
-/** One `GET /v1/auth/verify` with the key of case `c`. */
-const ask = (w, c) => fetch(`${w.url}/v1/auth/verify`, { headers: { Authorization: `Bearer ${KEYS[c]}` } });
+/** One `GET /v1/auth/verify` as case `c` asks it. */
+const ask = (w, c) => fetch(verifyUrl(w, c), { headers: { Authorization: `Bearer ${CASES[c].key}` } });
 
 /** What a worker answers a malformed key: status, headers and body. */
 async function refusalOf(w) {
@@ -83,7 +84,7 @@ async function endToEnd(names, notes) {
   process.once("SIGINT", () => stop().then(() => process.exit(130)));
   try {
     for (const n of names) { workers.push(await startWorker(n)); log(`${n} worker on ${workers.at(-1).url}`); }
-    const cases = Object.keys(KEYS);
+    const cases = Object.keys(CASES);
     for (const w of workers) for (const c of casesOf(w)) await check(w, c);
     const [rust, refusal] = ["rust", "refusal"].map((n) => workers.find((w) => w.name === n));
     if (rust && refusal) {
@@ -94,7 +95,7 @@ async function endToEnd(names, notes) {
     // than req/s to whatever else the machine is running.
     const load = async (w, c, seconds) => {
       const cpu0 = w.pid ? cpuMicros(w.pid) : null;
-      const r = await runWrk(`${w.url}/v1/auth/verify`, `Bearer ${KEYS[c]}`, { ...settings, seconds });
+      const r = await runWrk(verifyUrl(w, c), `Bearer ${CASES[c].key}`, { ...settings, seconds });
       return { ...r, cpuUs: cpu0 === null ? null : (cpuMicros(w.pid) - cpu0) / r.requests };
     };
     for (const w of workers) for (const c of casesOf(w)) await load(w, c, settings.warmupSeconds);

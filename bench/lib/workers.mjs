@@ -11,11 +11,23 @@ import { pinWorker } from "./load.mjs";
 export const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
 /** The keys every worker sees: one valid (active) key, one malformed, one well-formed unknown. */
-export const KEYS = {
+const KEYS = {
   valid: "lqt_" + "5a".repeat(32),
   malformed: "LQT_" + "5a".repeat(32),
   unknown: "lqt_" + "0f".repeat(32),
 };
+
+/** The cases: which key, and whether it goes to the worker's own socket (`direct`: no Miniflare
+ * entry worker in front). */
+export const CASES = {
+  valid: { key: KEYS.valid },
+  malformed: { key: KEYS.malformed },
+  unknown: { key: KEYS.unknown },
+  direct: { key: KEYS.malformed, direct: true },
+};
+
+/** The verify route of worker `w` (from startWorker) as case `c` asks it. */
+export const verifyUrl = (w, c) => `${CASES[c].direct ? w.directUrl : w.url}/v1/auth/verify`;
 
 const sha256Hex = (text) => createHash("sha256").update(text).digest("hex");
 
@@ -53,12 +65,17 @@ export const JS_WORKERS = {
 // Drain workerd's stdout/stderr so per-request logging cannot block, flood or fill memory.
 const drain = (out, err) => { out.resume(); err.resume(); };
 
-// Miniflare's entry worker runs before every worker. Its request logger (`logRequests`, on by
-// default) copies each response, headers included (`new Response(res.body, res)`), even when its
-// log line goes nowhere. That is dev tooling that is not on Cloudflare's network, and it charged
-// every response by its header count: about 13 µs of workerd CPU for a 401 with four headers, and
-// nothing for the trivial worker's bare 200 (pinned A/B). Off for every worker here.
-const DIRECT = { logRequests: false, handleRuntimeStdio: drain };
+// Miniflare puts an entry worker (its own JavaScript) in front of every worker: about 100 µs of
+// workerd CPU per request here, three quarters of the trivial ceiling's cost. Two things follow:
+// - its request logger (`logRequests`, on by default) copies each response, headers included
+//   (`new Response(res.body, res)`), even when its log line goes nowhere. That dev tooling is not
+//   on Cloudflare's network, and it charged every response by its header count: about 13 µs for
+//   a 401 with four headers, nothing for the trivial worker's bare 200 (pinned A/B). Off here;
+// - every worker also gets a socket of its own (`unsafeDirectSockets`), with no entry worker in
+//   front, for the bench's `direct` case.
+const BENCH_OPTIONS = {
+  logRequests: false, unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }], handleRuntimeStdio: drain,
+};
 
 /** Starts a worker in its own workerd; resolves to { url, mf }. `more`: further Miniflare
  * options (bench/profile.mjs adds an inspector port). */
@@ -70,7 +87,7 @@ async function launch(name, more = {}) {
     // request (~0.5 ms CPU each here), which would bury the worker's own cost. The verify route
     // never reads an asset, and the JS and trivial workers have none either.
     const { startWorker } = await import(join(ROOT, "tests/support/worker.mjs"));
-    const extra = { ...DIRECT, modulesRoot: join(ROOT, "build"), assets: undefined, ...more };
+    const extra = { ...BENCH_OPTIONS, modulesRoot: join(ROOT, "build"), assets: undefined, ...more };
     // "rust-kv": the same worker with the change-log overlay switched off (KV alone).
     const overlay = name === "rust-kv" ? { CHANGES_OVERLAY: "off" } : {};
     const w = await startWorker({ vars: { ...wranglerVars(), ...overlay }, extra });
@@ -80,7 +97,7 @@ async function launch(name, more = {}) {
     name: `bench-${name}`, modules: true, scriptPath: JS_WORKERS[name],
     modulesRoot: dirname(JS_WORKERS[name]), // workerd refuses module paths that climb out of it
     compatibilityDate: compatibilityDate(), kvNamespaces: ["KEYS"],
-    host: "127.0.0.1", port: 0, ...DIRECT, ...more,
+    host: "127.0.0.1", port: 0, ...BENCH_OPTIONS, ...more,
   });
   return { url: (await mf.ready).toString().replace(/\/$/, ""), mf };
 }
@@ -97,7 +114,8 @@ export function cpuMicros(pid) {
   return (Number(fields[11]) + Number(fields[12])) * TICK_US; // utime, stime (fields 14, 15)
 }
 
-/** Starts one worker and seeds its KV; resolves to { name, url, mf, pid (its workerd), startupMs, dispose }. */
+/** Starts one worker and seeds its KV; resolves to { name, url, directUrl, mf, pid (its workerd),
+ * startupMs, dispose }. */
 export async function startWorker(name, more = {}) {
   const before = new Set(children());
   const t0 = performance.now();
@@ -107,5 +125,6 @@ export async function startWorker(name, more = {}) {
   pinWorker(pid);
   const kv = await mf.getKVNamespace("KEYS");
   for (const { key, value, metadata } of seedRecords()) await kv.put(key, value, metadata ? { metadata } : {});
-  return { name, url, mf, pid, startupMs, dispose: () => mf.dispose() };
+  const directUrl = (await mf.unsafeGetDirectURL()).href.replace(/\/$/, "");
+  return { name, url, directUrl, mf, pid, startupMs, dispose: () => mf.dispose() };
 }
