@@ -63,9 +63,9 @@ const casesOf = (w) => Object.keys(CASES).filter((c) => EXPECT[w.name ?? w][c]);
 /** One `GET /v1/auth/verify` as case `c` asks it. */
 const ask = (w, c) => fetch(verifyUrl(w, c), { headers: { Authorization: `Bearer ${CASES[c].key}` } });
 
-/** What a worker answers a malformed key: status, headers and body. */
-async function refusalOf(w) {
-  const res = await ask(w, "malformed");
+/** What a worker answers a malformed key as case `c` asks it: status, headers and body. */
+async function refusalOf(w, c) {
+  const res = await ask(w, c);
   return JSON.stringify({ status: res.status, headers: [...res.headers].filter(([n]) => n !== "content-length"), body: await res.text() });
 }
 
@@ -88,8 +88,10 @@ async function endToEnd(names, notes) {
     for (const w of workers) for (const c of casesOf(w)) await check(w, c);
     const [rust, refusal] = ["rust", "refusal"].map((n) => workers.find((w) => w.name === n));
     if (rust && refusal) {
-      const [ours, prebuilt] = [await refusalOf(rust), await refusalOf(refusal)];
-      if (ours !== prebuilt) throw new Error(`bench/trivial-worker/refusal.js no longer sends the Rust worker's refusal:\n${ours}\n${prebuilt}`);
+      for (const c of ["malformed", "direct"]) {
+        const [ours, prebuilt] = [await refusalOf(rust, c), await refusalOf(refusal, c)];
+        if (ours !== prebuilt) throw new Error(`bench/trivial-worker/refusal.js no longer sends the Rust worker's refusal (${c}):\n${ours}\n${prebuilt}`);
+      }
     }
     // Each load also reads the workerd process's CPU time: CPU per request is far less sensitive
     // than req/s to whatever else the machine is running.

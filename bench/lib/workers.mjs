@@ -69,8 +69,8 @@ const drain = (out, err) => { out.resume(); err.resume(); };
 // workerd CPU per request here, three quarters of the trivial ceiling's cost. Two things follow:
 // - its request logger (`logRequests`, on by default) copies each response, headers included
 //   (`new Response(res.body, res)`), even when its log line goes nowhere. That dev tooling is not
-//   on Cloudflare's network, and it charged every response by its header count: about 13 µs for
-//   a 401 with four headers, nothing for the trivial worker's bare 200 (pinned A/B). Off here;
+//   on Cloudflare's network, and it charged a 401 with four headers 6–13 µs in pinned A/Bs (3–5 µs
+//   in full runs), the trivial worker's bare 200 nothing measurable. Off here;
 // - every worker also gets a socket of its own (`unsafeDirectSockets`), with no entry worker in
 //   front, for the bench's `direct` case.
 const BENCH_OPTIONS = {
