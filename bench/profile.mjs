@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // bench/profile.mjs: where a worker's CPU goes per request. Starts one benchmarked worker with
 // workerd's inspector on 127.0.0.1, loads `GET /v1/auth/verify` with wrk as `npm run bench`
-// does (pinned to CPUs the same way, bench/lib/load.mjs), samples the isolate with V8's CPU profiler, and prints self time per request by function
-// (JavaScript, wasm and runtime builtins alike). Writes bench/out/<worker>-<case>.cpuprofile
-// (open it in Chrome DevTools). This is how the costs named in bench/RESULTS.md were found.
+// does (pinned to CPUs the same way, bench/lib/load.mjs), samples the isolate with V8's CPU
+// profiler, and prints self time per request by function (JavaScript, wasm and runtime builtins
+// alike). Writes bench/out/<worker>-<case>.cpuprofile (open it in Chrome DevTools). This is how
+// the costs named in bench/RESULTS.md were found.
 //
 //   node bench/profile.mjs [rust|rust-kv|js|trivial|refusal] [valid|malformed|unknown|direct] [seconds]
 //
