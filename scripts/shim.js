@@ -56,8 +56,15 @@ function guarded(call) {
 }
 
 export default {
-  fetch(request, env, ctx) {
-    return guarded(() => glue.fetch(request, env, ctx));
+  // `guarded` written out: no closure made per request.
+  fetch(request, env) {
+    recoverIfCritical();
+    try {
+      return glue.fetch(request, env);
+    } catch (e) {
+      flagTrap(e);
+      throw e;
+    }
   },
 };
 

@@ -11,7 +11,7 @@ const WORKERS = Object.keys(WORKER_LABEL);
 const COLORS = { trivial: "#9aa5b1", refusal: "#cbd2d9", js: "#e0a800", rust: "#c2410c", "rust-kv": "#7c2d12" };
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
 const fmt = (n, d = 0) => Number(n).toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+export const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
 /** Summarises raw runs: e2e[worker][case] = [{rps,p50Ms,p99Ms}] → stats[worker][case]. */
 export function summarise(e2e) {
@@ -76,7 +76,7 @@ export function markdown({ machine, settings, core, stats, bundle, notes }) {
   }
   if (stats) {
     L.push("", `## 2. End to end: \`GET /v1/auth/verify\` through workerd + local KV (Miniflare, 127.0.0.1)`, "");
-    L.push(`${settings.wrk}, ${settings.connections} connections, ${settings.threads} thread, ${settings.seconds} s per run after a ${settings.warmupSeconds} s warm-up, ${settings.runs} runs per case (interleaved)${settings.pinning ? `; wrk pinned to CPU ${settings.pinning.wrk} and each workerd to CPU ${settings.pinning.workers} (taskset), so the load generator never shares a core with the worker` : "; not pinned to CPUs"}; req/s is the median of the runs, spread is (max − min) / median; latencies are medians of the runs' percentiles; ratios are medians of per-run ratios (the workers run back to back within a run, in rotating order); workerd CPU/req is the worker's workerd process CPU time (user + system, all threads, incl. local KV) over the run divided by its requests — much steadier than req/s on a busy machine.`, "");
+    L.push(`${settings.wrk}, ${settings.connections} connections, ${settings.threads} thread, ${settings.seconds} s per run after a ${settings.warmupSeconds} s warm-up, ${settings.runs} runs per case (interleaved; every run on fresh workerd processes, warmed up anew)${settings.pinning ? `; wrk pinned to CPU ${settings.pinning.wrk} and each workerd to CPU ${settings.pinning.workers} (taskset), so the load generator never shares a core with the worker` : "; not pinned to CPUs"}; req/s is the median of the runs, spread is (max − min) / median; latencies are medians of the runs' percentiles; ratios are medians of per-run ratios (the workers run back to back within a run, in rotating order); workerd CPU/req is the worker's workerd process CPU time (user + system, all threads, incl. local KV) over the run divided by its requests — much steadier than req/s on a busy machine.`, "");
     L.push("Miniflare runs an entry worker of its own in front of every worker (about 100 µs of workerd CPU per request here). Its request logger is off for every worker (`logRequests: false`): it copied each response, headers included, before logging nowhere; that is dev tooling, not on Cloudflare's network. \"malformed key, direct\" sends the malformed key to the worker's own socket instead (Miniflare's `unsafeDirectSockets`), with no entry worker in front, so the worker's own cost shows plainly; the targets are read on the path through the entry worker, the Miniflare harness the benchmark issue names. The Rust worker runs as deployed by default (change log on): a key it read from KV answers again from the isolate's memory for 60 s while the change log is live (README, Consistency). With the change log off (KV alone) it reads KV on every request, as the JavaScript worker does. \"trivial, sending our 401\" (the malformed key only, both paths) is the trivial worker answering with the Rust worker's refusal, prebuilt: the same status, headers and body (checked before the run). It is what the answer's shape costs before any request is read.", "");
     L.push("| case | worker | req/s (median) | min–max | spread | p50 | p99 | ratio to ceiling | workerd CPU/req |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (const c of CASES) for (const w of WORKERS) {
@@ -84,7 +84,7 @@ export function markdown({ machine, settings, core, stats, bundle, notes }) {
       if (s) L.push(`| ${CASE_LABEL[c]} | ${WORKER_LABEL[w]} | ${fmt(s.rps)} | ${fmt(s.min)}–${fmt(s.max)} | ${fmt(s.spreadPct, 1)}% | ${fmt(s.p50Ms, 2)} ms | ${fmt(s.p99Ms, 2)} ms | ${fmt(s.ratio, 2)} | ${s.cpuUs == null ? "—" : `${fmt(s.cpuUs)} µs`} |`);
     }
     const starts = Object.entries(settings.startupMs || {});
-    if (starts.length) L.push("", "Local cold start (new workerd via Miniflare until ready to serve): " + starts.map(([w, ms]) => `${WORKER_LABEL[w]} ${fmt(ms)} ms`).join(", ") + ".");
+    if (starts.length) L.push("", "Local cold start (new workerd via Miniflare until ready to serve; median of the runs): " + starts.map(([w, ms]) => `${WORKER_LABEL[w]} ${fmt(ms)} ms`).join(", ") + ".");
   }
   if (bundle) {
     L.push("", "## 3. Deployable bundle (`wrangler deploy --dry-run --outdir`)", "", "| file | raw | gzip -9 |", "| --- | ---: | ---: |");
