@@ -80,7 +80,11 @@ async function check(w, c) {
 async function endToEnd(names, notes) {
   ensureWrk();
   const workers = [];
-  const stop = async () => { for (const w of workers.splice(0)) await w.dispose().catch(() => {}); };
+  let starting = Promise.resolve(); // a worker still starting is stopped too, once it is up
+  const stop = async () => {
+    await starting.catch(() => {});
+    for (const w of workers.splice(0)) await w.dispose().catch(() => {});
+  };
   process.once("SIGINT", () => stop().then(() => process.exit(130)));
   // Each load also reads the workerd process's CPU time: CPU per request is far less sensitive
   // than req/s to whatever else the machine is running.
@@ -97,9 +101,10 @@ async function endToEnd(names, notes) {
       // under load grew to 750 MB within a minute here, and the trivial ceiling's cost then
       // swung between 125 and 153 µs a request from one run to the next.
       for (const n of names) {
-        workers.push(await startWorker(n));
-        startups[n].push(workers.at(-1).startupMs);
-        if (run === 0) log(`${n} worker on ${workers.at(-1).url}`);
+        starting = startWorker(n).then((w) => workers.push(w) && w);
+        const w = await starting;
+        startups[n].push(w.startupMs);
+        if (run === 0) log(`${n} worker on ${w.url}`);
       }
       await checkAnswers(workers);
       for (const w of workers) for (const c of casesOf(w)) await load(w, c, settings.warmupSeconds);

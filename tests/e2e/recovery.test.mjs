@@ -14,14 +14,14 @@ import worker, { KeyChanges } from "./shim.mjs";
 export { KeyChanges };
 const state = () => globalThis.__worker_init_state;
 export default {
-  fetch(request, env, ctx) {
+  fetch(request, env) {
     const { pathname } = new URL(request.url);
     if (pathname === "/__test/panic") {
       state().criticalError = true;
       return new Response("flagged");
     }
     if (pathname === "/__test/instance") return new Response(String(state().instanceId));
-    return worker.fetch(request, env, ctx);
+    return worker.fetch(request, env);
   },
 };`;
 
