@@ -101,7 +101,10 @@ async function endToEnd(names, notes) {
       // under load grew to 750 MB within a minute here, and the trivial ceiling's cost then
       // swung between 125 and 153 µs a request from one run to the next.
       for (const n of names) {
-        starting = startWorker(n).then((w) => workers.push(w) && w);
+        starting = startWorker(n).then((w) => {
+          workers.push(w);
+          return w;
+        });
         const w = await starting;
         startups[n].push(w.startupMs);
         if (run === 0) log(`${n} worker on ${w.url}`);

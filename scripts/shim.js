@@ -45,10 +45,12 @@ addEventListener("error", (event) => flagTrap(event.error));
 // A trap while a request resumes after a promise surfaces as an unhandled rejection.
 addEventListener("unhandledrejection", (event) => flagTrap(event.reason));
 
-function guarded(call) {
+// `call(a, b)`, not a closure: the worker's `fetch` passes its function and arguments as they
+// are, with no closure made per request.
+function guarded(call, a, b) {
   recoverIfCritical();
   try {
-    return call();
+    return call(a, b);
   } catch (e) {
     flagTrap(e);
     throw e;
@@ -56,15 +58,8 @@ function guarded(call) {
 }
 
 export default {
-  // `guarded` written out: no closure made per request.
   fetch(request, env) {
-    recoverIfCritical();
-    try {
-      return glue.fetch(request, env);
-    } catch (e) {
-      flagTrap(e);
-      throw e;
-    }
+    return guarded(glue.fetch, request, env);
   },
 };
 

@@ -110,7 +110,7 @@ async fn handle(req: web_sys::Request, head: Head, env: Env) -> Result<web_sys::
     let headers = req.headers();
     let (path, query) = api::split_url(&url);
     let header = |name: &str| headers.get(name).ok().flatten();
-    let project = || PROJECT.with(|name| get_header(&headers, name).ok().flatten());
+    let project = || PROJECT.with(|name| request_header(&req, name));
     let github = path == api::GITHUB_ROUTE;
     let (github_key_id, github_signature) = match github {
         true => (header(GITHUB_KEY_ID), header(GITHUB_SIGNATURE)),
@@ -414,9 +414,6 @@ thread_local! {
 #[wasm_bindgen(inline_js = "export function json_response(body, status, headers) {
     return new Response(body, { status, headers });
 }
-export function get_header(headers, name) {
-    return headers.get(name);
-}
 export function request_header(request, name) {
     return request.headers.get(name);
 }")]
@@ -429,14 +426,10 @@ extern "C" {
         headers: &web_sys::Headers,
     ) -> Result<web_sys::Response, JsValue>;
 
-    /// `Headers.get` with a name made once per isolate: a Rust `&str` would be decoded into a
-    /// new JS string on every call (about 3 µs in workerd, bench/profile.mjs).
-    #[wasm_bindgen(catch)]
-    fn get_header(headers: &web_sys::Headers, name: &JsValue) -> Result<Option<String>, JsValue>;
-
-    /// [`get_header`] on a request's own headers, without bringing them across first (a
-    /// table slot in Wasm). It cannot throw: reading `headers` does not, nor does `get` with a
-    /// valid name.
+    /// `request.headers.get(name)` with a name made once per isolate: a Rust `&str` would be
+    /// decoded into a new JS string on every call (about 3 µs in workerd, bench/profile.mjs), and
+    /// bringing `headers` across first would take a table slot in Wasm. It cannot throw: reading
+    /// `headers` does not, nor does `get` with a valid name.
     fn request_header(request: &web_sys::Request, name: &JsValue) -> Option<String>;
 }
 

@@ -46,7 +46,12 @@ export function targets(stats, bundle) {
   const shape = stats?.refusal?.malformed;
   const pct = (x) => `${fmt(x * 100, 1)}%`;
   const shapeAlone = shape ? `; the same refusal sent prebuilt by the trivial worker: ${pct(shape.ratio)}` : "";
-  const straight = r?.direct && t?.direct ? `. Straight to the worker's socket (no Miniflare entry worker): ${pct(r.direct.ratio)}${cpu(r.direct, t.direct)}${stats.refusal?.direct ? `; prebuilt ${pct(stats.refusal.direct.ratio)}` : ""}${j?.direct ? `; JavaScript worker ${pct(j.direct.ratio)}` : ""}` : "";
+  const direct = r?.direct && t?.direct && [
+    `${pct(r.direct.ratio)}${cpu(r.direct, t.direct)}`,
+    stats.refusal?.direct && `prebuilt ${pct(stats.refusal.direct.ratio)}`,
+    j?.direct && `JavaScript worker ${pct(j.direct.ratio)}`,
+  ].filter(Boolean).join("; ");
+  const straight = direct ? `. Straight to the worker's socket (no Miniflare entry worker): ${direct}` : "";
   const kvAlone = kv?.valid?.vsJs != null ? `; KV alone (no memory of reads): ${fmt(kv.valid.vsJs, 2)}×` : "";
   const gzip = bundle?.wranglerGzip ?? bundle?.gzip;
   return [
