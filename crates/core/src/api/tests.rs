@@ -768,7 +768,7 @@ fn failed_rotation_leaves_the_old_key_active_and_no_unseen_key_usable() {
 }
 
 /// The OpenAPI document, served by Workers static assets at `/openapi.json`.
-const OPENAPI: &str = include_str!("../../public/openapi.json");
+const OPENAPI: &str = include_str!("../../../../public/openapi.json");
 
 #[test]
 fn openapi_document_lists_every_route() {
