@@ -20,7 +20,7 @@
 use crate::changes::{ChangeFeed, Conflict, Overlay, Write};
 use crate::error::ApiError;
 use crate::key::KeyHash;
-use crate::key::{push_hex, random_bytes, ApiKey};
+use crate::key::{random_bytes, ApiKey};
 use crate::leaks::{Revocation, Revoker};
 use crate::record::KeyStatus;
 use crate::record::{
@@ -28,7 +28,6 @@ use crate::record::{
     ProjectView,
 };
 use crate::repo::Repo;
-use crate::sort::sorted_by;
 use crate::store::{Store, GET_MANY_MAX};
 use crate::time::Millis;
 use std::cell::RefCell;
@@ -75,11 +74,10 @@ pub async fn create_project<S: Store>(
 }
 
 pub async fn list_projects<S: Store>(repo: &Repo<'_, S>) -> Result<Vec<ProjectView>, ApiError> {
-    let projects = repo.list_projects().await?;
-    let newest_first = |a: &Project, b: &Project| (b.created_at, &a.id).cmp(&(a.created_at, &b.id));
-    Ok(sorted_by(&projects, newest_first)
-        .map(Project::view)
-        .collect())
+    let mut projects = repo.list_projects().await?;
+    // Newest first; projects of the same instant by id, ascending.
+    projects.sort_by(|a, b| (b.created_at, &a.id).cmp(&(a.created_at, &b.id)));
+    Ok(projects.iter().map(Project::view).collect())
 }
 
 /// What key operations work against: KV through the repo, the change log (a Durable Object,
@@ -136,11 +134,9 @@ pub async fn list_keys<S: Store, F: ChangeFeed>(
         }
     }
     records.retain(|k| project_id.is_none_or(|p| k.project_id == p));
-    let newest_first =
-        |a: &KeyRecord, b: &KeyRecord| (b.created_at, &b.id).cmp(&(a.created_at, &a.id));
-    Ok(sorted_by(&records, newest_first)
-        .map(|k| k.view(now))
-        .collect())
+    // Newest first; keys of the same instant by id, descending.
+    records.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    Ok(records.iter().map(|k| k.view(now)).collect())
 }
 
 pub async fn get_key<S: Store, F: ChangeFeed>(
@@ -264,11 +260,10 @@ pub async fn audit_log<S: Store>(
     repo: &Repo<'_, S>,
     project_id: Option<&str>,
 ) -> Result<Vec<AuditView>, ApiError> {
-    let events = repo.list_audit(project_id).await?;
-    let newest_first = |a: &AuditEvent, b: &AuditEvent| (b.at, &b.id).cmp(&(a.at, &a.id));
-    Ok(sorted_by(&events, newest_first)
-        .map(AuditEvent::view)
-        .collect())
+    let mut events = repo.list_audit(project_id).await?;
+    // Newest first; events of the same instant by id, descending.
+    events.sort_by(|a, b| (b.at, &b.id).cmp(&(a.at, &a.id)));
+    Ok(events.iter().map(AuditEvent::view).collect())
 }
 
 /// Leak reports (`leaks`) revoke through the same commit point as `revoke_key`: one bulk KV read
@@ -500,9 +495,7 @@ async fn audit_by<S: Store>(
 
 fn random_id(prefix: &str, bytes: usize) -> Result<String, ApiError> {
     let random = random_bytes::<16>().map_err(|e| ApiError::Internal(format!("CSPRNG: {e}")))?;
-    let mut id = prefix.to_owned();
-    push_hex(&mut id, &random[..bytes]);
-    Ok(id)
+    Ok(format!("{prefix}{}", hex::encode(&random[..bytes])))
 }
 
 #[cfg(test)]

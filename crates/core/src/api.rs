@@ -1,21 +1,23 @@
 //! The HTTP contract without platform types: routing, admin authentication, request decoding
-//! and JSON replies. `entry` sends the refusals of [`refused_at_once`] straight away; for the
-//! rest it turns the runtime's request into an [`HttpRequest`], calls [`handle`] (or
-//! [`github_secret_scanning`]), and turns the [`Outcome`] back into a response (or a forward to
-//! the origin).
+//! and JSON replies (serde_json). The worker shell turns the runtime's request into an
+//! [`HttpRequest`], calls [`handle`] (or [`github_secret_scanning`]), and turns the [`Outcome`]
+//! back into a response (or a forward to the origin).
 
 use crate::admin::{self, Done, Issued, Keys};
 use crate::changes::{self, ChangeFeed};
 use crate::error::ApiError;
-use crate::ingest;
-use crate::json::{self, JsonError, ToJson};
+use crate::json_object;
 use crate::key::{is_well_formed, ApiKey};
 use crate::leaks::{self, Processed};
-use crate::record::{is_valid_project_id, Grant};
-use crate::signature::{GitHubSignatures, KeysFetcher, SignatureVerifier};
+use crate::record::{is_valid_project_id, Grant, KeyView};
+use crate::signature::{GitHubSignatures, KeysFetcher};
 use crate::store::Store;
 use crate::time::Millis;
+use crate::verify;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// Admin request bodies larger than this are refused (400 `body_too_large`).
 pub const MAX_ADMIN_BODY: usize = 16 * 1024;
@@ -28,7 +30,7 @@ pub const GITHUB_ROUTE: &str = "/v1/secret-scanning/github";
 const REPORT_LEAKED: &str = "/admin/v1/keys/report-leaked";
 const VERIFY: &str = "/v1/auth/verify";
 
-/// Deployment settings, read from the Worker's vars and secrets by `entry`.
+/// Deployment settings, read from the Worker's vars and secrets by the shell.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `ADMIN_TOKEN`; `None` (or empty) turns every admin route away.
@@ -47,40 +49,14 @@ pub struct HttpRequest<'a> {
     pub query: Option<&'a str>,
     pub authorization: Option<&'a str>,
     pub content_type: Option<&'a str>,
-    /// `X-LumiqTrace-Project-Id`, read only by an authorized ingest call.
-    pub project_header: LazyHeader<'a>,
+    /// `X-LumiqTrace-Project-Id`: checked against an authorized key's project.
+    pub project_header: Option<&'a str>,
     /// Read only for admin writes and leak reports (see [`body_limit`]); ingest bodies stream
     /// to the origin.
     pub body: &'a [u8],
     /// `Github-Public-Key-Identifier` and `Github-Public-Key-Signature` (GitHub's route only).
     pub github_key_id: Option<&'a str>,
     pub github_signature: Option<&'a str>,
-}
-
-/// A request header read only when the contract needs it: every read crosses into the runtime
-/// (about 7 µs per `Headers.get` in workerd, bench/profile.mjs), and refusals never look.
-#[derive(Clone, Copy)]
-pub struct LazyHeader<'a>(pub &'a dyn Fn() -> Option<String>);
-
-impl LazyHeader<'_> {
-    pub fn read(&self) -> Option<String> {
-        (self.0)()
-    }
-}
-
-impl Default for LazyHeader<'_> {
-    fn default() -> Self {
-        fn absent() -> Option<String> {
-            None
-        }
-        LazyHeader(&absent)
-    }
-}
-
-impl std::fmt::Debug for LazyHeader<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LazyHeader")
-    }
 }
 
 /// A JSON answer. `log` carries what the operator should see (5xx causes, audit failures).
@@ -100,15 +76,20 @@ pub enum Outcome {
     Reply(Reply),
     /// An authorized ingest call: forward it to the origin (or answer [`accepted`]); `log` is
     /// for the operator (an unreachable change log).
-    Ingest {
+    Forward {
         grant: Grant,
         log: Option<String>,
     },
 }
 
 impl Reply {
-    fn json<T: ToJson + ?Sized>(status: u16, value: &T) -> Self {
-        Self::body(status, json::to_string(value))
+    /// `value` as the JSON body. serde_json refuses only values JSON cannot hold (none of ours):
+    /// should it, the answer is a 500, not a panic.
+    fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Self {
+        match serde_json::to_string(value) {
+            Ok(body) => Self::body(status, body),
+            Err(e) => Self::error(&ApiError::Internal(format!("JSON answer: {e}"))),
+        }
     }
 
     fn body(status: u16, body: String) -> Self {
@@ -122,13 +103,8 @@ impl Reply {
     }
 
     /// `{"<field>": [...]}`: a list under its name.
-    fn listing<T: ToJson>(status: u16, field: &'static str, items: &[T]) -> Self {
-        Self::body(
-            status,
-            json::object(|body| {
-                body.value(field, items);
-            }),
-        )
+    fn listing<T: Serialize>(status: u16, field: &'static str, items: &[T]) -> Self {
+        Self::json(status, &BTreeMap::from([(field, items)]))
     }
 
     pub fn error(err: &ApiError) -> Self {
@@ -148,7 +124,7 @@ impl Reply {
         }
     }
 
-    fn done<T: ToJson>(status: u16, done: Done<T>) -> Self {
+    fn done<T: Serialize>(status: u16, done: Done<T>) -> Self {
         Self {
             log: done.warning,
             ..Self::json(status, &done.value)
@@ -156,17 +132,25 @@ impl Reply {
     }
 }
 
-/// The answer to an authorized ingest call when no `INGEST_ORIGIN` is configured.
-pub fn accepted(grant: &Grant) -> Reply {
-    let body = json::object(|body| {
-        body.bool("accepted", true)
-            .str("project_id", &grant.project_id)
-            .str("key_id", &grant.key_id);
-    });
-    Reply::body(202, body)
+/// `{"accepted": true, "project_id", "key_id"}`: see [`accepted`].
+#[derive(Serialize)]
+struct Accepted<'a> {
+    accepted: bool,
+    project_id: &'a str,
+    key_id: &'a str,
 }
 
-/// How many bytes of body `entry` must read before calling [`handle`] (or
+/// The answer to an authorized ingest call when no `INGEST_ORIGIN` is configured (202).
+pub fn accepted(grant: &Grant) -> Reply {
+    let body = Accepted {
+        accepted: true,
+        project_id: &grant.project_id,
+        key_id: &grant.key_id,
+    };
+    Reply::json(202, &body)
+}
+
+/// How many bytes of body the shell must read before calling [`handle`] (or
 /// [`github_secret_scanning`]); `None`: it reads none. Leak reports take up to 1 MiB.
 pub fn body_limit(method: &str, path: &str) -> Option<usize> {
     match (method, path) {
@@ -187,16 +171,15 @@ pub fn body_too_large(path: &str, limit: usize) -> ApiError {
 
 /// `POST /v1/secret-scanning/github`: GitHub's signed report. The signature is checked before
 /// anything is parsed or looked up; the answer is GitHub's feedback array.
-pub async fn github_secret_scanning<S, F, V, K>(
+pub async fn github_secret_scanning<S, F, K>(
     keys: &Keys<'_, S, F>,
-    github: &GitHubSignatures<'_, V, K>,
+    github: &GitHubSignatures<'_, K>,
     req: &HttpRequest<'_>,
     now: Millis,
 ) -> Reply
 where
     S: Store,
     F: ChangeFeed,
-    V: SignatureVerifier,
     K: KeysFetcher,
 {
     if req.method != "POST" {
@@ -239,11 +222,11 @@ pub async fn handle<S: Store, F: ChangeFeed>(
         }
     } else if let Some(key) = ingest_key(req.method, req.path, req.authorization) {
         let (verified, log) = match key {
-            Ok(key) => verify(keys, config, req, &key, now).await,
+            Ok(key) => verify_key(keys, config, req, &key, now).await,
             Err(e) => (Err(e), None),
         };
         let reply = match verified {
-            Ok(grant) if req.path != VERIFY => return Outcome::Ingest { grant, log },
+            Ok(grant) if req.path != VERIFY => return Outcome::Forward { grant, log },
             Ok(grant) => Reply::json(200, &grant),
             Err(e) => Reply::error(&e),
         };
@@ -257,8 +240,8 @@ pub async fn handle<S: Store, F: ChangeFeed>(
     Outcome::Reply(result.unwrap_or_else(|e| Reply::error(&e)))
 }
 
-/// The first step of an ingest call (a `/v1/` route other than GitHub's, which `entry` routes
-/// first): the verify route's method, then the API key, from the request line and
+/// The first step of an ingest call (a `/v1/` route other than GitHub's, which the shell routes
+/// to [`github_secret_scanning`]): the verify route's method, then the API key, from the request line and
 /// `Authorization` alone. `None`: not an ingest route. A refusal here needs no I/O, no body
 /// and no clock; see [`refused_at_once`].
 fn ingest_key(
@@ -272,20 +255,19 @@ fn ingest_key(
     if path == VERIFY && method != "GET" {
         return Some(Err(ApiError::MethodNotAllowed("GET")));
     }
-    Some(ingest::bearer_key(authorization))
+    Some(verify::bearer_key(authorization))
 }
 
 /// The refusal [`handle`] gives a request from its method, path and `Authorization` alone (a
-/// missing or malformed key, the verify route asked with another method), if it gives one.
-/// `entry` sends it at once, without starting a task, reading the clock or building the body
-/// anew: each of these refusals has one fixed answer per code and `Allow` (README, Benchmarks).
+/// missing or malformed key, the verify route asked with another method), if it gives one:
+/// such a refusal reads no storage, no body and no clock.
 pub fn refused_at_once(method: &str, path: &str, authorization: Option<&str>) -> Option<ApiError> {
     ingest_key(method, path, authorization)?.err()
 }
 
 /// Refreshes the overlay if due, then looks the (well-formed) key up. The second value is the
 /// log line of an unreachable change log.
-async fn verify<S: Store, F: ChangeFeed>(
+async fn verify_key<S: Store, F: ChangeFeed>(
     keys: &Keys<'_, S, F>,
     config: &Config,
     req: &HttpRequest<'_>,
@@ -294,9 +276,8 @@ async fn verify<S: Store, F: ChangeFeed>(
 ) -> (Result<Grant, ApiError>, Option<String>) {
     let log = changes::refresh(keys.overlay, keys.feed, now, config.refresh_ms).await;
     let store = keys.repo.store();
-    let granted = match ingest::authenticate_key(store, keys.overlay, key, now).await {
-        Ok(grant) => ingest::check_project(&grant, req.path, req.project_header.read().as_deref())
-            .map(|()| grant),
+    let granted = match verify::authenticate_key(store, keys.overlay, key, now).await {
+        Ok(grant) => verify::check_project(&grant, req.path, req.project_header).map(|()| grant),
         Err(e) => Err(e),
     };
     (granted, log)
@@ -313,9 +294,7 @@ async fn admin_route<S: Store, F: ChangeFeed>(
     let segments: Vec<&str> = rest.split('/').collect();
     match (req.method, segments.as_slice()) {
         ("POST", ["projects"]) => {
-            let (id, name) = decode(req, &["id", "name"], |o| {
-                Ok((o.required::<String>("id")?, o.required::<String>("name")?))
-            })?;
+            let NewProject { id, name } = decode(req, NewProject::FIELDS)?;
             let done = admin::create_project(repo, &id, &name, now).await?;
             Ok(Reply::done(201, done))
         }
@@ -324,7 +303,7 @@ async fn admin_route<S: Store, F: ChangeFeed>(
             Ok(Reply::listing(200, "projects", &projects))
         }
         ("POST", ["projects", project_id, "keys"]) => {
-            let name: String = decode(req, &["name"], |o| o.required("name"))?;
+            let NewKey { name } = decode(req, NewKey::FIELDS)?;
             let done = admin::create_key(keys, project_id, &name, now).await?;
             Ok(issued_reply(done))
         }
@@ -362,19 +341,27 @@ async fn admin_route<S: Store, F: ChangeFeed>(
     }
 }
 
+/// The answer to create and rotate: `{"key", "api_key", "previous"}` (`previous` only for a
+/// rotation).
+#[derive(Serialize)]
+struct IssuedBody<'a> {
+    key: &'a str,
+    api_key: &'a KeyView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous: Option<&'a KeyView>,
+}
+
 /// The one place a plaintext key leaves the service: the answer to create and rotate.
 fn issued_reply(done: Done<Issued>) -> Reply {
     let issued = done.value;
-    let body = json::object(|body| {
-        body.str("key", issued.key.expose())
-            .value("api_key", &issued.api_key);
-        if let Some(previous) = &issued.previous {
-            body.value("previous", previous);
-        }
-    });
+    let body = IssuedBody {
+        key: issued.key.expose(),
+        api_key: &issued.api_key,
+        previous: issued.previous.as_ref(),
+    };
     Reply {
         log: done.warning,
-        ..Reply::body(201, body)
+        ..Reply::json(201, &body)
     }
 }
 
@@ -420,34 +407,6 @@ fn project_filter(query: Option<&str>) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// Path and query of an absolute request URL (`https://host/path?query#fragment`), left
-/// percent-encoded. Split by hand, byte by byte: the `url` crate would add ~25 KB of wasm for
-/// what the runtime already parsed, and `str` pattern searches cost microseconds at the
-/// worker's opt-level "z" (bench/profile.mjs).
-pub fn split_url(url: &str) -> (&str, Option<&str>) {
-    let bytes = url.as_bytes();
-    let find = |from: usize, byte: u8| {
-        let found = bytes[from..].iter().position(|&b| b == byte);
-        found.map(|i| from + i)
-    };
-    // After the scheme's ':' and the authority's "//" (an absolute URL always has both).
-    let authority = match find(0, b':') {
-        Some(colon) => {
-            let slashes = bytes[colon + 1..].iter().take_while(|&&b| b == b'/');
-            colon + 1 + slashes.count()
-        }
-        None => 0,
-    };
-    let Some(start) = find(authority, b'/') else {
-        return ("/", None);
-    };
-    let end = find(start, b'#').unwrap_or(bytes.len());
-    match find(start, b'?').filter(|&q| q < end) {
-        Some(q) => (&url[start..q], Some(&url[q + 1..end])),
-        None => (&url[start..end], None),
-    }
-}
-
 /// Admin writes are sent as `application/json`.
 fn require_json(req: &HttpRequest<'_>) -> Result<(), ApiError> {
     let media_type = req.content_type.unwrap_or_default().split(';').next();
@@ -457,27 +416,56 @@ fn require_json(req: &HttpRequest<'_>) -> Result<(), ApiError> {
     }
 }
 
-/// Decodes a JSON body: `application/json`, a JSON object, no field outside `fields`, then
-/// what `read` takes from it.
-fn decode<T>(
-    req: &HttpRequest<'_>,
-    fields: &[&str],
-    read: impl FnOnce(&mut json::Object) -> Result<T, JsonError>,
-) -> Result<T, ApiError> {
+/// `POST /admin/v1/projects`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewProject {
+    id: String,
+    name: String,
+}
+
+impl NewProject {
+    const FIELDS: &'static [&'static str] = &["id", "name"];
+}
+
+/// `POST /admin/v1/projects/{id}/keys`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    name: String,
+}
+
+impl NewKey {
+    const FIELDS: &'static [&'static str] = &["name"];
+}
+
+/// Rotate and revoke take no input: `{}` (or an empty body).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoInput {}
+
+/// Decodes a JSON body: at most [`MAX_ADMIN_BODY`] bytes, `application/json`, then in this
+/// order, so that each refusal names the first thing wrong: valid JSON (else `invalid_json`);
+/// a JSON object (an array is refused: serde's derive alone would read a struct from the array
+/// of its fields) with no field outside `fields` (else `unknown_field`, even when a known one
+/// is also missing or wrong); then `T` from it (else `invalid_body`: a missing field, a wrong
+/// type, a field given twice).
+fn decode<T: DeserializeOwned>(req: &HttpRequest<'_>, fields: &[&str]) -> Result<T, ApiError> {
     if req.body.len() > MAX_ADMIN_BODY {
         return Err(ApiError::BodyTooLarge(MAX_ADMIN_BODY));
     }
     require_json(req)?;
-    let read = |value: json::Value| {
-        let mut object = value.into_object()?;
-        object.only(fields)?;
-        read(&mut object)
+    let value: serde_json::Value =
+        serde_json::from_slice(req.body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    let Some(object) = value.as_object() else {
+        return Err(ApiError::InvalidBody("expected a JSON object".into()));
     };
-    json::parse(req.body).and_then(read).map_err(|e| match e {
-        JsonError::Syntax { .. } => ApiError::InvalidJson(e.to_string()),
-        JsonError::UnknownField(_) => ApiError::UnknownField(e.to_string()),
-        JsonError::Shape(_) | JsonError::TooManyValues => ApiError::InvalidBody(e.to_string()),
-    })
+    if let Some(name) = object.keys().find(|name| !fields.contains(&name.as_str())) {
+        return Err(ApiError::UnknownField(format!("unknown field `{name}`")));
+    }
+    // From the text again, not the `Value`: serde_json's map keeps only the last of a field
+    // given twice, the derive refuses it.
+    json_object::from_slice(req.body).map_err(|e| ApiError::InvalidBody(e.to_string()))
 }
 
 /// Rotate and revoke take no input: an empty body, or `{}` as JSON.
@@ -485,7 +473,7 @@ fn decode_empty(req: &HttpRequest<'_>) -> Result<(), ApiError> {
     if req.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
     }
-    decode(req, &[], |_| Ok(()))
+    decode::<NoInput>(req, &[]).map(|NoInput {}| ())
 }
 
 #[cfg(test)]

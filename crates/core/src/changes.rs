@@ -8,13 +8,14 @@
 //! overlay from the log at most every `CHANGES_REFRESH_SECONDS`, so a revoke, creation or
 //! rotation is seen everywhere within that interval plus one round trip, not KV's ~60 s.
 
-use crate::json::{FromJson, JsonError, ObjectWriter, ToJson, Value};
+use crate::json_object;
 use crate::key::KeyHash;
 use crate::record::KeyRecord;
-use crate::sort;
 use crate::store::StoreError;
 use crate::time::Millis;
+use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How long a change stays in the log and the overlays: KV's documented ~60 s convergence after
 /// the settle write below, with margin.
@@ -39,8 +40,10 @@ pub const CACHE_MAX: usize = 4096;
 // convergence); the overlay keeps that change until the cached read has expired.
 const _: () = assert!(SETTLE_AFTER_MS + KV_CONVERGENCE_MS + CACHED_FOR_MS <= WINDOW_MS);
 
-/// One committed version of a key record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One committed version of a key record. In JSON (the Durable Object's storage entries and its
+/// `recent` answer): `{"record", "at", "settled", "settled_at"}`, see [`StoredChange`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredChange", into = "StoredChange")]
 pub struct Change {
     pub record: KeyRecord,
     pub at: Millis,
@@ -73,159 +76,67 @@ impl Change {
     }
 }
 
-/// A conditional write: `next` replaces `prev` (`None`: a new key).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A conditional write: `next` replaces `prev` (`None`: a new key). In JSON (the Durable
+/// Object's `commit` request) `{"prev": record or null, "next": record}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Write {
+    #[serde(default, deserialize_with = "json_object::optional")]
     pub prev: Option<KeyRecord>,
+    #[serde(deserialize_with = "json_object::object")]
     pub next: KeyRecord,
 }
 
-/// A commit lost a race: the records as they stand now, for the caller to decide again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conflict(pub Vec<KeyRecord>);
+/// A commit lost a race: the records as they stand now, for the caller to decide again. In
+/// JSON, the array of records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Conflict(#[serde(deserialize_with = "json_object::list")] pub Vec<KeyRecord>);
 
-// JSON: the Durable Object's storage entries and its commit/recent protocol.
-
-impl ToJson for Change {
-    fn write_json(&self, out: &mut String) {
-        ObjectWriter::new(out)
-            .value("record", &self.record)
-            .u64("at", self.at)
-            .bool("settled", self.settled_at.is_some())
-            .opt_u64("settled_at", self.settled_at)
-            .end();
-    }
+/// A [`Change`] as JSON. `settled` is still written for older code, which reads only it;
+/// entries stored before `settled_at` existed were settled on time, by the alarm.
+#[derive(Serialize, Deserialize)]
+struct StoredChange {
+    #[serde(deserialize_with = "json_object::object")]
+    record: KeyRecord,
+    at: Millis,
+    #[serde(default)]
+    settled: bool,
+    #[serde(default)]
+    settled_at: Option<Millis>,
 }
 
-impl FromJson<'_> for Change {
-    fn from_json(value: Value<'_>) -> Result<Self, JsonError> {
-        let mut o = value.into_object()?;
-        let record = o.required("record")?;
-        let at = o.u64("at")?;
-        let settled = o.flag("settled")?;
-        // Entries stored before `settled_at` existed were settled on time, by the alarm.
-        let settled_at = o
-            .opt_u64("settled_at")?
-            .or(settled.then(|| at.saturating_add(SETTLE_AFTER_MS)));
-        Ok(Self {
-            record,
-            at,
-            settled_at,
-        })
-    }
-}
-
-impl ToJson for Write {
-    fn write_json(&self, out: &mut String) {
-        ObjectWriter::new(out)
-            .value("prev", &self.prev)
-            .value("next", &self.next)
-            .end();
-    }
-}
-
-impl FromJson<'_> for Write {
-    fn from_json(value: Value<'_>) -> Result<Self, JsonError> {
-        let mut o = value.into_object()?;
-        Ok(Self {
-            prev: o.optional("prev")?,
-            next: o.required("next")?,
-        })
-    }
-}
-
-impl ToJson for Conflict {
-    fn write_json(&self, out: &mut String) {
-        self.0.write_json(out);
-    }
-}
-
-impl FromJson<'_> for Conflict {
-    fn from_json(value: Value<'_>) -> Result<Self, JsonError> {
-        Vec::from_json(value).map(Conflict)
-    }
-}
-
-/// Values by key hash, in hash order: a vector sorted by hash with one entry a hash, searched
-/// by bisection. It stands in for a `BTreeMap`, whose node code costs ~14 KB of wasm.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ByHash<V>(Vec<(KeyHash, V)>);
-
-impl<V> Default for ByHash<V> {
-    fn default() -> Self {
-        Self(Vec::new())
-    }
-}
-
-impl<V> ByHash<V> {
-    /// From entries in any order, sorting once; of entries with the same hash the last wins,
-    /// as with inserting them one by one.
-    fn from_unsorted(entries: Vec<(KeyHash, V)>) -> Self {
-        let order = sort::order(entries.len(), &|i, j| entries[i].0.cmp(&entries[j].0));
-        let mut slots: Vec<Option<(KeyHash, V)>> = entries.into_iter().map(Some).collect();
-        let mut sorted: Vec<(KeyHash, V)> = Vec::with_capacity(slots.len());
-        // A stable order: the entries of one hash come in the order they were given.
-        for entry in order.into_iter().filter_map(|i| slots[i].take()) {
-            match sorted.last_mut() {
-                Some(last) if last.0 == entry.0 => *last = entry,
-                _ => sorted.push(entry),
-            }
-        }
-        Self(sorted)
-    }
-
-    fn find(&self, hash: &KeyHash) -> Result<usize, usize> {
-        self.0.binary_search_by(|(h, _)| h.cmp(hash))
-    }
-
-    fn get(&self, hash: &KeyHash) -> Option<&V> {
-        self.find(hash).ok().map(|i| &self.0[i].1)
-    }
-
-    fn get_mut(&mut self, hash: &KeyHash) -> Option<&mut V> {
-        self.find(hash).ok().map(|i| &mut self.0[i].1)
-    }
-
-    /// The value of `hash`, added as `V::default()` if there is none.
-    fn get_or_default(&mut self, hash: &KeyHash) -> &mut V
-    where
-        V: Default,
-    {
-        let i = self.find(hash).unwrap_or_else(|i| {
-            self.0.insert(i, (hash.clone(), V::default()));
-            i
-        });
-        &mut self.0[i].1
-    }
-
-    fn remove(&mut self, hash: &KeyHash) {
-        if let Ok(i) = self.find(hash) {
-            self.0.remove(i);
+impl From<StoredChange> for Change {
+    fn from(stored: StoredChange) -> Self {
+        let on_time = stored.at.saturating_add(SETTLE_AFTER_MS);
+        Self {
+            record: stored.record,
+            at: stored.at,
+            settled_at: stored.settled_at.or(stored.settled.then_some(on_time)),
         }
     }
+}
 
-    fn insert(&mut self, hash: KeyHash, value: V) {
-        match self.find(&hash) {
-            Ok(i) => self.0[i].1 = value,
-            Err(i) => self.0.insert(i, (hash, value)),
+impl From<Change> for StoredChange {
+    fn from(change: Change) -> Self {
+        Self {
+            record: change.record,
+            at: change.at,
+            settled: change.settled_at.is_some(),
+            settled_at: change.settled_at,
         }
-    }
-
-    fn values(&self) -> impl Iterator<Item = &V> {
-        self.0.iter().map(|(_, v)| v)
     }
 }
 
 /// `hashes` in order, each once.
 fn sorted_unique(hashes: Vec<KeyHash>) -> Vec<KeyHash> {
-    let set = ByHash::from_unsorted(hashes.into_iter().map(|h| (h, ())).collect());
-    set.0.into_iter().map(|(h, ())| h).collect()
+    let set: BTreeSet<KeyHash> = hashes.into_iter().collect();
+    set.into_iter().collect()
 }
 
 /// The log the Durable Object holds: recent versions of each changed key, by hash.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ChangeLog {
-    by_hash: ByHash<Vec<Change>>,
+    by_hash: BTreeMap<KeyHash, Vec<Change>>,
 }
 
 impl ChangeLog {
@@ -235,7 +146,7 @@ impl ChangeLog {
             .into_iter()
             .filter_map(|changes| Some((changes.first()?.record.hash.clone(), changes)));
         Self {
-            by_hash: ByHash::from_unsorted(keyed.collect()),
+            by_hash: keyed.collect(),
         }
     }
 
@@ -269,7 +180,8 @@ impl ChangeLog {
                 at: now,
                 settled_at: None,
             };
-            self.by_hash.get_or_default(&w.next.hash).push(change);
+            let changes = self.by_hash.entry(w.next.hash.clone()).or_default();
+            changes.push(change);
         }
         Ok(writes.iter().map(|w| w.next.hash.clone()).collect())
     }
@@ -310,7 +222,7 @@ impl ChangeLog {
     pub fn prune(&mut self, now: Millis) -> Vec<KeyHash> {
         // In hash order, each hash once.
         let mut touched = Vec::new();
-        for (hash, changes) in &mut self.by_hash.0 {
+        for (hash, changes) in &mut self.by_hash {
             let last = changes.len().saturating_sub(1);
             let before = changes.len();
             let mut i = 0;
@@ -323,7 +235,7 @@ impl ChangeLog {
                 touched.push(hash.clone());
             }
         }
-        self.by_hash.0.retain(|(_, changes)| !changes.is_empty());
+        self.by_hash.retain(|_, changes| !changes.is_empty());
         touched
     }
 
@@ -417,12 +329,12 @@ impl ChangeFeed for MemoryFeed {
 /// was live. Looking a key up is an in-memory map read.
 #[derive(Debug, Default)]
 pub struct Overlay {
-    records: ByHash<Change>,
+    records: BTreeMap<KeyHash, Change>,
     refreshed_at: Option<Millis>,
     /// Until when the last successful refresh vouches for the cache: two intervals after it.
     live_until: Millis,
     /// Records read from KV, with when they were read.
-    read: ByHash<(Millis, KeyRecord)>,
+    read: BTreeMap<KeyHash, (Millis, KeyRecord)>,
 }
 
 impl Overlay {
@@ -449,12 +361,11 @@ impl Overlay {
         if now >= self.live_until {
             return;
         }
-        if self.read.0.len() >= CACHE_MAX {
+        if self.read.len() >= CACHE_MAX {
             self.read
-                .0
-                .retain(|(_, (at, _))| now < at.saturating_add(CACHED_FOR_MS));
-            if self.read.0.len() >= CACHE_MAX {
-                self.read.0.clear();
+                .retain(|_, (at, _)| now < at.saturating_add(CACHED_FOR_MS));
+            if self.read.len() >= CACHE_MAX {
+                self.read.clear();
             }
         }
         self.read.insert(hash, (now, record));
@@ -501,10 +412,10 @@ pub async fn refresh<F: ChangeFeed>(
         Ok(changes) => {
             // The log holds every change of the window: what it lacks has aged out.
             let keyed = changes.into_iter().map(|c| (c.record.hash.clone(), c));
-            let mut fresh = ByHash::from_unsorted(keyed.collect());
+            let mut fresh: BTreeMap<KeyHash, Change> = keyed.collect();
             // The isolate's own writes since this refresh began may be missing from its answer,
             // which can arrive after them: those stay until a later answer has them.
-            for (hash, mine) in std::mem::take(&mut overlay.records).0 {
+            for (hash, mine) in std::mem::take(&mut overlay.records) {
                 if mine.at >= now && fresh.get(&hash).is_none_or(|theirs| theirs.at < mine.at) {
                     fresh.insert(hash, mine);
                 }

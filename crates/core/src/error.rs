@@ -1,9 +1,9 @@
 //! Every refusal the service can give, and its one mapping to HTTP status, code and JSON body.
 //! 5xx bodies are generic; their details go only to the log.
 
-use crate::json;
 use crate::record::KeyStatus;
 use crate::repo::RepoError;
+use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -158,10 +158,15 @@ impl ApiError {
             }
             other => other.to_string(),
         };
-        json::object(|body| {
-            body.object("error", |detail| {
-                detail.str("code", self.code()).str("message", &message);
-            });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: &message,
+            },
+        };
+        // Two strings: nothing serde_json could refuse, but no unwrap on the answer path.
+        serde_json::to_string(&body).unwrap_or_else(|_| {
+            r#"{"error":{"code":"internal","message":"internal error"}}"#.to_owned()
         })
     }
 
@@ -175,6 +180,18 @@ impl ApiError {
             _ => None,
         }
     }
+}
+
+/// `{"error": {"code", "message"}}`: every refusal's body.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'static str,
+    message: &'a str,
 }
 
 impl From<RepoError> for ApiError {
@@ -201,7 +218,7 @@ impl From<crate::signature::SignatureError> for ApiError {
             Missing => ApiError::MissingSignature,
             UnknownKey => ApiError::UnknownSigningKey,
             Invalid => ApiError::InvalidSignature,
-            KeysUnavailable(detail) | Platform(detail) => ApiError::SigningKeysUnavailable(detail),
+            KeysUnavailable(detail) => ApiError::SigningKeysUnavailable(detail),
         }
     }
 }
@@ -279,6 +296,10 @@ mod tests {
 
     #[test]
     fn refusals_are_json_with_code_and_message() {
+        assert_eq!(
+            ApiError::MethodNotAllowed("GET").body(),
+            r#"{"error":{"code":"method_not_allowed","message":"method not allowed on this route; allowed: GET"}}"#
+        );
         let body: serde_json::Value = serde_json::from_str(&ApiError::KeyRevoked.body()).unwrap();
         assert_eq!(body["error"]["code"], "key_revoked");
         assert!(body["error"]["message"]

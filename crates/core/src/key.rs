@@ -3,6 +3,7 @@
 //! A key is `lqt_` followed by 64 lowercase hex characters (32 bytes from the CSPRNG:
 //! `crypto.getRandomValues` in the worker, the OS on the host). Only [`KeyHash`] is ever stored.
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
@@ -32,10 +33,7 @@ impl ApiKey {
 
     /// The key made of these secret bytes (deterministic; tests and [`ApiKey::generate`]).
     pub fn from_secret_bytes(bytes: &[u8; 32]) -> Self {
-        let mut key = String::with_capacity(KEY_LEN);
-        key.push_str(KEY_PREFIX);
-        push_hex(&mut key, bytes);
-        Self(key)
+        Self(format!("{KEY_PREFIX}{}", hex::encode(bytes)))
     }
 
     /// Strict parse: exactly `lqt_` + 64 lowercase hex, nothing around it.
@@ -78,16 +76,28 @@ pub fn is_well_formed(input: &str) -> bool {
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// Hex SHA-256 of a full key: the only form of a key that storage ever holds.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Hex SHA-256 of a full key: the only form of a key that storage ever holds. In JSON, a
+/// string of 64 lowercase hex characters; anything else does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct KeyHash(String);
 
-impl crate::json::FromJson<'_> for KeyHash {
-    fn from_json(value: crate::json::Value<'_>) -> Result<Self, crate::json::JsonError> {
-        let hex = <std::borrow::Cow<str> as crate::json::FromJson>::from_json(value)?;
-        Self::from_hex(&hex).ok_or_else(|| {
-            crate::json::JsonError::Shape("a key hash is 64 lowercase hex characters".into())
-        })
+/// A stored hash that is not 64 lowercase hex characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a key hash is 64 lowercase hex characters")]
+pub struct MalformedHash;
+
+impl TryFrom<String> for KeyHash {
+    type Error = MalformedHash;
+
+    fn try_from(hex: String) -> Result<Self, MalformedHash> {
+        Self::from_hex(&hex).ok_or(MalformedHash)
+    }
+}
+
+impl From<KeyHash> for String {
+    fn from(hash: KeyHash) -> String {
+        hash.0
     }
 }
 
@@ -113,18 +123,7 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], getrandom::Error> {
 /// Lowercase hex SHA-256 of `text`: a key's stored identity, and the `token_hash` GitHub gets
 /// back for any reported token.
 pub fn sha256_hex(text: &str) -> String {
-    let mut hex = String::with_capacity(64);
-    push_hex(&mut hex, &Sha256::digest(text.as_bytes()));
-    hex
-}
-
-/// Appends `bytes` as lowercase hex.
-pub fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0x0f)] as char);
-    }
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 #[cfg(test)]
@@ -203,5 +202,17 @@ mod tests {
     fn key_hash_rejects_non_hex() {
         assert_eq!(KeyHash::from_hex("zz"), None);
         assert_eq!(KeyHash::from_hex(&"A".repeat(64)), None);
+    }
+
+    #[test]
+    fn key_hash_is_a_hex_string_in_json_and_nothing_else_decodes() {
+        let hash = sample().hash();
+        let text = serde_json::to_string(&hash).unwrap();
+        assert_eq!(text, format!("\"{}\"", hash.as_str()));
+        assert_eq!(serde_json::from_str::<KeyHash>(&text).unwrap(), hash);
+        let upper = format!("\"{}\"", hash.as_str().to_uppercase());
+        for bad in ["\"zz\"", upper.as_str(), "7", "null"] {
+            assert!(serde_json::from_str::<KeyHash>(bad).is_err(), "{bad}");
+        }
     }
 }

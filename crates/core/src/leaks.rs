@@ -33,11 +33,14 @@
 //! `get(names[])`.
 
 use crate::error::ApiError;
-use crate::json::{self, JsonError, ObjectWriter, ToJson, Value};
+use crate::json_object::Object;
 use crate::key::{is_well_formed, sha256_hex, KeyHash};
 use crate::record::{KeyRecord, KeyStatus};
-use crate::signature::{GitHubSignatures, KeysFetcher, SignatureError, SignatureVerifier};
+use crate::signature::{GitHubSignatures, KeysFetcher, SignatureError};
 use crate::time::Millis;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// A report body larger than this (1 MiB) is refused with 413, before anything is read.
 pub const MAX_REPORT_BODY: usize = 1024 * 1024;
@@ -55,7 +58,7 @@ pub const MAX_REASON_BYTES: usize = 300;
 /// The admin route's `source`: 1 to this many characters.
 pub const MAX_SOURCE_CHARS: usize = 200;
 
-/// A report refused or left unfinished. Mapped to HTTP in `src/error.rs`.
+/// A report refused or left unfinished. Mapped to HTTP in `error.rs`.
 #[derive(Debug, thiserror::Error)]
 pub enum LeakError {
     #[error("the report is larger than {MAX_REPORT_BODY} bytes")]
@@ -78,33 +81,20 @@ pub enum LeakError {
     Store(#[from] ApiError),
 }
 
-/// GitHub's verdict vocabulary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// GitHub's verdict vocabulary: `"true_positive"`, `"false_positive"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Label {
     TruePositive,
     FalsePositive,
 }
 
 /// One element of the answer: the token's SHA-256 (hex), its type as reported, the verdict.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Feedback {
     pub token_hash: String,
     pub token_type: String,
     pub label: Label,
-}
-
-impl ToJson for Feedback {
-    fn write_json(&self, out: &mut String) {
-        let label = match self.label {
-            Label::TruePositive => "true_positive",
-            Label::FalsePositive => "false_positive",
-        };
-        ObjectWriter::new(out)
-            .str("token_hash", &self.token_hash)
-            .str("token_type", &self.token_type)
-            .str("label", label)
-            .end();
-    }
 }
 
 /// Who reported the leak.
@@ -215,72 +205,71 @@ impl Processed {
     }
 }
 
-/// Parses GitHub's body: a JSON array of `{"token", "type", "url", "source"}` (fields GitHub
-/// may add later are ignored). Bounded to [`MAX_REPORT_BODY`] and [`MAX_REPORT_ENTRIES`].
+/// One match of GitHub's report (fields GitHub may add later are ignored).
+#[derive(Deserialize)]
+struct GitHubMatch {
+    token: String,
+    #[serde(rename = "type")]
+    token_type: Option<String>,
+    source: Option<String>,
+    url: Option<String>,
+}
+
+/// The admin route's report.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminReport {
+    keys: Vec<String>,
+    source: String,
+}
+
+/// Parses GitHub's body: a JSON array of `{"token", "type", "url", "source"}` objects (fields
+/// GitHub may add later are ignored). Bounded to [`MAX_REPORT_BODY`] and [`MAX_REPORT_ENTRIES`].
 pub fn parse_github_report(body: &[u8]) -> Result<Report, LeakError> {
     const SHAPE: &str = r#"expected a JSON array of {"token", "type", "url", "source"} objects"#;
-    let matches = decode(body, SHAPE)?
-        .into_array()
-        .map_err(|_| shape(SHAPE))?;
+    let matches: Vec<Object<GitHubMatch>> = decode(body, SHAPE)?;
     bound(matches.len())?;
     let mut findings = Findings::default();
-    for m in matches {
-        let read = |mut m: json::Object| -> Result<_, JsonError> {
-            let token: String = m.required("token")?;
-            let token_type: Option<String> = m.optional("type")?;
-            Ok((token, token_type, m.optional("source")?, m.optional("url")?))
-        };
-        let entry = m.into_object().and_then(read);
-        let (token, token_type, source, url) = entry.map_err(|_| shape(SHAPE))?;
-        let token_type = token_type.unwrap_or_else(|| ADMIN_TOKEN_TYPE.into());
-        findings.add(&token, token_type, source, url);
+    for Object(m) in matches {
+        let token_type = m.token_type.unwrap_or_else(|| ADMIN_TOKEN_TYPE.into());
+        findings.add(&m.token, token_type, m.source, m.url);
     }
-    Ok(Report {
-        reporter: Reporter::GitHub,
-        findings: findings.list,
-    })
+    Ok(findings.into_report(Reporter::GitHub))
 }
 
 /// Parses the admin route's body: `{"keys": ["lqt_…", …], "source": "…"}`, no other field.
 pub fn parse_admin_report(body: &[u8]) -> Result<Report, LeakError> {
     const SHAPE: &str = r#"expected {"keys": [strings], "source": string} and no other field"#;
-    let read = |mut report: json::Object| -> Result<(Vec<String>, String), JsonError> {
-        report.only(&["keys", "source"])?;
-        Ok((report.required("keys")?, report.required("source")?))
-    };
-    let report = decode(body, SHAPE)?.into_object().and_then(read);
-    let (keys, source) = report.map_err(|_| shape(SHAPE))?;
-    bound(keys.len())?;
-    let source = source.trim();
+    let Object(report): Object<AdminReport> = decode(body, SHAPE)?;
+    bound(report.keys.len())?;
+    let source = report.source.trim();
     let chars = source.chars().count();
     if !(1..=MAX_SOURCE_CHARS).contains(&chars) || source.chars().any(char::is_control) {
         return Err(LeakError::InvalidSource);
     }
     let mut findings = Findings::default();
-    for key in &keys {
+    for key in &report.keys {
         findings.add(key, ADMIN_TOKEN_TYPE.into(), None, None);
     }
-    Ok(Report {
-        reporter: Reporter::Admin {
-            source: source.into(),
-        },
-        findings: findings.list,
-    })
+    let source = source.into();
+    Ok(findings.into_report(Reporter::Admin { source }))
 }
 
-/// Parses a report. Neither error quotes the input (it holds keys): a syntax error says where
-/// it is, a shape error only what was expected.
-fn decode<'a>(body: &'a [u8], shape_wanted: &str) -> Result<Value<'a>, LeakError> {
+/// Reads a report: its size first, then its syntax (a pass that holds nothing), then its shape.
+/// Neither error quotes the input (it holds keys): a syntax error says where it is, a shape
+/// error only what was expected. What a report may hold is bounded by its 1 MiB: at most about
+/// 350,000 entries of a few dozen bytes each before [`bound`] refuses them.
+fn decode<T: DeserializeOwned>(body: &[u8], shape_wanted: &str) -> Result<T, LeakError> {
     if body.len() > MAX_REPORT_BODY {
         return Err(LeakError::BodyTooLarge);
     }
-    json::parse(body).map_err(|e| match e {
-        JsonError::Syntax { line, column, .. } => {
-            LeakError::InvalidJson(format!("line {line}, column {column}"))
-        }
-        JsonError::TooManyValues => LeakError::InvalidBody(e.to_string()),
-        _ => shape(shape_wanted),
-    })
+    if let Err(e) = serde_json::from_slice::<IgnoredAny>(body) {
+        let (line, column) = (e.line(), e.column());
+        return Err(LeakError::InvalidJson(format!(
+            "line {line}, column {column}"
+        )));
+    }
+    serde_json::from_slice(body).map_err(|_| shape(shape_wanted))
 }
 
 fn shape(wanted: &str) -> LeakError {
@@ -294,20 +283,21 @@ fn bound(entries: usize) -> Result<(), LeakError> {
     }
 }
 
-/// Distinct tokens by hash, in first-reported order. A linear search (at most 1,000 × 1,000
-/// comparisons, which random hashes settle in their first byte) costs less wasm than a map.
+/// Distinct tokens by hash, in first-reported order (`seen`: hash → index in `list`).
 #[derive(Default)]
 struct Findings {
     list: Vec<Finding>,
+    seen: HashMap<String, usize>,
 }
 
 impl Findings {
     fn add(&mut self, token: &str, token_type: String, kind: Option<String>, url: Option<String>) {
         let token_hash = sha256_hex(token);
-        if let Some(seen) = self.list.iter_mut().find(|f| f.token_hash == token_hash) {
-            seen.more += 1;
+        if let Some(&at) = self.seen.get(&token_hash) {
+            self.list[at].more += 1;
             return;
         }
+        self.seen.insert(token_hash.clone(), self.list.len());
         self.list.push(Finding {
             token_hash,
             token_type,
@@ -316,6 +306,13 @@ impl Findings {
             url,
             more: 0,
         });
+    }
+
+    fn into_report(self, reporter: Reporter) -> Report {
+        Report {
+            reporter,
+            findings: self.list,
+        }
     }
 }
 
@@ -389,9 +386,9 @@ pub async fn process<R: Revoker>(
 
 /// Checks GitHub's signature, then parses and processes the report: a bad or missing signature
 /// refuses the request before any storage is touched.
-pub async fn github_report<R: Revoker, V: SignatureVerifier, F: KeysFetcher>(
+pub async fn github_report<R: Revoker, F: KeysFetcher>(
     revoker: &R,
-    github: &GitHubSignatures<'_, V, F>,
+    github: &GitHubSignatures<'_, F>,
     key_id: Option<&str>,
     signature: Option<&str>,
     body: &[u8],
@@ -459,7 +456,7 @@ mod tests {
     use crate::key::ApiKey;
     use crate::record::AuditEvent;
     use crate::repo::Repo;
-    use crate::signature::testing::{document, P256Verifier, StaticKeys, TestSigner};
+    use crate::signature::testing::{document, StaticKeys, TestSigner};
     use crate::signature::KeyCache;
     use crate::store::{MemoryStore, Op};
     use pollster::block_on;
@@ -532,7 +529,7 @@ mod tests {
                 assert!(record.revoke(now), "only live keys are sent");
                 repo.put_key(&record).await?;
                 // Through JSON, so that fields the record gains later keep their defaults.
-                let event: AuditEvent = json::from_str(
+                let event: AuditEvent = crate::json_object::from_str(
                     &serde_json::json!({
                         "id": format!("evt_{}", record.id),
                         "actor": revocation.actor,
@@ -634,7 +631,7 @@ mod tests {
         let store = MemoryStore::new();
         seed(&store, 1, "web-app", |_| {});
         let done = run(&store, &github_body(&[key(1).expose(), "ghp_notours"])).unwrap();
-        let json = json::to_string(&done.into_feedback().unwrap());
+        let json = serde_json::to_string(&done.into_feedback().unwrap()).unwrap();
         // python3 -c "import hashlib; print(hashlib.sha256(b'ghp_notours').hexdigest())"
         let expected = serde_json::json!([
             { "token_hash": key(1).hash().as_str(), "token_type": "lumiqtrace_api_key", "label": "true_positive" },
@@ -827,7 +824,8 @@ mod tests {
         body.extend_from_slice(b"{}]");
         for parse in [parse_github_report, parse_admin_report] {
             match parse(&body) {
-                Err(LeakError::InvalidBody(why)) => assert!(why.contains("JSON values"), "{why}"),
+                // Refused at the first entry, which is not a match (GitHub) or not a report.
+                Err(LeakError::InvalidBody(why)) => assert!(why.starts_with("expected"), "{why}"),
                 other => panic!("{:?}", other.map(|r| r.findings.len())),
             }
         }
@@ -893,6 +891,68 @@ mod tests {
     }
 
     #[test]
+    fn matches_and_reports_written_as_arrays_are_refused() {
+        let k = key(1);
+        let github = format!(
+            r#"[["{}", "lumiqtrace_api_key", "https://x", "content"]]"#,
+            k.expose()
+        );
+        assert!(matches!(
+            parse_github_report(github.as_bytes()),
+            Err(LeakError::InvalidBody(_))
+        ));
+        let admin = format!(r#"[["{}"], "incident"]"#, k.expose());
+        assert!(matches!(
+            parse_admin_report(admin.as_bytes()),
+            Err(LeakError::InvalidBody(_))
+        ));
+        let admin = format!(
+            r#"{{"keys": ["{}"], "source": "s", "source": "t"}}"#,
+            k.expose()
+        );
+        assert!(matches!(
+            parse_admin_report(admin.as_bytes()),
+            Err(LeakError::InvalidBody(_))
+        ));
+    }
+
+    #[test]
+    fn a_deeply_nested_report_is_refused_without_a_stack_overflow() {
+        let nested = |depth| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let deep = nested(100_000);
+        let extra = format!(r#"[{{"token": "t", "extra": {deep}}}]"#);
+        let admin = format!(r#"{{"keys": {deep}, "source": "s"}}"#);
+        let cases = [
+            parse_github_report(deep.as_bytes()),
+            parse_admin_report(admin.as_bytes()),
+        ];
+        for result in cases {
+            let err = result.err().map(|e| e.to_string());
+            assert!(
+                err.is_some_and(|e| e.contains("schema")),
+                "refused as no report"
+            );
+        }
+        // A field GitHub adds is skipped, however deep, without recursion.
+        let report = parse_github_report(extra.as_bytes()).unwrap();
+        assert_eq!(report.findings.len(), 1);
+    }
+
+    #[test]
+    fn a_syntax_error_is_invalid_json_even_after_a_shape_error() {
+        for body in [&b"[1, "[..], b"{\"keys\": 7, }", b""] {
+            assert!(matches!(
+                parse_github_report(body),
+                Err(LeakError::InvalidJson(_))
+            ));
+            assert!(matches!(
+                parse_admin_report(body),
+                Err(LeakError::InvalidJson(_))
+            ));
+        }
+    }
+
+    #[test]
     fn github_fields_may_be_missing_null_or_extra() {
         let body = br#"[{"token": "t", "url": null, "new_field": {"x": 1}}]"#;
         let report = parse_github_report(body).unwrap();
@@ -917,11 +977,11 @@ mod tests {
         };
         let long = format!("https://github.com/o/r/blob/x/{}\"\n\\é", "a".repeat(400));
         let reason = revocation(&Reporter::GitHub, &finding(long)).reason;
-        assert!(json::to_string(&reason).len() - 2 <= MAX_REASON_BYTES);
+        assert!(serde_json::to_string(&reason).unwrap().len() - 2 <= MAX_REASON_BYTES);
         assert!(reason.ends_with('…'));
         let quoted = "\"\\".repeat(200);
         let reason = revocation(&Reporter::GitHub, &finding(quoted)).reason;
-        assert!(json::to_string(&reason).len() - 2 <= MAX_REASON_BYTES);
+        assert!(serde_json::to_string(&reason).unwrap().len() - 2 <= MAX_REASON_BYTES);
         let short = revocation(&Reporter::GitHub, &finding("https://x/\u{7}y".into())).reason;
         assert_eq!(
             short,
@@ -955,7 +1015,6 @@ mod tests {
             body: &[u8],
         ) -> Result<Processed, LeakError> {
             let github = GitHubSignatures {
-                verifier: P256Verifier,
                 fetcher: &self.fetcher,
                 cache: &self.cache,
             };

@@ -7,15 +7,12 @@ pub mod admin;
 pub mod api;
 pub mod changes;
 pub mod error;
-pub mod executor;
-pub mod ingest;
-pub mod json;
+pub mod json_object;
 pub mod key;
 pub mod leaks;
 pub mod record;
 pub mod repo;
 pub mod signature;
-pub mod sort;
 pub mod store;
 pub mod time;
-
+pub mod verify;

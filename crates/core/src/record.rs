@@ -1,12 +1,17 @@
 //! Stored records (keys, projects, audit events), the rotate/revoke/grace state machine, the
 //! authorize decision, and the JSON views the API shows. Plain data: no storage, no clock.
+//!
+//! JSON: field names and order are the stored format (KV values and metadata, the change log)
+//! and the API's. Stored records read absent optional fields as `None` and ignore unknown ones
+//! (an older worker reads a newer record); read them with [`crate::json_object`], which refuses
+//! anything but a JSON object.
 
-use crate::json::{FromJson, JsonError, ObjectWriter, ToJson, Value};
 use crate::key::{ApiKey, KeyHash};
 use crate::time::{rfc3339, Millis};
+use serde::{Deserialize, Serialize};
 
 /// A key as stored, under its hash. Never holds the plaintext.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
     pub id: String,
     pub hash: KeyHash,
@@ -19,13 +24,16 @@ pub struct KeyRecord {
     pub revoked_at: Option<Millis>,
     /// Why it was revoked, when known (a leak report names where the key was found). At most
     /// `leaks::MAX_REASON_BYTES` once JSON-escaped, so the record still fits KV metadata.
+    /// Left out of the JSON when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_reason: Option<String>,
     pub rotated_from: Option<String>,
     pub rotated_to: Option<String>,
 }
 
-/// What a key is at a given instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a key is at a given instant; in JSON `"active"`, `"grace"`, `"expired"`, `"revoked"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum KeyStatus {
     Active,
     Grace,
@@ -45,7 +53,7 @@ pub enum Denied {
 pub struct NotRotatable(pub KeyStatus);
 
 /// What an authorized request learns about its key (the body of `GET /v1/auth/verify`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Grant {
     pub project_id: String,
     pub key_id: String,
@@ -151,8 +159,8 @@ pub fn authorize(record: &KeyRecord, now: Millis) -> Result<Grant, Denied> {
     }
 }
 
-/// A key as the admin API and the dashboard show it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A key as the admin API and the dashboard show it (absent values are `null`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KeyView {
     pub id: String,
     pub name: String,
@@ -169,7 +177,7 @@ pub struct KeyView {
 }
 
 /// A project, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {
     pub id: String,
     pub name: String,
@@ -177,7 +185,7 @@ pub struct Project {
 }
 
 /// A project as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProjectView {
     pub id: String,
     pub name: String,
@@ -195,26 +203,29 @@ impl Project {
 }
 
 /// An append-only audit entry for a create, rotate or revoke.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     pub id: String,
     pub actor: String,
     pub action: String,
     pub project_id: String,
     pub key_id: Option<String>,
-    /// Why, for a leak revocation: who reported it and where it was found.
+    /// Why, for a leak revocation: who reported it and where it was found. Left out of the JSON
+    /// when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub at: Millis,
 }
 
-/// An audit entry as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An audit entry as the API shows it (`reason` left out when `None`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditView {
     pub id: String,
     pub actor: String,
     pub action: String,
     pub project_id: String,
     pub key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub at: String,
 }
@@ -230,162 +241,6 @@ impl AuditEvent {
             reason: self.reason.clone(),
             at: rfc3339(self.at),
         }
-    }
-}
-
-impl KeyStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyStatus::Active => "active",
-            KeyStatus::Grace => "grace",
-            KeyStatus::Expired => "expired",
-            KeyStatus::Revoked => "revoked",
-        }
-    }
-}
-
-// JSON: field names and order are the stored format (KV values and metadata, the change log)
-// and the API's; absent optional fields of stored records read as `None`, unknown ones are
-// ignored (an older worker reads a newer record).
-
-impl ToJson for KeyRecord {
-    fn write_json(&self, out: &mut String) {
-        ObjectWriter::new(out)
-            .str("id", &self.id)
-            .str("hash", self.hash.as_str())
-            .str("name", &self.name)
-            .str("project_id", &self.project_id)
-            .str("prefix", &self.prefix)
-            .u64("created_at", self.created_at)
-            .opt_u64("grace_expires_at", self.grace_expires_at)
-            .opt_u64("revoked_at", self.revoked_at)
-            .some_str("revoked_reason", self.revoked_reason.as_deref())
-            .opt_str("rotated_from", self.rotated_from.as_deref())
-            .opt_str("rotated_to", self.rotated_to.as_deref())
-            .end();
-    }
-}
-
-impl FromJson<'_> for KeyRecord {
-    fn from_json(value: Value<'_>) -> Result<Self, JsonError> {
-        let mut o = value.into_object()?;
-        Ok(Self {
-            id: o.required("id")?,
-            hash: o.required("hash")?,
-            name: o.required("name")?,
-            project_id: o.required("project_id")?,
-            prefix: o.required("prefix")?,
-            created_at: o.u64("created_at")?,
-            grace_expires_at: o.opt_u64("grace_expires_at")?,
-            revoked_at: o.opt_u64("revoked_at")?,
-            revoked_reason: o.optional("revoked_reason")?,
-            rotated_from: o.optional("rotated_from")?,
-            rotated_to: o.optional("rotated_to")?,
-        })
-    }
-}
-
-impl ToJson for Grant {
-    fn write_json(&self, out: &mut String) {
-        ObjectWriter::new(out)
-            .str("project_id", &self.project_id)
-            .str("key_id", &self.key_id)
-            .str("key_name", &self.key_name)
-            .str("status", self.status.as_str())
-            .opt_str("grace_expires_at", self.grace_expires_at.as_deref())
-            .end();
-    }
-}
-
-impl ToJson for KeyView {
-    fn write_json(&self, out: &mut String) {
-        ObjectWriter::new(out)
-            .str("id", &self.id)
-            .str("name", &self.name)
-            .str("project_id", &self.project_id)
-            .str("prefix", &self.prefix)
-            .str("created_at", &self.created_at)
-            .str("status", self.status.as_str())
-            .opt_str("grace_expires_at", self.grace_expires_at.as_deref())
-            .opt_str("revoked_at", self.revoked_at.as_deref())
-            .opt_str("revoked_reason", self.revoked_reason.as_deref())
-            .opt_str("rotated_from", self.rotated_from.as_deref())
-            .opt_str("rotated_to", self.rotated_to.as_deref())
-            .end();
-    }
-}
-
-impl ToJson for Project {
-    fn write_json(&self, out: &mut String) {
-        ObjectWriter::new(out)
-            .str("id", &self.id)
-            .str("name", &self.name)
-            .u64("created_at", self.created_at)
-            .end();
-    }
-}
-
-impl FromJson<'_> for Project {
-    fn from_json(value: Value<'_>) -> Result<Self, JsonError> {
-        let mut o = value.into_object()?;
-        Ok(Self {
-            id: o.required("id")?,
-            name: o.required("name")?,
-            created_at: o.u64("created_at")?,
-        })
-    }
-}
-
-impl ToJson for ProjectView {
-    fn write_json(&self, out: &mut String) {
-        ObjectWriter::new(out)
-            .str("id", &self.id)
-            .str("name", &self.name)
-            .str("created_at", &self.created_at)
-            .end();
-    }
-}
-
-impl ToJson for AuditEvent {
-    fn write_json(&self, out: &mut String) {
-        ObjectWriter::new(out)
-            .str("id", &self.id)
-            .str("actor", &self.actor)
-            .str("action", &self.action)
-            .str("project_id", &self.project_id)
-            .opt_str("key_id", self.key_id.as_deref())
-            .some_str("reason", self.reason.as_deref())
-            .u64("at", self.at)
-            .end();
-    }
-}
-
-impl FromJson<'_> for AuditEvent {
-    fn from_json(value: Value<'_>) -> Result<Self, JsonError> {
-        let mut o = value.into_object()?;
-        Ok(Self {
-            id: o.required("id")?,
-            actor: o.required("actor")?,
-            action: o.required("action")?,
-            project_id: o.required("project_id")?,
-            key_id: o.optional("key_id")?,
-            reason: o.optional("reason")?,
-            at: o.u64("at")?,
-        })
-    }
-}
-
-impl ToJson for AuditView {
-    fn write_json(&self, out: &mut String) {
-        ObjectWriter::new(out)
-            .str("id", &self.id)
-            .str("actor", &self.actor)
-            .str("action", &self.action)
-            .str("project_id", &self.project_id)
-            .opt_str("key_id", self.key_id.as_deref())
-            .some_str("reason", self.reason.as_deref())
-            .str("at", &self.at)
-            .end();
     }
 }
 
@@ -408,8 +263,28 @@ pub fn normalize_name(raw: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::json_object::from_str;
+
+    /// `record`'s fields as a JSON array in declaration order: what serde's derive would also
+    /// read as a record.
+    pub(crate) fn as_field_array(record: &KeyRecord) -> String {
+        serde_json::json!([
+            record.id,
+            record.hash,
+            record.name,
+            record.project_id,
+            record.prefix,
+            record.created_at,
+            record.grace_expires_at,
+            record.revoked_at,
+            record.revoked_reason,
+            record.rotated_from,
+            record.rotated_to,
+        ])
+        .to_string()
+    }
 
     const HOUR: Millis = 3_600_000;
     const DAY: Millis = 24 * HOUR;
@@ -497,7 +372,7 @@ mod tests {
     #[test]
     fn view_shows_prefix_and_dates_but_never_key_or_hash() {
         let rec = record(1_795_689_954_123);
-        let json = crate::json::to_string(&rec.view(1_795_689_954_123));
+        let json = serde_json::to_string(&rec.view(1_795_689_954_123)).unwrap();
         assert!(json.contains(r#""prefix":"lqt_07070707""#), "{json}");
         assert!(json.contains(r#""created_at":"2026-11-26T10:45:54.123Z""#));
         assert!(json.contains(r#""status":"active""#));
@@ -509,21 +384,78 @@ mod tests {
     fn record_round_trips_through_json_without_plaintext() {
         let key = ApiKey::from_secret_bytes(&[7; 32]);
         let rec = record(3);
-        let json = crate::json::to_string(&rec);
+        let json = serde_json::to_string(&rec).unwrap();
         assert!(!json.contains(key.expose()));
-        assert_eq!(crate::json::from_str::<KeyRecord>(&json).unwrap(), rec);
+        assert_eq!(from_str::<KeyRecord>(&json).unwrap(), rec);
     }
 
     #[test]
     fn record_with_bad_hash_does_not_decode() {
-        let mut value: serde_json::Value =
-            serde_json::from_str(&crate::json::to_string(&record(3))).unwrap();
+        let mut value = serde_json::to_value(record(3)).unwrap();
         value["hash"] = "not-a-hash".into();
-        let err = crate::json::from_str::<KeyRecord>(&value.to_string()).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "field `hash`: a key hash is 64 lowercase hex characters"
+        let err = from_str::<KeyRecord>(&value.to_string()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("a key hash is 64 lowercase hex characters"),
+            "{err}"
         );
+    }
+
+    #[test]
+    fn stored_json_keeps_its_field_names_order_and_nulls() {
+        let mut rec = record(3);
+        rec.start_grace(4, 5, "key_2").unwrap();
+        let json = serde_json::to_string(&rec).unwrap();
+        let expected = format!(
+            r#"{{"id":"key_1","hash":"{}","name":"production-web","project_id":"web-app","prefix":"lqt_07070707","created_at":3,"grace_expires_at":9,"revoked_at":null,"rotated_from":null,"rotated_to":"key_2"}}"#,
+            rec.hash.as_str()
+        );
+        assert_eq!(json, expected, "no revoked_reason until there is one");
+        rec.revoked_reason = Some("r".into());
+        let json = serde_json::to_string(&rec).unwrap();
+        assert!(json.contains(r#""revoked_at":null,"revoked_reason":"r","rotated_from""#));
+        let event = AuditEvent {
+            id: "evt_1".into(),
+            actor: "admin".into(),
+            action: "key.created".into(),
+            project_id: "p".into(),
+            key_id: None,
+            reason: None,
+            at: 7,
+        };
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"id":"evt_1","actor":"admin","action":"key.created","project_id":"p","key_id":null,"at":7}"#
+        );
+    }
+
+    #[test]
+    fn stored_records_read_older_and_newer_versions_but_only_objects() {
+        let rec = record(3);
+        let mut value = serde_json::to_value(&rec).unwrap();
+        let fields = value.as_object_mut().unwrap();
+        for optional in [
+            "grace_expires_at",
+            "revoked_at",
+            "rotated_from",
+            "rotated_to",
+        ] {
+            fields.remove(optional);
+        }
+        fields.insert("added_later".into(), serde_json::json!({ "x": [1] }));
+        assert_eq!(from_str::<KeyRecord>(&value.to_string()).unwrap(), rec);
+        let as_array = as_field_array(&rec);
+        assert_eq!(serde_json::from_str::<KeyRecord>(&as_array).unwrap(), rec);
+        let err = from_str::<KeyRecord>(&as_array).unwrap_err();
+        assert!(err.to_string().contains("expected a JSON object"), "{err}");
+        let negative = serde_json::to_string(&rec)
+            .unwrap()
+            .replace(r#""created_at":3"#, r#""created_at":-3"#);
+        assert!(from_str::<KeyRecord>(&negative).is_err());
+        let twice = serde_json::to_string(&rec)
+            .unwrap()
+            .replace(r#""name":"#, r#""name":"a","name":"#);
+        assert!(from_str::<KeyRecord>(&twice).is_err());
     }
 
     #[test]

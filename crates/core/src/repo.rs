@@ -8,12 +8,16 @@
 //! | `audit/{project id}/{ms:013}-{id}`  | [`AuditEvent`]                | same JSON         |
 //!
 //! Metadata copies let one list call return whole records (KV caps metadata at 1024 bytes;
-//! a record too large for it is read back with a get instead).
+//! a record too large for it is read back with a get instead). Values are written with
+//! serde_json and read with [`json_object`]: a stored value that is not a JSON object of the
+//! record's shape is [`RepoError::Corrupt`].
 
-use crate::json::{self, FromJson, ToJson};
+use crate::json_object;
 use crate::key::KeyHash;
 use crate::record::{AuditEvent, KeyRecord, Project};
 use crate::store::{Store, StoreError, GET_MANY_MAX, METADATA_MAX_BYTES};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 const KEY: &str = "key/";
 const KEY_ID: &str = "id/";
@@ -29,6 +33,10 @@ pub enum RepoError {
     Store(#[from] StoreError),
     #[error("stored value under {name} does not decode: {reason}")]
     Corrupt { name: String, reason: String },
+    /// A record could not be written as JSON (serde_json fails only on values JSON cannot
+    /// hold; ours never are, but a write fails closed rather than panics).
+    #[error("value for {name} could not be encoded: {reason}")]
+    Encode { name: String, reason: String },
 }
 
 /// Typed access to the layout above, over any [`Store`].
@@ -125,7 +133,7 @@ impl<'s, S: Store> Repo<'s, S> {
         }
     }
 
-    async fn get_json<T: for<'t> FromJson<'t>>(&self, name: &str) -> Result<Option<T>, RepoError> {
+    async fn get_json<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, RepoError> {
         if name.len() > KV_NAME_MAX_BYTES {
             return Ok(None);
         }
@@ -135,13 +143,16 @@ impl<'s, S: Store> Repo<'s, S> {
         }
     }
 
-    async fn put_json<T: ToJson>(&self, name: &str, value: &T) -> Result<(), RepoError> {
-        let text = json::to_string(value);
+    async fn put_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), RepoError> {
+        let text = serde_json::to_string(value).map_err(|e| RepoError::Encode {
+            name: name.into(),
+            reason: e.to_string(),
+        })?;
         let metadata = (text.len() <= METADATA_MAX_BYTES).then_some(text.as_str());
         Ok(self.store.put(name, &text, metadata).await?)
     }
 
-    async fn list_json<T: for<'t> FromJson<'t>>(&self, prefix: &str) -> Result<Vec<T>, RepoError> {
+    async fn list_json<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<T>, RepoError> {
         let mut out = Vec::new();
         for entry in self.store.list(prefix).await? {
             match entry.metadata {
@@ -154,8 +165,8 @@ impl<'s, S: Store> Repo<'s, S> {
     }
 }
 
-fn decode<T: for<'t> FromJson<'t>>(name: &str, text: &str) -> Result<T, RepoError> {
-    json::from_str(text).map_err(|e| RepoError::Corrupt {
+fn decode<T: DeserializeOwned>(name: &str, text: &str) -> Result<T, RepoError> {
+    json_object::from_str(text).map_err(|e| RepoError::Corrupt {
         name: name.into(),
         reason: e.to_string(),
     })
@@ -216,7 +227,7 @@ mod tests {
         let big = record(2, "big");
         block_on(async {
             repo.put_key(&small).await.unwrap();
-            let text = json::to_string(&big);
+            let text = serde_json::to_string(&big).unwrap();
             store
                 .put(&format!("key/{}", big.hash.as_str()), &text, None)
                 .await
@@ -237,7 +248,7 @@ mod tests {
         rec.revoked_at = Some(u64::MAX);
         // A leak reason at its bound (`leaks::MAX_REASON_BYTES` once JSON-escaped).
         rec.revoked_reason = Some("\u{10FFFF}".repeat(crate::leaks::MAX_REASON_BYTES / 4));
-        assert!(json::to_string(&rec).len() <= METADATA_MAX_BYTES);
+        assert!(serde_json::to_string(&rec).unwrap().len() <= METADATA_MAX_BYTES);
     }
 
     #[test]
@@ -246,9 +257,12 @@ mod tests {
         let rec = record(1, "a");
         block_on(async {
             let name = format!("key/{}", rec.hash.as_str());
-            store.put(&name, "{not json", None).await.unwrap();
-            let err = Repo::new(&store).key_by_hash(&rec.hash).await;
-            assert!(matches!(err, Err(RepoError::Corrupt { .. })));
+            let as_array = crate::record::tests::as_field_array(&rec);
+            for corrupt in ["{not json", "[]", as_array.as_str()] {
+                store.put(&name, corrupt, None).await.unwrap();
+                let err = Repo::new(&store).key_by_hash(&rec.hash).await;
+                assert!(matches!(err, Err(RepoError::Corrupt { .. })), "{corrupt}");
+            }
         });
     }
 

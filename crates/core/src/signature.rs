@@ -1,12 +1,18 @@
 //! GitHub secret-scanning request authenticity: the `Github-Public-Key-Signature` header
 //! (base64 of an ASN.1 DER ECDSA P-256 / SHA-256 signature over the raw body) checked against the
-//! key named by `Github-Public-Key-Identifier` in GitHub's public-keys document. Pure: base64,
-//! DER → raw `r‖s`, PEM → SPKI, the document, a cache with a bounded lifetime (time passed in),
-//! and the order of checks. The ECDSA verify itself sits behind [`SignatureVerifier`] (WebCrypto
-//! in the worker, the `p256` crate in host tests) and the document's download behind
-//! [`KeysFetcher`].
+//! key named by `Github-Public-Key-Identifier` in GitHub's public-keys document. The `p256`
+//! crate reads the signature and the PEM keys and verifies; this module holds the document, a
+//! cache with a bounded lifetime (time passed in) and the order of checks. The document's
+//! download sits behind [`KeysFetcher`] (the worker's `fetch`).
 
 use crate::time::Millis;
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::{DecodePaddingMode, Engine as _};
+use p256::ecdsa::signature::Verifier as _;
+use p256::ecdsa::{Signature, VerifyingKey};
+use p256::pkcs8::DecodePublicKey as _;
+use serde::Deserialize;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -26,15 +32,13 @@ pub const MAX_STALE_MS: Millis = 24 * 60 * 60 * 1000;
 /// A public-keys document larger than this (64 KiB) is refused.
 pub const MAX_KEYS_DOCUMENT: usize = 64 * 1024;
 
-/// DER `SubjectPublicKeyInfo` of an uncompressed P-256 key, up to the point: 27 bytes of
-/// `SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING 00 04 … }`, then X‖Y.
-const P256_SPKI_PREFIX: [u8; 27] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
-    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
-];
-const P256_SPKI_LEN: usize = P256_SPKI_PREFIX.len() + 64;
+/// Standard base64 (RFC 4648 §4) with `=` padding optional, as the signature header is read.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
-/// Why a GitHub request is not accepted as GitHub's. Mapped to HTTP in `src/error.rs`.
+/// Why a GitHub request is not accepted as GitHub's. Mapped to HTTP in `error.rs`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     #[error("missing Github-Public-Key-Identifier or Github-Public-Key-Signature header")]
@@ -46,145 +50,59 @@ pub enum SignatureError {
     /// The document could not be fetched or read: the caller should answer 503 (GitHub retries).
     #[error("GitHub's public keys are unavailable: {0}")]
     KeysUnavailable(String),
-    /// The platform's crypto failed (not: the signature is wrong).
-    #[error("signature check failed: {0}")]
-    Platform(String),
-}
-
-/// ECDSA P-256 / SHA-256 verification.
-#[allow(async_fn_in_trait)] // single-threaded Workers runtime: no `Send` bound wanted
-pub trait SignatureVerifier {
-    /// Whether `signature` (raw `r‖s`, 32 bytes each, as WebCrypto wants it) is a signature of
-    /// `message` by `spki` (a DER SubjectPublicKeyInfo that [`spki_from_pem`] accepted).
-    /// `Err` only when the check itself could not run.
-    async fn verify(
-        &self,
-        spki: &[u8],
-        signature: &[u8; 64],
-        message: &[u8],
-    ) -> Result<bool, SignatureError>;
 }
 
 /// Downloads GitHub's public-keys document (its text).
-#[allow(async_fn_in_trait)]
+#[allow(async_fn_in_trait)] // single-threaded Workers runtime: no `Send` bound wanted
 pub trait KeysFetcher {
     async fn fetch(&self) -> Result<String, SignatureError>;
 }
 
-/// Standard base64 (RFC 4648 §4), `=` padding optional; ASCII whitespace is skipped (PEM
-/// lines). `None` for any other character, data after padding, or non-zero leftover bits.
-pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3 + 2);
-    let (mut acc, mut bits, mut chars, mut pad) = (0u32, 0u32, 0usize, 0usize);
-    for c in text.bytes() {
-        let value = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => {
-                pad += 1;
-                continue;
-            }
-            b' ' | b'\t' | b'\r' | b'\n' => continue,
-            _ => return None,
-        };
-        if pad > 0 {
-            return None;
-        }
-        chars += 1;
-        acc = (acc << 6) | u32::from(value);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    let padding_ok = pad == 0 || (pad <= 2 && (chars + pad) % 4 == 0);
-    (bits < 6 && acc == 0 && padding_ok).then_some(out)
+/// The `Github-Public-Key-Signature` header as a signature: base64 (padded or not) of a strict
+/// ASN.1 DER `ECDSA-Sig-Value` whose `r` and `s` are valid P-256 scalars. `None` otherwise.
+pub fn decode_signature(header: &str) -> Option<Signature> {
+    let der = BASE64.decode(header.trim()).ok()?;
+    Signature::from_der(&der).ok()
 }
 
-/// An ASN.1 DER `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }` for P-256 as the raw
-/// `r‖s` (64 bytes) that WebCrypto verifies. Strict DER: short-form lengths, minimal positive
-/// non-zero integers of at most 32 bytes (plus a sign byte), nothing after the sequence.
-/// `None` for anything else; never panics, whatever the input.
-pub fn der_to_raw(der: &[u8]) -> Option<[u8; 64]> {
-    let (&tag, rest) = der.split_first()?;
-    let (&len, body) = rest.split_first()?;
-    if tag != 0x30 || len >= 0x80 || usize::from(len) != body.len() {
-        return None;
-    }
-    let mut raw = [0u8; 64];
-    let (r, s) = raw.split_at_mut(32);
-    let rest = der_integer(body, r)?;
-    let rest = der_integer(rest, s)?;
-    rest.is_empty().then_some(raw)
+/// The key inside a `-----BEGIN PUBLIC KEY-----` PEM block, if it is a P-256 key (the only kind
+/// GitHub publishes for secret scanning).
+pub fn key_from_pem(pem: &str) -> Option<VerifyingKey> {
+    VerifyingKey::from_public_key_pem(pem.trim()).ok()
 }
 
-/// Reads one DER INTEGER into `out` (right-aligned); returns what follows it.
-fn der_integer<'a>(input: &'a [u8], out: &mut [u8]) -> Option<&'a [u8]> {
-    let (&tag, rest) = input.split_first()?;
-    let (&len, rest) = rest.split_first()?;
-    let len = usize::from(len);
-    if tag != 0x02 || len == 0 || len > rest.len() {
-        return None;
-    }
-    let (content, rest) = rest.split_at(len);
-    let magnitude = match content {
-        [first, ..] if first & 0x80 != 0 => return None, // negative
-        [0, next, ..] if next & 0x80 == 0 => return None, // not minimal
-        [0, tail @ ..] => tail,
-        all => all,
-    };
-    if magnitude.is_empty() || magnitude.len() > out.len() {
-        return None; // zero, or wider than the curve
-    }
-    let start = out.len() - magnitude.len();
-    out[start..].copy_from_slice(magnitude);
-    Some(rest)
-}
-
-/// The DER SubjectPublicKeyInfo inside a `-----BEGIN PUBLIC KEY-----` PEM block, if it is an
-/// uncompressed P-256 key (the only kind GitHub publishes for secret scanning).
-pub fn spki_from_pem(pem: &str) -> Option<Vec<u8>> {
-    let body = pem
-        .trim()
-        .strip_prefix("-----BEGIN PUBLIC KEY-----")?
-        .strip_suffix("-----END PUBLIC KEY-----")?;
-    let der = base64_decode(body)?;
-    (der.len() == P256_SPKI_LEN && der.starts_with(&P256_SPKI_PREFIX)).then_some(der)
-}
-
-/// GitHub's signing keys: identifier → DER SPKI. Every listed key verifies, current or not
-/// (a report signed just before GitHub rotates must still pass).
+/// GitHub's signing keys: identifier → key. Every listed key verifies, current or not (a report
+/// signed just before GitHub rotates must still pass).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicKeys(Vec<(String, Vec<u8>)>);
+pub struct PublicKeys(Vec<(String, VerifyingKey)>);
+
+/// `{"public_keys":[{"key_identifier","key": PEM,"is_current"}]}` (other fields ignored).
+#[derive(Deserialize)]
+struct Document {
+    public_keys: Vec<ListedKey>,
+}
+
+#[derive(Deserialize)]
+struct ListedKey {
+    key_identifier: String,
+    key: String,
+}
 
 impl PublicKeys {
-    /// Parses `{"public_keys":[{"key_identifier","key": PEM,"is_current"}]}`. Keys that are not
-    /// P-256 PEM are skipped; a document with none usable is an error.
+    /// Parses GitHub's document. Keys that are not P-256 PEM are skipped; a document with none
+    /// usable is an error.
     pub fn parse(text: &str) -> Result<Self, SignatureError> {
         if text.len() > MAX_KEYS_DOCUMENT {
             return Err(SignatureError::KeysUnavailable(format!(
                 "document over {MAX_KEYS_DOCUMENT} bytes"
             )));
         }
-        let read = |doc: crate::json::Value| -> Result<_, crate::json::JsonError> {
-            let listed: Vec<crate::json::Value> = doc.into_object()?.required("public_keys")?;
-            let mut keys = Vec::new();
-            for key in listed {
-                let mut key = key.into_object()?;
-                let id: String = key.required("key_identifier")?;
-                let pem: String = key.required("key")?;
-                keys.extend(spki_from_pem(&pem).map(|der| (id, der)));
-            }
-            Ok(keys)
-        };
-        let keys = crate::json::parse(text.as_bytes())
-            .and_then(read)
+        let document: Document = crate::json_object::from_str(text)
             .map_err(|e| SignatureError::KeysUnavailable(format!("document: {e}")))?;
+        let listed = document.public_keys.into_iter();
+        let keys: Vec<_> = listed
+            .filter_map(|k| Some((k.key_identifier, key_from_pem(&k.key)?)))
+            .collect();
         if keys.is_empty() {
             return Err(SignatureError::KeysUnavailable(
                 "document lists no P-256 public key".into(),
@@ -193,14 +111,14 @@ impl PublicKeys {
         Ok(Self(keys))
     }
 
-    pub fn get(&self, key_id: &str) -> Option<&[u8]> {
+    pub fn get(&self, key_id: &str) -> Option<&VerifyingKey> {
         let found = self.0.iter().find(|(id, _)| id == key_id);
-        found.map(|(_, spki)| spki.as_slice())
+        found.map(|(_, key)| key)
     }
 }
 
 /// The last document fetched and when, and when a download was last tried. Lives per isolate
-/// in the worker (`src/webcrypto.rs`); every decision takes `now`.
+/// in the worker; every decision takes `now`.
 #[derive(Debug, Default)]
 pub struct KeyCache {
     keys: Option<(Rc<PublicKeys>, Millis)>,
@@ -224,14 +142,13 @@ impl KeyCache {
     }
 }
 
-/// Checks GitHub's request signatures: a verifier, a fetcher and the isolate's cache.
-pub struct GitHubSignatures<'c, V, F> {
-    pub verifier: V,
+/// Checks GitHub's request signatures: a fetcher for the document and the isolate's cache.
+pub struct GitHubSignatures<'c, F> {
     pub fetcher: F,
     pub cache: &'c RefCell<KeyCache>,
 }
 
-impl<V: SignatureVerifier, F: KeysFetcher> GitHubSignatures<'_, V, F> {
+impl<F: KeysFetcher> GitHubSignatures<'_, F> {
     /// Accepts the request only if both headers are present, the signature is well-formed DER,
     /// the key id is in GitHub's document and the signature verifies over `body` exactly.
     /// Malformed headers are refused before any download.
@@ -248,12 +165,11 @@ impl<V: SignatureVerifier, F: KeysFetcher> GitHubSignatures<'_, V, F> {
         let (Some(key_id), Some(signature)) = (present(key_id), present(signature)) else {
             return Err(SignatureError::Missing);
         };
-        let der = base64_decode(signature).ok_or(SignatureError::Invalid)?;
-        let raw = der_to_raw(&der).ok_or(SignatureError::Invalid)?;
-        let spki = self.public_key(key_id, now).await?;
-        match self.verifier.verify(&spki, &raw, body).await? {
-            true => Ok(()),
-            false => Err(SignatureError::Invalid),
+        let signature = decode_signature(signature).ok_or(SignatureError::Invalid)?;
+        let key = self.public_key(key_id, now).await?;
+        match key.verify(body, &signature) {
+            Ok(()) => Ok(()),
+            Err(_) => Err(SignatureError::Invalid),
         }
     }
 
@@ -261,16 +177,16 @@ impl<V: SignatureVerifier, F: KeysFetcher> GitHubSignatures<'_, V, F> {
     /// the id is unknown to it) from a new download, at most one per [`MIN_FETCH_INTERVAL_MS`];
     /// when that fails, from a document up to [`MAX_STALE_MS`] old. No `RefCell` borrow is held
     /// across the download, so concurrent requests in one isolate cannot collide.
-    async fn public_key(&self, key_id: &str, now: Millis) -> Result<Vec<u8>, SignatureError> {
-        let found = |keys: &PublicKeys| keys.get(key_id).map(<[u8]>::to_vec);
+    async fn public_key(&self, key_id: &str, now: Millis) -> Result<VerifyingKey, SignatureError> {
+        let found = |keys: &PublicKeys| keys.get(key_id).copied();
         let fresh = self.cache.borrow().keys(now, KEYS_TTL_MS);
-        if let Some(spki) = fresh.as_deref().and_then(found) {
-            return Ok(spki);
+        if let Some(key) = fresh.as_deref().and_then(found) {
+            return Ok(key);
         }
         let stale = self.cache.borrow().keys(now, MAX_STALE_MS);
         if !self.cache.borrow().may_fetch(now) {
             return match (stale.as_deref().and_then(found), fresh) {
-                (Some(spki), _) => Ok(spki),
+                (Some(key), _) => Ok(key),
                 (None, Some(_)) => Err(SignatureError::UnknownKey),
                 (None, None) => Err(SignatureError::KeysUnavailable(
                     "last download failed less than a minute ago".into(),
@@ -284,63 +200,25 @@ impl<V: SignatureVerifier, F: KeysFetcher> GitHubSignatures<'_, V, F> {
         };
         match fetched {
             Ok(keys) => {
-                let spki = found(&keys).ok_or(SignatureError::UnknownKey);
+                let key = found(&keys).ok_or(SignatureError::UnknownKey);
                 self.cache.borrow_mut().keys = Some((Rc::new(keys), now));
-                spki
+                key
             }
             Err(e) => stale.as_deref().and_then(found).ok_or(e),
         }
     }
 }
 
-/// Test doubles shared with `leaks` tests: a `p256` verifier, a signer that makes GitHub-style
-/// headers, and a fetcher serving a fixed document.
+/// Test doubles shared with `leaks` tests: a signer that makes GitHub-style headers, and a
+/// fetcher serving a fixed document.
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
-    use p256::ecdsa::signature::{Signer, Verifier};
-    use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
-    use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
+    use base64::engine::general_purpose::STANDARD;
+    use p256::ecdsa::signature::Signer;
+    use p256::ecdsa::SigningKey;
+    use p256::pkcs8::{EncodePublicKey, LineEnding};
     use std::cell::Cell;
-
-    /// Host implementation of [`SignatureVerifier`] with the `p256` crate.
-    pub struct P256Verifier;
-
-    impl SignatureVerifier for P256Verifier {
-        async fn verify(
-            &self,
-            spki: &[u8],
-            signature: &[u8; 64],
-            message: &[u8],
-        ) -> Result<bool, SignatureError> {
-            let key = VerifyingKey::from_public_key_der(spki)
-                .map_err(|e| SignatureError::Platform(e.to_string()))?;
-            let Ok(signature) = Signature::from_slice(signature) else {
-                return Ok(false);
-            };
-            Ok(key.verify(message, &signature).is_ok())
-        }
-    }
-
-    pub fn base64_encode(bytes: &[u8]) -> String {
-        const ALPHABET: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
 
     /// A P-256 key pair standing in for one of GitHub's.
     pub struct TestSigner {
@@ -361,23 +239,13 @@ pub(crate) mod testing {
         /// `Github-Public-Key-Signature` for `body`: base64 of the DER signature.
         pub fn sign(&self, body: &[u8]) -> String {
             let signature: Signature = self.key.sign(body);
-            base64_encode(signature.to_der().as_bytes())
+            STANDARD.encode(signature.to_der().as_bytes())
         }
 
         /// The PEM GitHub's document would list for this key (64-character lines).
         pub fn pem(&self) -> String {
-            let public = p256::PublicKey::from(self.key.verifying_key());
-            let der = public.to_public_key_der().unwrap();
-            let b64 = base64_encode(der.as_bytes());
-            let lines: Vec<&str> = b64
-                .as_bytes()
-                .chunks(64)
-                .map(|l| std::str::from_utf8(l).unwrap())
-                .collect();
-            format!(
-                "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
-                lines.join("\n")
-            )
+            let public = self.key.verifying_key();
+            public.to_public_key_pem(LineEnding::LF).unwrap()
         }
     }
 
@@ -419,6 +287,8 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::*;
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
+    use p256::pkcs8::EncodePublicKey;
     use pollster::block_on;
 
     // GitHub's documented example (secret-scanning partner program, Python sample): key id
@@ -429,9 +299,13 @@ mod tests {
     const MINUTE: Millis = 60_000;
 
     fn verify(pem: &str, signature_b64: &str, body: &[u8]) -> bool {
-        let spki = spki_from_pem(pem).unwrap();
-        let raw = der_to_raw(&base64_decode(signature_b64).unwrap()).unwrap();
-        block_on(P256Verifier.verify(&spki, &raw, body)).unwrap()
+        let key = key_from_pem(pem).unwrap();
+        let signature = decode_signature(signature_b64).unwrap();
+        key.verify(body, &signature).is_ok()
+    }
+
+    fn der(signature_b64: &str) -> Vec<u8> {
+        STANDARD.decode(signature_b64).unwrap()
     }
 
     #[test]
@@ -450,15 +324,24 @@ mod tests {
         der.extend([0x02, 0x1f, 0x7f]);
         der.extend([0x22; 30]);
         let raw = der_to_raw(&der).unwrap();
+        let header = STANDARD.encode(&der);
+        let decoded: Option<[u8; 64]> = decode_signature(&header).map(|s| s.to_bytes().into());
+        assert_eq!(decoded, Some(raw));
         assert_eq!(raw[0], 0x80);
         assert_eq!(&raw[1..32], &[0x11; 31]);
         assert_eq!(&raw[32..34], &[0x00, 0x7f]);
         assert_eq!(&raw[34..], &[0x22; 30]);
     }
 
+    /// The signature as the raw `r‖s` p256 reads from DER (64 bytes), if it reads one.
+    fn der_to_raw(der: &[u8]) -> Option<[u8; 64]> {
+        let signature = Signature::from_der(der).ok()?;
+        Some(signature.to_bytes().into())
+    }
+
     #[test]
     fn non_der_signatures_are_refused() {
-        let good = base64_decode(GITHUB_SIGNATURE).unwrap();
+        let good = der(GITHUB_SIGNATURE);
         assert!(der_to_raw(&good).is_some());
         let mut cases: Vec<Vec<u8>> = vec![
             vec![],
@@ -493,9 +376,7 @@ mod tests {
             seed
         };
         let signer = TestSigner::new(3, "k");
-        let valid: Vec<Vec<u8>> = (0..32u8)
-            .map(|i| base64_decode(&signer.sign(&[i])).unwrap())
-            .collect();
+        let valid: Vec<Vec<u8>> = (0..32u8).map(|i| der(&signer.sign(&[i]))).collect();
         for round in 0..200_000 {
             let input = if round % 2 == 0 {
                 let len = (next() % 80) as usize;
@@ -530,24 +411,28 @@ mod tests {
     }
 
     #[test]
-    fn base64_decodes_padded_unpadded_and_wrapped_text() {
-        assert_eq!(base64_decode("aGk=").unwrap(), b"hi");
-        assert_eq!(base64_decode("aGk").unwrap(), b"hi");
-        assert_eq!(base64_decode("aGVs\nbG8=").unwrap(), b"hello");
-        assert_eq!(base64_decode("").unwrap(), b"");
-        let bytes: Vec<u8> = (0..=255).collect();
-        assert_eq!(base64_decode(&base64_encode(&bytes)).unwrap(), bytes);
-        for bad in ["aGk=x", "a", "aGk==", "a===", "aG-k", "aGl=", "é"] {
-            assert_eq!(base64_decode(bad), None, "{bad}");
+    fn signature_header_is_base64_padded_or_not_of_der() {
+        let unpadded = GITHUB_SIGNATURE.trim_end_matches('=');
+        assert_ne!(unpadded, GITHUB_SIGNATURE);
+        for header in [GITHUB_SIGNATURE, unpadded, &format!(" {GITHUB_SIGNATURE} ")] {
+            assert!(verify(GITHUB_PEM, header, GITHUB_BODY), "{header}");
+        }
+        let url_safe = GITHUB_SIGNATURE.replace('+', "-").replace('/', "_");
+        assert_ne!(url_safe, GITHUB_SIGNATURE);
+        let wrapped = format!("{}\n{}", &GITHUB_SIGNATURE[..40], &GITHUB_SIGNATURE[40..]);
+        let trailing = format!("{GITHUB_SIGNATURE}x");
+        // Base64 of something that is not DER, bad base64, another alphabet, data after it.
+        for bad in ["aGk=", "!!", "", "a", &url_safe, &wrapped, &trailing] {
+            assert!(decode_signature(bad).is_none(), "{bad}");
         }
     }
 
     #[test]
     fn pem_must_hold_a_p256_public_key() {
-        let spki = spki_from_pem(GITHUB_PEM).unwrap();
-        assert_eq!(spki.len(), 91);
+        let key = key_from_pem(GITHUB_PEM).unwrap();
+        assert_eq!(key.to_public_key_der().unwrap().as_bytes().len(), 91);
         let signer = TestSigner::new(7, "k");
-        assert!(spki_from_pem(&signer.pem()).is_some());
+        assert!(key_from_pem(&signer.pem()).is_some());
         let no_armor = GITHUB_PEM.replace("PUBLIC KEY", "CERTIFICATE");
         let truncated = GITHUB_PEM.replace("AA==", "");
         // An RSA key's SPKI (first bytes of any 2048-bit key) is not P-256.
@@ -559,7 +444,7 @@ mod tests {
             "",
             "-----BEGIN PUBLIC KEY-----",
         ] {
-            assert_eq!(spki_from_pem(bad), None, "{bad}");
+            assert_eq!(key_from_pem(bad), None, "{bad}");
         }
     }
 
@@ -615,7 +500,6 @@ mod tests {
             now: Millis,
         ) -> Result<(), SignatureError> {
             let github = GitHubSignatures {
-                verifier: P256Verifier,
                 fetcher: &self.fetcher,
                 cache: &self.cache,
             };
@@ -662,7 +546,6 @@ mod tests {
     fn missing_or_malformed_headers_are_refused_without_a_download() {
         let s = Setup::new();
         let github = GitHubSignatures {
-            verifier: P256Verifier,
             fetcher: &s.fetcher,
             cache: &s.cache,
         };

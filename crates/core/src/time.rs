@@ -1,54 +1,34 @@
 //! Time as the core sees it: Unix milliseconds passed in by the caller, and RFC 3339 for JSON.
 
+use time::macros::format_description;
+use time::OffsetDateTime;
+
 /// Milliseconds since the Unix epoch (UTC). The core never reads a clock: callers pass `now`.
 pub type Millis = u64;
 
-/// A number of seconds as configured (`2`, `0.5`, `1.25`; at most millisecond precision) in
-/// milliseconds. Parsed by hand: `str::parse::<f64>` would add about 10 KB of wasm.
+/// A number of seconds as configured (`2`, `0.5`, `1.25`) in milliseconds, rounded to the
+/// nearest. `None` for anything that is not a finite, non-negative number of seconds or does
+/// not fit [`Millis`].
 pub fn parse_seconds(text: &str) -> Option<Millis> {
-    let (whole, fraction) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() && fraction.is_empty() || !digits(whole) || !digits(fraction) {
-        return None;
-    }
-    if fraction.len() > 3 {
-        return None;
-    }
-    let whole: Millis = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().ok()?
-    };
-    let fraction: Millis = format!("{fraction:0<3}").parse().ok()?;
-    whole.checked_mul(1000)?.checked_add(fraction)
+    let seconds: f64 = text.trim().parse().ok()?;
+    let ms = (seconds * 1000.0).round();
+    // 2^64 as f64: the first value past `Millis::MAX` (casting would saturate silently).
+    (seconds.is_finite() && seconds >= 0.0 && ms < 18_446_744_073_709_551_616.0)
+        .then_some(ms as Millis)
 }
 
-/// `2026-11-26T10:45:54.123Z` for a Unix-millisecond instant.
+/// `2026-11-26T10:45:54.123Z` for a Unix-millisecond instant. RFC 3339 has four-digit years:
+/// an instant after 9999-12-31T23:59:59.999Z (a grace period configured in millennia) is shown
+/// as that instant.
 pub fn rfc3339(ms: Millis) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
-}
-
-/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    const FORMAT: &[time::format_description::FormatItem<'static>] =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    const LAST: &str = "9999-12-31T23:59:59.999Z";
+    let nanos = i128::from(ms) * 1_000_000;
+    // Out of range for `time` (years past 9999) is the only way either step fails.
+    let instant = OffsetDateTime::from_unix_timestamp_nanos(nanos).ok();
+    let formatted = instant.and_then(|instant| instant.format(FORMAT).ok());
+    formatted.unwrap_or_else(|| LAST.to_owned())
 }
 
 #[cfg(test)]
@@ -63,6 +43,12 @@ mod tests {
         assert_eq!(parse_seconds(".1"), Some(100));
         assert_eq!(parse_seconds("3."), Some(3000));
         assert_eq!(parse_seconds("0"), Some(0));
+        assert_eq!(
+            parse_seconds("1.2345"),
+            Some(1235),
+            "rounded to the millisecond"
+        );
+        assert_eq!(parse_seconds("1e3"), Some(1_000_000));
     }
 
     #[test]
@@ -71,11 +57,11 @@ mod tests {
             "",
             ".",
             "-1",
-            "1e3",
             "two",
-            "1.2345",
             "1..2",
-            "+2",
+            "NaN",
+            "inf",
+            "1,5",
             "18446744073709552",
         ] {
             assert_eq!(parse_seconds(bad), None, "{bad:?}");
@@ -95,5 +81,13 @@ mod tests {
         assert_eq!(rfc3339(1_709_208_000_000), "2024-02-29T12:00:00.000Z");
         assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(rfc3339(1_735_689_599_999), "2024-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn instants_past_year_9999_show_the_last_one_rfc_3339_can_write() {
+        // date -u -d @253402300799 +%FT%TZ → 9999-12-31T23:59:59Z
+        assert_eq!(rfc3339(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(253_402_300_800_000), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(Millis::MAX), "9999-12-31T23:59:59.999Z");
     }
 }

@@ -6,9 +6,9 @@ use super::*;
 use crate::changes::{
     refresh, settle, MemoryFeed, NoFeed, CACHED_FOR_MS, SETTLE_AFTER_MS, WINDOW_MS,
 };
-use crate::ingest::authenticate;
 use crate::record::{Grant, KeyStatus};
 use crate::store::{MemoryStore, Op, Replica, Yielding};
+use crate::verify::authenticate;
 use futures_util::future::{join as together, join_all};
 use pollster::block_on;
 

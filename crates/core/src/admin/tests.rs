@@ -12,8 +12,8 @@
 
 use super::*;
 use crate::changes::{refresh, settle, Change, MemoryFeed, SETTLE_AFTER_MS};
-use crate::ingest::authenticate;
 use crate::store::{Listed, MemoryStore, Op, StoreError};
+use crate::verify::authenticate;
 use pollster::block_on;
 use std::cell::Cell;
 
@@ -316,7 +316,7 @@ fn records_from(dump: Vec<(String, String, Option<String>)>) -> Vec<KeyRecord> {
     let rows = dump
         .into_iter()
         .filter(|(name, _, _)| name.starts_with("key/"));
-    rows.map(|(_, value, _)| crate::json::from_str(&value).unwrap())
+    rows.map(|(_, value, _)| crate::json_object::from_str(&value).unwrap())
         .collect()
 }
 
@@ -690,7 +690,7 @@ fn ingest_with_storage_failing_is_503_never_a_grant() {
                         crate::api::Outcome::Reply(reply) => {
                             assert_eq!(reply.status, 503, "{path}")
                         }
-                        crate::api::Outcome::Ingest { .. } => {
+                        crate::api::Outcome::Forward { .. } => {
                             panic!("{path}: granted on a failed read")
                         }
                     }

@@ -1,7 +1,7 @@
 //! The change log's compare-and-set, settling and pruning, and the overlay's refresh.
 
 use super::*;
-use crate::json;
+use crate::json_object;
 use crate::key::ApiKey;
 use pollster::block_on;
 
@@ -115,48 +115,6 @@ fn log_round_trips_through_its_persisted_entries() {
 
 fn hash(n: u32) -> KeyHash {
     KeyHash::from_hex(&format!("{n:064x}")).unwrap()
-}
-
-#[test]
-fn by_hash_sorts_what_it_is_built_from_and_keeps_the_last_of_a_hash() {
-    assert_eq!(ByHash::<u32>::from_unsorted(Vec::new()), ByHash::default());
-    let built = ByHash::from_unsorted(vec![
-        (hash(3), "c"),
-        (hash(1), "a"),
-        (hash(3), "c2"),
-        (hash(2), "b"),
-        (hash(3), "c3"),
-    ]);
-    let expected = [(hash(1), "a"), (hash(2), "b"), (hash(3), "c3")];
-    assert_eq!(built.0, expected);
-    assert_eq!(built.get(&hash(3)), Some(&"c3"));
-    assert_eq!(built.get(&hash(4)), None);
-}
-
-#[test]
-fn by_hash_built_from_many_entries_is_in_hash_order() {
-    // Descending, each hash twice: the second of each pair (odd values) must win.
-    let entries = (0..2_000u32)
-        .rev()
-        .flat_map(|n| [(hash(n), 2 * n), (hash(n), 2 * n + 1)]);
-    let built = ByHash::from_unsorted(entries.collect());
-    let expected: Vec<_> = (0..2_000u32).map(|n| (hash(n), 2 * n + 1)).collect();
-    assert_eq!(built.0, expected);
-}
-
-#[test]
-fn by_hash_inserts_in_order_and_replaces_a_hash_it_has() {
-    let mut map = ByHash::default();
-    for n in [5, 1, 3] {
-        map.insert(hash(n), n);
-    }
-    map.insert(hash(3), 30);
-    *map.get_or_default(&hash(2)) += 2;
-    *map.get_or_default(&hash(5)) += 50;
-    *map.get_mut(&hash(1)).unwrap() += 10;
-    let expected = [(hash(1), 11), (hash(2), 2), (hash(3), 30), (hash(5), 55)];
-    assert_eq!(map.0, expected);
-    assert_eq!(map.values().sum::<u32>(), 98);
 }
 
 #[test]
@@ -357,16 +315,16 @@ fn the_cache_holds_at_most_cache_max_records_dropping_expired_ones_first() {
         overlay.remember(hash(n), numbered(n), 0);
     }
     overlay.remember(hash(max - 1), numbered(max - 1), CACHED_FOR_MS);
-    assert_eq!(overlay.read.0.len(), CACHE_MAX);
+    assert_eq!(overlay.read.len(), CACHE_MAX);
     overlay.remember(hash(max), numbered(max), CACHED_FOR_MS);
-    assert_eq!(overlay.read.0.len(), 2, "the expired ones went");
+    assert_eq!(overlay.read.len(), 2, "the expired ones went");
     assert!(overlay.cached(&hash(max - 1), CACHED_FOR_MS).is_some());
     for n in max + 1..max + CACHE_MAX as u32 - 1 {
         overlay.remember(hash(n), numbered(n), CACHED_FOR_MS);
     }
-    assert_eq!(overlay.read.0.len(), CACHE_MAX);
+    assert_eq!(overlay.read.len(), CACHE_MAX);
     overlay.remember(hash(0), numbered(0), CACHED_FOR_MS);
-    assert_eq!(overlay.read.0.len(), 1, "none had expired: all went");
+    assert_eq!(overlay.read.len(), 1, "none had expired: all went");
     assert!(overlay.cached(&hash(0), CACHED_FOR_MS).is_some());
 }
 
@@ -404,20 +362,54 @@ fn past_the_window_an_overlay_shows_a_change_only_while_the_log_vouches_for_it()
 
 #[test]
 fn a_change_stored_before_settled_at_existed_reads_as_settled_on_time() {
-    let a = json::to_string(&record(1));
+    let a = serde_json::to_string(&record(1)).unwrap();
     let stored = |settled: bool| format!(r#"{{"record":{a},"at":5,"settled":{settled}}}"#);
-    let old: Change = json::from_str(&stored(true)).unwrap();
+    let old: Change = json_object::from_str(&stored(true)).unwrap();
     assert_eq!(old.settled_at, Some(5 + SETTLE_AFTER_MS));
-    let pending: Change = json::from_str(&stored(false)).unwrap();
+    let pending: Change = json_object::from_str(&stored(false)).unwrap();
     assert_eq!(pending.settled_at, None);
     let now = Change {
         settled_at: Some(9),
         ..old
     };
-    let text = json::to_string(&now);
+    let text = serde_json::to_string(&now).unwrap();
     assert!(
         text.contains(r#""settled":true"#),
         "older code still reads it: {text}"
     );
-    assert_eq!(json::from_str::<Change>(&text).unwrap(), now);
+    assert_eq!(json_object::from_str::<Change>(&text).unwrap(), now);
+}
+
+#[test]
+fn the_log_protocol_round_trips_and_reads_records_only_from_objects() {
+    let (a, b) = (record(1), record(2));
+    let writes = vec![write(None, &a), write(Some(&a), &revoked(&a, 3))];
+    let text = serde_json::to_string(&writes).unwrap();
+    assert!(
+        text.starts_with(r#"[{"prev":null,"next":{"id":"key_1""#),
+        "{text}"
+    );
+    assert_eq!(serde_json::from_str::<Vec<Write>>(&text).unwrap(), writes);
+    let conflict = Conflict(vec![a.clone(), b]);
+    let text = serde_json::to_string(&conflict).unwrap();
+    assert!(text.starts_with(r#"[{"id":"key_1""#), "{text}");
+    assert_eq!(serde_json::from_str::<Conflict>(&text).unwrap(), conflict);
+    // A record written as the array of its fields (which serde's derive alone would read) is
+    // not a record, at any depth.
+    let array = crate::record::tests::as_field_array(&a);
+    assert!(serde_json::from_str::<KeyRecord>(&array).is_ok());
+    for text in [
+        format!(r#"{{"prev":null,"next":{array}}}"#),
+        format!(
+            r#"{{"prev":{array},"next":{}}}"#,
+            serde_json::to_string(&a).unwrap()
+        ),
+        format!("[{array}]"),
+    ] {
+        let write = json_object::from_str::<Write>(&text);
+        let conflict = serde_json::from_str::<Conflict>(&text);
+        assert!(write.is_err() && conflict.is_err(), "{text}");
+    }
+    let change = format!(r#"{{"record":{array},"at":5}}"#);
+    assert!(json_object::from_str::<Change>(&change).is_err());
 }

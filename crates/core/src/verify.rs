@@ -1,4 +1,4 @@
-//! The ingest side's decision: from `Authorization: Bearer <key>` (and the project a request
+//! Authentication of API keys: from `Authorization: Bearer <key>` (and the project a request
 //! names) to a [`Grant`] or a refusal. A malformed key is refused before any storage read.
 
 use crate::changes::Overlay;
