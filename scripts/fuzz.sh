@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-20}"
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(key_parse bearer_header admin_body stored_record json_parse)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(key_parse bearer_header admin_body stored_record serde_decoders)
 CARGO_FUZZ_VERSION="0.13.2"
 CARGO_FUZZ="$PWD/.tools/cargo-fuzz-$CARGO_FUZZ_VERSION/bin/cargo-fuzz"
 if [ ! -x "$CARGO_FUZZ" ]; then
@@ -42,9 +42,18 @@ seed admin_body 7 '1{"name":"a\u0000b"}'
 seed admin_body 8 ' ["web-app","Web app"]'
 seed stored_record 1 "{\"id\":\"key_1\",\"hash\":\"$(printf 'ab%.0s' $(seq 32))\",\"name\":\"n\",\"project_id\":\"p\",\"prefix\":\"lqt_abababab\",\"created_at\":1,\"grace_expires_at\":5,\"revoked_at\":null,\"rotated_from\":null,\"rotated_to\":\"key_2\"}"
 seed stored_record 2 '{"id":"web-app","name":"Web app","created_at":1795689954123}'
-seed json_parse 1 '{"a":[1,-2.5e3,true,null,"\u00e9\ud83d\ude00"],"b":{}}'
-seed json_parse 2 '[[[]]]'
 seed stored_record 3 '{"id":"evt_1","actor":"admin","action":"key.created","project_id":"p","key_id":"key_1","at":18446744073709551615}'
+# serde_decoders: records, change-log entries and reports, as objects and as arrays of fields.
+HASH="$(printf 'ab%.0s' $(seq 32))"
+RECORD="{\"id\":\"key_1\",\"hash\":\"$HASH\",\"name\":\"n\",\"project_id\":\"p\",\"prefix\":\"lqt_abababab\",\"created_at\":1,\"grace_expires_at\":null,\"revoked_at\":null,\"rotated_from\":null,\"rotated_to\":null}"
+seed serde_decoders 1 "$RECORD"
+seed serde_decoders 2 "[\"key_1\",\"$HASH\",\"n\",\"p\",\"lqt_abababab\",1,null,null,null,null,null]"
+seed serde_decoders 3 "{\"record\":$RECORD,\"at\":5,\"settled\":true,\"settled_at\":9}"
+seed serde_decoders 4 "[{\"prev\":null,\"next\":$RECORD},{\"prev\":$RECORD,\"next\":$RECORD}]"
+seed serde_decoders 5 "{\"keys\":[\"$KEY\",\"lqt_short\"],\"source\":\"incident INC-1\"}"
+seed serde_decoders 6 "[{\"token\":\"$KEY\",\"type\":\"lumiqtrace_api_key\",\"url\":\"https://github.com/o/r\",\"source\":\"content\"}]"
+seed serde_decoders 7 '["web-app","Web app"]'
+seed serde_decoders 8 '{"public_keys":[{"key_identifier":"k","key":"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----","is_current":true}]}'
 
 fuzz build >&2
 total=0

@@ -1,17 +1,19 @@
 //! Fuzz target: every admin request body decoder (create project, create key, rotate, revoke),
 //! reached through `api::handle` with healthy in-memory KV and change log, a fuzzed body and a
 //! fuzzed `Content-Type`. Never panics, never a 5xx; refusals are `{"error": {"code", "message"}}`;
-//! a body is accepted only if it is a JSON object with exactly the documented fields; what a
-//! create answers matches what was sent, and a created key verifies.
+//! a body is accepted only if it is a JSON object with exactly the documented fields: JSON that
+//! is not an object (an array of the fields, above all) is `invalid_body`, an object with
+//! another field `unknown_field`; what a create answers matches what was sent, and a created
+//! key verifies.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lumiqtrace_authorizer::admin::Keys;
-use lumiqtrace_authorizer::api::{handle, Config, HttpRequest, Outcome, Reply};
-use lumiqtrace_authorizer::changes::{MemoryFeed, Overlay};
-use lumiqtrace_authorizer::ingest::authenticate;
-use lumiqtrace_authorizer::repo::Repo;
-use lumiqtrace_authorizer::store::MemoryStore;
+use lumiqtrace_core::admin::Keys;
+use lumiqtrace_core::api::{handle, Config, HttpRequest, Outcome, Reply, MAX_ADMIN_BODY};
+use lumiqtrace_core::changes::{MemoryFeed, Overlay};
+use lumiqtrace_core::repo::Repo;
+use lumiqtrace_core::store::MemoryStore;
+use lumiqtrace_core::verify::authenticate;
 use pollster::block_on;
 use serde_json::Value;
 use std::cell::RefCell;
@@ -63,7 +65,7 @@ fn reply(world: &World, path: &str, content_type: Option<&str>, body: &[u8]) -> 
     };
     match block_on(handle(&keys, &config, &req, NOW)) {
         Outcome::Reply(reply) => reply,
-        Outcome::Ingest { .. } => panic!("an admin route answered as ingest"),
+        Outcome::Forward { .. } => panic!("an admin route answered as ingest"),
     }
 }
 
@@ -135,12 +137,24 @@ fuzz_target!(|data: &[u8]| {
             "key in a refusal"
         );
     }
+    // What the decoder must say of a JSON body it reads (a blank rotate/revoke body is none).
+    let blank = body.iter().all(u8::is_ascii_whitespace);
+    let read = is_json_media_type(content_type) && body.len() <= MAX_ADMIN_BODY;
+    let sent = serde_json::from_slice::<Value>(body).ok();
+    if let Some(sent) = sent.filter(|_| read && !blank) {
+        match sent.as_object() {
+            None => assert_eq!(code, "invalid_body", "non-object {sent}"),
+            Some(o) if o.keys().any(|k| !fields.contains(&k.as_str())) => {
+                assert_eq!(code, "unknown_field", "{sent}")
+            }
+            Some(_) => assert_ne!(code, "unknown_field", "{sent}"),
+        }
+    }
     let decoded = !DECODE_CODES.contains(&code);
     if !decoded {
         return;
     }
     // The decoder accepted: an empty rotate/revoke body, or exactly the documented fields.
-    let blank = body.iter().all(u8::is_ascii_whitespace);
     if fields.is_empty() && blank {
         return;
     }

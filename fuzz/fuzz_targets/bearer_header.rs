@@ -1,12 +1,12 @@
-//! Fuzz target: `ingest::bearer_key`, the `Authorization` header parser. Never panics; an empty
+//! Fuzz target: `verify::bearer_key`, the `Authorization` header parser. Never panics; an empty
 //! header is `missing_key`, anything else refused is `malformed_key`; an accepted key is exactly
 //! `lqt_` + 64 lowercase hex and is what the header carried after a `Bearer` scheme.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lumiqtrace_authorizer::ingest::bearer_key;
+use lumiqtrace_core::verify::bearer_key;
 // The key_parse target checks `is_well_formed` against an independent oracle.
-use lumiqtrace_authorizer::key::is_well_formed as well_formed;
+use lumiqtrace_core::key::is_well_formed as well_formed;
 
 fn check(header: &str) {
     match bearer_key(Some(header)) {

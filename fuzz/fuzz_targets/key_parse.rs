@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lumiqtrace_authorizer::key::{is_well_formed, ApiKey, KeyHash};
+use lumiqtrace_core::key::{is_well_formed, ApiKey, KeyHash};
 
 fn oracle(s: &str) -> bool {
     let b = s.as_bytes();

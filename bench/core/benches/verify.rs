@@ -2,9 +2,9 @@
 //! the worker runs per request (minus KV I/O): parse → hash → record decode → authorize.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use lumiqtrace_authorizer::json;
-use lumiqtrace_authorizer::key::ApiKey;
-use lumiqtrace_authorizer::record::{authorize, KeyRecord};
+use lumiqtrace_core::json_object;
+use lumiqtrace_core::key::ApiKey;
+use lumiqtrace_core::record::{authorize, KeyRecord};
 
 const NOW_MS: u64 = 1_795_689_954_123;
 
@@ -18,26 +18,29 @@ fn sample() -> (String, String) {
         NOW_MS - 86_400_000,
         None,
     );
-    (key.expose().to_owned(), json::to_string(&record))
+    let json = serde_json::to_string(&record).unwrap();
+    (key.expose().to_owned(), json)
 }
 
 fn benches(c: &mut Criterion) {
     let (key_text, record_json) = sample();
     let malformed = format!("LQT_{}", &key_text[4..]);
     let key = ApiKey::parse(&key_text).unwrap();
-    let record: KeyRecord = json::from_str(&record_json).unwrap();
+    let record: KeyRecord = json_object::from_str(&record_json).unwrap();
 
     c.bench_function("parse", |b| b.iter(|| ApiKey::parse(black_box(&key_text))));
     c.bench_function("hash", |b| b.iter(|| black_box(&key).hash()));
     c.bench_function("decode", |b| {
-        b.iter(|| json::from_str::<KeyRecord>(black_box(&record_json)).unwrap())
+        b.iter(|| json_object::from_str::<KeyRecord>(black_box(&record_json)).unwrap())
     });
-    c.bench_function("authorize", |b| b.iter(|| authorize(black_box(&record), NOW_MS)));
+    c.bench_function("authorize", |b| {
+        b.iter(|| authorize(black_box(&record), NOW_MS))
+    });
     c.bench_function("verify_valid", |b| {
         b.iter(|| {
             let key = ApiKey::parse(black_box(&key_text)).unwrap();
             black_box(key.hash());
-            let rec: KeyRecord = json::from_str(black_box(&record_json)).unwrap();
+            let rec: KeyRecord = json_object::from_str(black_box(&record_json)).unwrap();
             authorize(&rec, NOW_MS)
         })
     });

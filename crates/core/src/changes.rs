@@ -8,7 +8,7 @@
 //! overlay from the log at most every `CHANGES_REFRESH_SECONDS`, so a revoke, creation or
 //! rotation is seen everywhere within that interval plus one round trip, not KV's ~60 s.
 
-use crate::json_object;
+use crate::json_object::{self, Object};
 use crate::key::KeyHash;
 use crate::record::KeyRecord;
 use crate::store::StoreError;
@@ -43,7 +43,7 @@ const _: () = assert!(SETTLE_AFTER_MS + KV_CONVERGENCE_MS + CACHED_FOR_MS <= WIN
 /// One committed version of a key record. In JSON (the Durable Object's storage entries and its
 /// `recent` answer): `{"record", "at", "settled", "settled_at"}`, see [`StoredChange`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "StoredChange", into = "StoredChange")]
+#[serde(from = "Object<StoredChange>", into = "StoredChange")]
 pub struct Change {
     pub record: KeyRecord,
     pub at: Millis,
@@ -79,11 +79,28 @@ impl Change {
 /// A conditional write: `next` replaces `prev` (`None`: a new key). In JSON (the Durable
 /// Object's `commit` request) `{"prev": record or null, "next": record}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Object<SentWrite>")]
 pub struct Write {
-    #[serde(default, deserialize_with = "json_object::optional")]
     pub prev: Option<KeyRecord>,
-    #[serde(deserialize_with = "json_object::object")]
     pub next: KeyRecord,
+}
+
+/// A [`Write`] as read: from an object, each record an object too.
+#[derive(Deserialize)]
+struct SentWrite {
+    #[serde(default, deserialize_with = "json_object::optional")]
+    prev: Option<KeyRecord>,
+    #[serde(deserialize_with = "json_object::object")]
+    next: KeyRecord,
+}
+
+impl From<Object<SentWrite>> for Write {
+    fn from(Object(sent): Object<SentWrite>) -> Self {
+        Self {
+            prev: sent.prev,
+            next: sent.next,
+        }
+    }
 }
 
 /// A commit lost a race: the records as they stand now, for the caller to decide again. In
@@ -92,8 +109,9 @@ pub struct Write {
 #[serde(transparent)]
 pub struct Conflict(#[serde(deserialize_with = "json_object::list")] pub Vec<KeyRecord>);
 
-/// A [`Change`] as JSON. `settled` is still written for older code, which reads only it;
-/// entries stored before `settled_at` existed were settled on time, by the alarm.
+/// A [`Change`] as JSON (read from an object only). `settled` is still written for older code,
+/// which reads only it; entries stored before `settled_at` existed were settled on time, by the
+/// alarm.
 #[derive(Serialize, Deserialize)]
 struct StoredChange {
     #[serde(deserialize_with = "json_object::object")]
@@ -105,8 +123,8 @@ struct StoredChange {
     settled_at: Option<Millis>,
 }
 
-impl From<StoredChange> for Change {
-    fn from(stored: StoredChange) -> Self {
+impl From<Object<StoredChange>> for Change {
+    fn from(Object(stored): Object<StoredChange>) -> Self {
         let on_time = stored.at.saturating_add(SETTLE_AFTER_MS);
         Self {
             record: stored.record,

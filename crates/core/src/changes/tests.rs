@@ -412,4 +412,12 @@ fn the_log_protocol_round_trips_and_reads_records_only_from_objects() {
     }
     let change = format!(r#"{{"record":{array},"at":5}}"#);
     assert!(json_object::from_str::<Change>(&change).is_err());
+    // Nor is a change or a write written as the array of its fields, inside a list.
+    let record = serde_json::to_string(&a).unwrap();
+    let changes = format!("[[{record},5,true,9]]");
+    assert!(serde_json::from_str::<Vec<Change>>(&changes).is_err());
+    let writes = format!("[[null,{record}]]");
+    assert!(serde_json::from_str::<Vec<Write>>(&writes).is_err());
+    let good = format!(r#"[{{"prev":null,"next":{record}}}]"#);
+    assert!(serde_json::from_str::<Vec<Write>>(&good).is_ok());
 }
