@@ -1,5 +1,6 @@
-// Starts the built worker (build/index.js + wasm) in workerd through Miniflare, on 127.0.0.1,
-// with a local KV namespace and the dashboard's static assets — the same shape as wrangler.toml.
+// Starts the built worker in workerd through Miniflare, on 127.0.0.1, with a local KV namespace,
+// the KeyChanges Durable Object and the dashboard's static assets — the same shape as
+// wrangler.toml. worker-build's output: build/index.js (its JS entry) imports build/index_bg.wasm.
 import { Miniflare } from "miniflare";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";

@@ -1,3 +1,23 @@
-//! The Cloudflare Worker shell: binds `lumiqtrace_core` to the platform (the fetch entry, KV,
-//! the change-log Durable Object and the forwarder). The previous shell's files are kept under
-//! `old/` (not compiled) while it is rewritten on the worker crate's own types.
+//! The Cloudflare Worker shell: binds `lumiqtrace_core` to the platform through the `worker`
+//! crate. `entry` is the `#[event(fetch)]` handler; `kv` the core's `Store` over Workers KV;
+//! `change_log` the `KeyChanges` Durable Object and its client; `github` GitHub's public keys;
+//! `forward` the call on to the ingest origin; `body`, `respond` and `settings` the request
+//! body, the response and the vars around them. Built with worker-build as it ships (its own JS
+//! entry, which starts a fresh Wasm instance after a panic).
+
+mod body;
+mod change_log;
+mod entry;
+mod forward;
+mod github;
+mod kv;
+mod respond;
+mod settings;
+
+pub use change_log::KeyChanges;
+
+/// Now, in milliseconds since the Unix epoch (the runtime's clock, `Date.now()`: in Workers it
+/// advances only across I/O).
+pub(crate) fn clock() -> lumiqtrace_core::time::Millis {
+    js_sys::Date::now() as lumiqtrace_core::time::Millis
+}

@@ -1,0 +1,233 @@
+//! The `KeyChanges` Durable Object, home of the change log (the logic is the core's
+//! [`ChangeLog`]), and the worker's client for it ([`DoFeed`]): the only module that touches
+//! Durable Objects. One instance (named [`INSTANCE`]) serves every location; it keeps only the
+//! last few minutes of changes (`changes::WINDOW_MS`).
+//!
+//! Its storage holds one entry per changed key (`k/{hash}`: that key's recent versions as JSON
+//! text), so a commit writes only the keys it touches. Storage writes close the object's input
+//! gate, so commits are applied one at a time: that is what serializes racing admin writes. An
+//! alarm writes settled versions to KV and prunes (`changes::settle`).
+//!
+//! Protocol (worker → object, JSON bodies): `POST /commit` with `[Write]` answers 200 `{}`, or
+//! 409 with the [`Conflict`], or 400 for a body that does not decode; `GET /recent` answers the
+//! latest version of every key changed within the window (`[Change]`).
+
+use crate::kv::Kv;
+use lumiqtrace_core::changes::{settle, Change, ChangeFeed, ChangeLog, Conflict, Write};
+use lumiqtrace_core::key::KeyHash;
+use lumiqtrace_core::repo::Repo;
+use lumiqtrace_core::store::StoreError;
+use lumiqtrace_core::time::Millis;
+use serde::de::DeserializeOwned;
+use std::cell::{Cell, OnceCell, RefCell};
+use wasm_bindgen::JsValue;
+use worker::{
+    console_error, durable_object, DurableObject, Env, Method, Request, RequestInit, Response,
+    Result, ScheduledTime, State, Stub,
+};
+
+/// The Durable Object namespace binding named in `wrangler.toml`.
+pub const BINDING: &str = "KEY_CHANGES";
+/// The one instance every location talks to.
+pub const INSTANCE: &str = "global";
+/// Storage names of the log's entries: `k/` and the key's hash.
+const ENTRY: &str = "k/";
+
+/// The Durable Object class (`KeyChanges` in `wrangler.toml`): answers `fetch` (the protocol
+/// above) and `alarm` (settle and prune).
+#[durable_object(alarm)]
+pub struct KeyChanges {
+    state: State,
+    env: Env,
+    log: RefCell<ChangeLog>,
+    loaded: Cell<bool>,
+}
+
+impl DurableObject for KeyChanges {
+    fn new(state: State, env: Env) -> Self {
+        Self {
+            state,
+            env,
+            log: RefCell::default(),
+            loaded: Cell::new(false),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        self.load().await?;
+        let now = crate::clock();
+        match (req.method(), req.path().as_str()) {
+            (Method::Post, "/commit") => {
+                let text = req.text().await?;
+                let writes: Vec<Write> = match serde_json::from_str(&text) {
+                    Ok(writes) => writes,
+                    Err(e) => {
+                        let body = serde_json::json!({ "error": e.to_string() });
+                        return reply(400, body.to_string());
+                    }
+                };
+                let committed = self.log.borrow_mut().commit(&writes, now);
+                match committed {
+                    Ok(touched) => {
+                        self.persist(&touched, now).await?;
+                        reply(200, "{}".into())
+                    }
+                    Err(conflict) => reply(409, serde_json::to_string(&conflict)?),
+                }
+            }
+            (Method::Get, "/recent") => {
+                let recent = self.log.borrow().recent(now);
+                reply(200, serde_json::to_string(&recent)?)
+            }
+            _ => reply(404, "{}".into()),
+        }
+    }
+
+    /// Writes settled versions to KV, prunes, and arranges the next alarm.
+    async fn alarm(&self) -> Result<Response> {
+        self.load().await?;
+        let now = crate::clock();
+        let kv = Kv::new(&self.env);
+        let (touched, failures) = settle(&self.log, &Repo::new(&kv), now).await;
+        for line in failures {
+            console_error!("{line}");
+        }
+        self.persist(&touched, now).await?;
+        Response::empty()
+    }
+}
+
+impl KeyChanges {
+    /// Reads the persisted log once per object lifetime.
+    async fn load(&self) -> Result<()> {
+        if self.loaded.get() {
+            return Ok(());
+        }
+        let stored = self.state.storage().list().await?;
+        let mut entries = Vec::new();
+        stored.for_each(&mut |value, _name| {
+            let text = value.as_string().unwrap_or_default();
+            match serde_json::from_str::<Vec<Change>>(&text) {
+                Ok(changes) => entries.push(changes),
+                Err(e) => console_error!("change log entry does not decode, dropped: {e}"),
+            }
+        });
+        *self.log.borrow_mut() = ChangeLog::from_entries(entries);
+        self.loaded.set(true);
+        Ok(())
+    }
+
+    /// Writes the entries of the keys `touched` changed, then arranges the next alarm.
+    async fn persist(&self, touched: &[KeyHash], now: Millis) -> Result<()> {
+        let storage = self.state.storage();
+        for hash in touched {
+            let name = format!("{ENTRY}{}", hash.as_str());
+            let entry = self.log.borrow().entry(hash).map(serde_json::to_string);
+            match entry {
+                Some(json) => storage.put_raw(&name, JsValue::from(json?)).await?,
+                None => drop(storage.delete(&name).await?),
+            }
+        }
+        let wakeup = self.log.borrow().next_wakeup(now);
+        if let Some(at) = wakeup {
+            let at = js_sys::Date::new(&JsValue::from_f64(at as f64));
+            storage.set_alarm(ScheduledTime::new(at)).await?;
+        }
+        Ok(())
+    }
+}
+
+fn reply(status: u16, body: String) -> Result<Response> {
+    Ok(Response::builder()
+        .with_status(status)
+        .fixed(body.into_bytes()))
+}
+
+/// The worker's side of the change log; switched off (`CHANGES_OVERLAY = "off"`) it behaves
+/// as `changes::NoFeed`: KV alone decides.
+pub struct DoFeed<'a> {
+    on: bool,
+    env: &'a Env,
+    /// Made on first use: most requests (a refresh is due once per interval) never need it.
+    stub: OnceCell<std::result::Result<Stub, String>>,
+}
+
+impl<'a> DoFeed<'a> {
+    pub fn new(env: &'a Env, on: bool) -> Self {
+        Self {
+            on,
+            env,
+            stub: OnceCell::new(),
+        }
+    }
+
+    fn stub(&self) -> std::result::Result<&Stub, StoreError> {
+        let stub = self.stub.get_or_init(|| {
+            let stub = || {
+                let namespace = self.env.durable_object(BINDING)?;
+                namespace.id_from_name(INSTANCE)?.get_stub()
+            };
+            stub().map_err(|e| format!("Durable Object binding {BINDING} is unusable: {e}"))
+        });
+        stub.as_ref().map_err(|e| StoreError(e.clone()))
+    }
+
+    /// One call to the object: its status and body text.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> std::result::Result<(u16, String), StoreError> {
+        let failed = |e: worker::Error| StoreError(format!("change log {path}: {e}"));
+        let stub = self.stub()?;
+        let mut init = RequestInit::new();
+        init.with_method(method).with_body(body.map(JsValue::from));
+        let req =
+            Request::new_with_init(&format!("https://key-changes{path}"), &init).map_err(failed)?;
+        let mut res = stub.fetch_with_request(req).await.map_err(failed)?;
+        let text = res.text().await.map_err(failed)?;
+        Ok((res.status_code(), text))
+    }
+}
+
+fn decode<T: DeserializeOwned>(path: &str, text: &str) -> std::result::Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError(format!("change log {path}: {e}")))
+}
+
+impl ChangeFeed for DoFeed<'_> {
+    fn durable(&self) -> bool {
+        self.on
+    }
+
+    async fn commit(
+        &self,
+        writes: &[Write],
+        _now: Millis,
+    ) -> std::result::Result<std::result::Result<(), Conflict>, StoreError> {
+        if !self.on {
+            return Ok(Ok(()));
+        }
+        let body = serde_json::to_string(writes)
+            .map_err(|e| StoreError(format!("change log /commit: {e}")))?;
+        match self.call(Method::Post, "/commit", Some(body)).await? {
+            (200, _) => Ok(Ok(())),
+            (409, text) => Ok(Err(decode("/commit", &text)?)),
+            (status, text) => Err(StoreError(format!(
+                "change log /commit answered {status}: {text}"
+            ))),
+        }
+    }
+
+    async fn recent(&self, _now: Millis) -> std::result::Result<Vec<Change>, StoreError> {
+        if !self.on {
+            return Ok(Vec::new());
+        }
+        match self.call(Method::Get, "/recent", None).await? {
+            (200, text) => decode("/recent", &text),
+            (status, text) => Err(StoreError(format!(
+                "change log /recent answered {status}: {text}"
+            ))),
+        }
+    }
+}

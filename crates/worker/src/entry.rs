@@ -1,0 +1,114 @@
+//! The Worker's `fetch` entry: turns a `worker::Request` into the core's [`HttpRequest`], calls
+//! the core, and turns its [`Reply`] into a response (or forwards an authorized ingest call).
+//! Per-isolate state lives here: the overlay of recent key changes (with the records read
+//! lately), shared by every request the isolate serves.
+//!
+//! `/admin/` (the dashboard) and `/openapi.json` never reach this code: the assets binding
+//! (`[assets]` in wrangler.toml) serves files of `public/` before the worker runs.
+
+use crate::body;
+use crate::change_log::DoFeed;
+use crate::forward::forward;
+use crate::github;
+use crate::kv::Kv;
+use crate::respond::respond;
+use crate::settings::Settings;
+use lumiqtrace_core::admin::Keys;
+use lumiqtrace_core::api::{self, HttpRequest, Outcome, Reply};
+use lumiqtrace_core::changes::Overlay;
+use lumiqtrace_core::error::ApiError;
+use lumiqtrace_core::repo::Repo;
+use lumiqtrace_core::signature::{KEY_ID_HEADER as GITHUB_KEY_ID, SIGNATURE_HEADER};
+use lumiqtrace_core::verify::PROJECT_HEADER;
+use std::cell::RefCell;
+use std::rc::Rc;
+use worker::{console_error, event, Context, Env, Request, Response, Result};
+
+thread_local! {
+    /// This isolate's copy of the recent key changes, shared by every request it serves.
+    static OVERLAY: Rc<RefCell<Overlay>> = Rc::default();
+}
+
+/// Every request. An error no reply covered (the runtime refused to build a response, say)
+/// becomes the generic JSON 500, its detail in the log.
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    match handle(req, &env).await {
+        Ok(response) => Ok(response),
+        Err(e) => respond(Reply::error(&ApiError::Internal(e.to_string()))),
+    }
+}
+
+async fn handle(req: Request, env: &Env) -> Result<Response> {
+    let now = crate::clock();
+    // The method as the runtime read it: `worker::Method` turns an extension method into GET.
+    let method = req.inner().method();
+    let url = req.url()?;
+    let (path, query) = (url.path(), url.query());
+    let headers = req.headers();
+    let header = |name: &str| headers.get(name).ok().flatten();
+    let github = path == api::GITHUB_ROUTE;
+    let (github_key_id, github_signature) = match github {
+        true => (header(GITHUB_KEY_ID), header(SIGNATURE_HEADER)),
+        false => (None, None),
+    };
+    let authorization = header("authorization");
+    let project = header(PROJECT_HEADER);
+    let (content_type, body) = match api::body_limit(&method, path) {
+        Some(limit) => match body::read_limited(&req, limit).await {
+            Ok(body) => (header("content-type"), body),
+            Err(ApiError::BodyTooLarge(_)) => {
+                return respond(Reply::error(&api::body_too_large(path, limit)))
+            }
+            Err(e) => return respond(Reply::error(&e)),
+        },
+        None => (None, Vec::new()),
+    };
+    let request = HttpRequest {
+        method: &method,
+        path,
+        query,
+        authorization: authorization.as_deref(),
+        content_type: content_type.as_deref(),
+        project_header: project.as_deref(),
+        body: &body,
+        github_key_id: github_key_id.as_deref(),
+        github_signature: github_signature.as_deref(),
+    };
+    let settings = Settings::get(env);
+    let store = Kv::new(env);
+    let feed = DoFeed::new(env, settings.overlay_on);
+    let overlay = OVERLAY.with(Rc::clone);
+    let keys = Keys {
+        repo: Repo::new(&store),
+        feed: &feed,
+        overlay: &overlay,
+    };
+    if github {
+        let cache = github::cache();
+        let signatures = github::signatures(settings.github_keys_url.as_deref(), &cache);
+        return respond(api::github_secret_scanning(&keys, &signatures, &request, now).await);
+    }
+    let reply = match api::handle(&keys, &settings.config, &request, now).await {
+        Outcome::Reply(reply) => reply,
+        Outcome::Forward { grant, log } => {
+            if let Some(line) = log {
+                console_error!("{line}");
+            }
+            match &settings.ingest_origin {
+                // The body went to the origin (or failed on the way): nothing left to discard.
+                Some(origin) => {
+                    return match forward(&req, &method, path, query, origin, &grant).await {
+                        Ok(response) => Ok(response),
+                        Err(e) => respond(Reply::error(&e)),
+                    }
+                }
+                None => api::accepted(&grant),
+            }
+        }
+    };
+    if !matches!(method.as_str(), "GET" | "HEAD") {
+        body::discard(&req).await; // GET and HEAD requests carry no body
+    }
+    respond(reply)
+}

@@ -1,0 +1,71 @@
+//! The deployment's vars and secrets (wrangler.toml `[vars]`, `wrangler secret put`), read once
+//! per isolate: a deploy or a secret change starts new isolates, so they never change under one.
+
+use lumiqtrace_core::api::{self, Config};
+use lumiqtrace_core::changes::DEFAULT_REFRESH_MS;
+use lumiqtrace_core::time::parse_seconds;
+use std::cell::OnceCell;
+use std::rc::Rc;
+use worker::{console_error, Env};
+
+/// What the shell reads from `env` besides its bindings.
+pub struct Settings {
+    /// `ADMIN_TOKEN` (secret), `ROTATION_GRACE_SECONDS`, `CHANGES_REFRESH_SECONDS`.
+    pub config: Config,
+    /// `CHANGES_OVERLAY`: anything but `"off"` keeps the change log on.
+    pub overlay_on: bool,
+    /// `INGEST_ORIGIN`: where authorized ingest calls go; `None`: answer 202.
+    pub ingest_origin: Option<String>,
+    /// `GITHUB_KEYS_URL`: GitHub's public-keys document; `None`: GitHub's own.
+    pub github_keys_url: Option<String>,
+}
+
+thread_local! {
+    static SETTINGS: OnceCell<Rc<Settings>> = const { OnceCell::new() };
+}
+
+impl Settings {
+    /// This isolate's settings, read from `env` on first use.
+    pub fn get(env: &Env) -> Rc<Settings> {
+        SETTINGS.with(|cell| Rc::clone(cell.get_or_init(|| Rc::new(Self::read(env)))))
+    }
+
+    fn read(env: &Env) -> Self {
+        Self {
+            config: config(env),
+            overlay_on: var(env, "CHANGES_OVERLAY").is_none_or(|v| v.trim() != "off"),
+            ingest_origin: var(env, "INGEST_ORIGIN"),
+            github_keys_url: var(env, "GITHUB_KEYS_URL"),
+        }
+    }
+}
+
+/// A var or secret (both are plain strings in `env`), if set and not blank.
+fn var(env: &Env, name: &str) -> Option<String> {
+    let value = env.var(name).ok()?.to_string();
+    (!value.trim().is_empty()).then_some(value)
+}
+
+fn config(env: &Env) -> Config {
+    let grace_seconds = match var(env, "ROTATION_GRACE_SECONDS").map(|s| s.trim().parse::<u64>()) {
+        Some(Ok(seconds)) => seconds,
+        Some(Err(_)) => {
+            console_error!("ROTATION_GRACE_SECONDS is not a whole number of seconds; using 24 h");
+            api::DEFAULT_GRACE_SECONDS
+        }
+        None => api::DEFAULT_GRACE_SECONDS,
+    };
+    let refresh_ms = match var(env, "CHANGES_REFRESH_SECONDS").map(|s| parse_seconds(&s)) {
+        Some(Some(ms)) => ms,
+        Some(None) => {
+            console_error!("CHANGES_REFRESH_SECONDS is not a number of seconds; using 2");
+            DEFAULT_REFRESH_MS
+        }
+        None => DEFAULT_REFRESH_MS,
+    };
+    Config {
+        admin_token: var(env, "ADMIN_TOKEN"),
+        grace_ms: grace_seconds.saturating_mul(1000),
+        refresh_ms,
+    }
+}
