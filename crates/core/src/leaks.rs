@@ -257,8 +257,8 @@ pub fn parse_admin_report(body: &[u8]) -> Result<Report, LeakError> {
 
 /// Reads a report: its size first, then its syntax (a pass that holds nothing), then its shape.
 /// Neither error quotes the input (it holds keys): a syntax error says where it is, a shape
-/// error only what was expected. What a report may hold is bounded by its 1 MiB: at most about
-/// 350,000 entries of a few dozen bytes each before [`bound`] refuses them.
+/// error only what was expected. What a report holds before [`bound`] counts its entries is
+/// bounded by its 1 MiB: at most ~350,000 short entries, about 10 MB of an isolate's 128 MB.
 fn decode<T: DeserializeOwned>(body: &[u8], shape_wanted: &str) -> Result<T, LeakError> {
     if body.len() > MAX_REPORT_BODY {
         return Err(LeakError::BodyTooLarge);
