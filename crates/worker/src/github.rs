@@ -54,6 +54,8 @@ impl HttpKeys {
         let mut cf = CfProperties::new();
         cf.cache_ttl = Some(EDGE_CACHE_SECONDS);
         cf.cache_everything = Some(true);
+        // The worker crate sends every `cf` field, an unset cache key as "": name the usual one.
+        cf.cache_key = Some(self.url.clone());
         let mut init = RequestInit::new();
         init.with_headers(headers).with_cf_properties(cf);
         let request = Request::new_with_init(&self.url, &init).map_err(|e| e.to_string())?;
