@@ -244,6 +244,13 @@ test("a key read from KV answers from memory while the change log is live, and a
   assert.equal((await verify(alone.url, key)).json.error.code, "invalid_key");
 });
 
+test("an unknown key's miss is kept in memory while the change log is live", async () => {
+  const key = newKey();
+  assert.equal((await verify(worker.url, key)).json.error.code, "invalid_key"); // KV: no such key
+  await seed(worker.kv, key);
+  assert.equal((await verify(worker.url, key)).json.error.code, "invalid_key", "answered from memory, not KV");
+});
+
 test("no log line contains a presented key", () => {
   const logs = worker.logs.join("");
   assert.doesNotMatch(logs, /lqt_[0-9a-f]{64}/);
