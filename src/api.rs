@@ -7,6 +7,7 @@
 use crate::admin::{self, Done, Issued, Keys};
 use crate::changes::{self, ChangeFeed};
 use crate::error::ApiError;
+use crate::forward::CanonicalPath;
 use crate::ingest;
 use crate::json::{self, JsonError, ToJson};
 use crate::key::{is_well_formed, ApiKey};
@@ -99,9 +100,11 @@ pub struct Reply {
 pub enum Outcome {
     Reply(Reply),
     /// An authorized ingest call: forward it to the origin (or answer [`accepted`]); `log` is
-    /// for the operator (an unreachable change log).
+    /// for the operator (an unreachable change log). `target` is the path and query the project
+    /// check read: the forward sends exactly it.
     Ingest {
         grant: Grant,
+        target: CanonicalPath,
         log: Option<String>,
     },
 }
@@ -238,13 +241,20 @@ pub async fn handle<S: Store, F: ChangeFeed>(
             Err(e) => Err(e),
         }
     } else if let Some(key) = ingest_key(req.method, req.path, req.authorization) {
+        // The one spelling of the path and query, decided before any lookup.
+        let key = key.and_then(|key| Ok((key, CanonicalPath::parse(req.path, req.query)?)));
         let (verified, log) = match key {
-            Ok(key) => verify(keys, config, req, &key, now).await,
+            Ok((key, target)) => {
+                let (granted, log) = verify(keys, config, req, &key, &target, now).await;
+                (granted.map(|grant| (grant, target)), log)
+            }
             Err(e) => (Err(e), None),
         };
         let reply = match verified {
-            Ok(grant) if req.path != VERIFY => return Outcome::Ingest { grant, log },
-            Ok(grant) => Reply::json(200, &grant),
+            Ok((grant, target)) if req.path != VERIFY => {
+                return Outcome::Ingest { grant, target, log }
+            }
+            Ok((grant, _)) => Reply::json(200, &grant),
             Err(e) => Reply::error(&e),
         };
         return Outcome::Reply(Reply {
@@ -290,12 +300,13 @@ async fn verify<S: Store, F: ChangeFeed>(
     config: &Config,
     req: &HttpRequest<'_>,
     key: &ApiKey,
+    target: &CanonicalPath,
     now: Millis,
 ) -> (Result<Grant, ApiError>, Option<String>) {
     let log = changes::refresh(keys.overlay, keys.feed, now, config.refresh_ms).await;
     let store = keys.repo.store();
     let granted = match ingest::authenticate_key(store, keys.overlay, key, now).await {
-        Ok(grant) => ingest::check_project(&grant, req.path, req.project_header.read().as_deref())
+        Ok(grant) => ingest::check_project(&grant, target, req.project_header.read().as_deref())
             .map(|()| grant),
         Err(e) => Err(e),
     };

@@ -8,6 +8,7 @@ use crate::changes::{Overlay, DEFAULT_REFRESH_MS};
 use crate::changes_do::DoFeed;
 use crate::error::ApiError;
 use crate::executor::{self, Started};
+use crate::forward::{CanonicalPath, FORWARDED_HEADERS};
 use crate::ingest::PROJECT_HEADER;
 use crate::kv::Kv;
 use crate::promise::{self, error_text};
@@ -155,13 +156,13 @@ async fn handle(req: web_sys::Request, head: Head, env: Env) -> Result<web_sys::
     let outcome = api::handle(&keys, &settings.config, &request, now).await;
     let reply = match outcome {
         Outcome::Reply(reply) => reply,
-        Outcome::Ingest { grant, log } => {
+        Outcome::Ingest { grant, target, log } => {
             if let Some(line) = log {
                 console_error!("{line}");
             }
             match &settings.ingest_origin {
                 // The body went to the origin (or failed on the way): nothing left to discard.
-                Some(origin) => match forward(&req, path, query, origin, &grant).await {
+                Some(origin) => match forward(&req, &target, origin, &grant).await {
                     Ok(response) => return Ok(response),
                     Err(e) => return respond(Reply::error(&e)),
                 },
@@ -292,12 +293,13 @@ async fn read_body(
     }
 }
 
-/// Sends the request on to the ingest origin: same method, path, query and body, without
-/// `Authorization`, with the key's project and id added. The origin's answer is passed back.
+/// Sends the request on to the ingest origin: same method and body, to the origin followed by
+/// exactly the checked `target` (path and query as received), with only the headers of
+/// [`FORWARDED_HEADERS`] and the key's project and id added. Redirects are not followed: the
+/// origin's answer, a 3xx too, is passed back as [`relayed`].
 async fn forward(
     req: &web_sys::Request,
-    path: &str,
-    query: Option<&str>,
+    target: &CanonicalPath,
     origin: &str,
     grant: &crate::record::Grant,
 ) -> Result<web_sys::Response, ApiError> {
@@ -308,13 +310,13 @@ async fn forward(
             "INGEST_ORIGIN is not an http(s) URL: {origin}"
         )));
     }
-    let target = match query {
-        Some(q) => format!("{origin}{path}?{q}"),
-        None => format!("{origin}{path}"),
-    };
-    let headers = web_sys::Headers::new_with_headers(&req.headers()).map_err(upstream)?;
-    for ours in ["authorization", "host", PROJECT_HEADER, KEY_ID_HEADER] {
-        headers.delete(ours).map_err(upstream)?;
+    let url = format!("{origin}{}", target.target());
+    let sent = req.headers();
+    let headers = web_sys::Headers::new().map_err(upstream)?;
+    for &name in FORWARDED_HEADERS {
+        if let Some(value) = sent.get(name).map_err(upstream)? {
+            headers.set(name, &value).map_err(upstream)?;
+        }
     }
     headers
         .set(PROJECT_HEADER, &grant.project_id)
@@ -326,14 +328,28 @@ async fn forward(
     let method = req.method();
     init.set_method(&method);
     init.set_headers(&headers);
+    init.set_redirect(web_sys::RequestRedirect::Manual);
     if !matches!(method.as_str(), "GET" | "HEAD") {
         if let Some(body) = req.body() {
             init.set_body(&body);
         }
     }
-    let outbound = web_sys::Request::new_with_str_and_init(&target, &init).map_err(upstream)?;
+    let outbound = web_sys::Request::new_with_str_and_init(&url, &init).map_err(upstream)?;
     let answered = promise::settle(fetch_outbound(&outbound)).await;
-    Ok(answered.map_err(upstream)?.unchecked_into())
+    relayed(answered.map_err(upstream)?.unchecked_into())
+        .map_err(|e| ApiError::Internal(error_text(&e)))
+}
+
+/// The origin's answer as the client gets it: its status, headers and body, with
+/// `Cache-Control: no-store` set (every answer of the worker is no-store, README Reliability).
+fn relayed(answer: web_sys::Response) -> Result<web_sys::Response, JsValue> {
+    let headers = web_sys::Headers::new_with_headers(&answer.headers())?;
+    headers.set("Cache-Control", "no-store")?;
+    let init = web_sys::ResponseInit::new();
+    init.set_status(answer.status());
+    init.set_status_text(&answer.status_text());
+    init.set_headers(&headers);
+    web_sys::Response::new_with_opt_readable_stream_and_init(answer.body().as_ref(), &init)
 }
 
 /// Sends a refusal of [`api::refused_at_once`]: its body, status and headers are made once

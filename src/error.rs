@@ -19,6 +19,9 @@ pub enum ApiError {
     KeyExpired,
     #[error("this API key belongs to another project")]
     ProjectMismatch,
+    /// An ingest path or query outside its one canonical spelling (see `forward::CanonicalPath`).
+    #[error("the request path or query is not in canonical form: {0}")]
+    NonCanonicalPath(&'static str),
     #[error("admin routes need `Authorization: Bearer <ADMIN_TOKEN>`")]
     AdminUnauthorized,
     #[error("the admin API is disabled: ADMIN_TOKEN is not configured")]
@@ -96,7 +99,8 @@ impl ApiError {
             | InvalidBody(_)
             | UnsupportedContentType
             | BodyTooLarge(_)
-            | InvalidSource => 400,
+            | InvalidSource
+            | NonCanonicalPath(_) => 400,
             Internal(_) => 500,
             UpstreamUnavailable(_) => 502,
             Unavailable(_) => 503,
@@ -112,6 +116,7 @@ impl ApiError {
             KeyRevoked => "key_revoked",
             KeyExpired => "key_expired",
             ProjectMismatch => "project_mismatch",
+            NonCanonicalPath(_) => "non_canonical_path",
             AdminUnauthorized | AdminDisabled => "admin_unauthorized",
             NotFound => "not_found",
             MethodNotAllowed(_) => "method_not_allowed",

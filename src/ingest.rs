@@ -3,6 +3,7 @@
 
 use crate::changes::Overlay;
 use crate::error::ApiError;
+use crate::forward::CanonicalPath;
 use crate::key::ApiKey;
 use crate::record::{authorize, Denied, Grant, KeyRecord, KeyStatus};
 use crate::repo::Repo;
@@ -118,13 +119,15 @@ fn decide(record: &KeyRecord, now: Millis) -> Result<Grant, ApiError> {
     })
 }
 
-/// A key never ingests into another project: the project named by the path
-/// (`/v1/projects/{id}/…`) or by the `X-LumiqTrace-Project-Id` header must be the key's own.
-pub fn check_project(grant: &Grant, path: &str, header: Option<&str>) -> Result<(), ApiError> {
-    let from_path = path
-        .strip_prefix("/v1/projects/")
-        .map(|rest| rest.split('/').next().unwrap_or_default());
-    let named = from_path.into_iter().chain(header.map(str::trim));
+/// A key never ingests into another project: every project the canonical path names
+/// (`…/projects/{id}/…`, see [`CanonicalPath::named_projects`]) and the
+/// `X-LumiqTrace-Project-Id` header, if sent, must be the key's own.
+pub fn check_project(
+    grant: &Grant,
+    path: &CanonicalPath,
+    header: Option<&str>,
+) -> Result<(), ApiError> {
+    let named = path.named_projects().chain(header.map(str::trim));
     for project in named {
         if project != grant.project_id {
             return Err(ApiError::ProjectMismatch);
@@ -289,19 +292,22 @@ mod tests {
             1,
         ))
         .unwrap();
-        assert!(check_project(&grant, "/v1/ingest", None).is_ok());
-        assert!(check_project(&grant, "/v1/projects/web-app/traces", Some("web-app")).is_ok());
+        let path = |path| CanonicalPath::parse(path, None).unwrap();
+        assert!(check_project(&grant, &path("/v1/ingest"), None).is_ok());
+        let own = path("/v1/projects/web-app/traces");
+        assert!(check_project(&grant, &own, Some("web-app")).is_ok());
         for (path, header) in [
-            ("/v1/projects/mobile/traces", None),
-            ("/v1/ingest", Some("mobile")),
-            ("/v1/projects/web-app/traces", Some("mobile")),
-            ("/v1/projects/", None),
+            (path("/v1/projects/mobile/traces"), None),
+            (path("/v1/ingest"), Some("mobile")),
+            (own, Some("mobile")),
+            (path("/v1/projects/web-app/projects/mobile"), None),
+            (path("/v1/x/projects/mobile/y"), None),
         ] {
-            let err = check_project(&grant, path, header).unwrap_err();
+            let err = check_project(&grant, &path, header).unwrap_err();
             assert_eq!(
                 (err.status(), err.code()),
                 (403, "project_mismatch"),
-                "{path}"
+                "{path:?}"
             );
         }
     }

@@ -7,6 +7,7 @@ pub mod api;
 pub mod changes;
 pub mod error;
 pub mod executor;
+pub mod forward;
 pub mod ingest;
 pub mod json;
 pub mod key;

@@ -609,6 +609,55 @@ fn ingest_routes_grant_or_refuse_and_check_the_project<F: ChangeFeed>(api: Api<F
     }
 }
 
+both!(ingest_paths_are_canonical_and_the_forward_gets_the_one_checked);
+fn ingest_paths_are_canonical_and_the_forward_gets_the_one_checked<F: ChangeFeed>(api: Api<F>) {
+    api.project("web-app");
+    let (key, _) = api.key("web-app", "k", 0);
+    let auth = format!("Bearer {key}");
+    let keys = Keys {
+        repo: Repo::new(&api.store),
+        feed: &api.feed,
+        overlay: &api.overlay,
+    };
+    let ingest = |path, query, authorization| {
+        let req = HttpRequest {
+            method: "POST",
+            path,
+            query,
+            authorization,
+            ..Default::default()
+        };
+        block_on(handle(&keys, &api.config, &req, 1))
+    };
+    let reads = api.store.log().len();
+    for (path, query) in [
+        ("/v1//projects/mobile/ingest", None),
+        ("/v1/Projects/mobile/ingest", None),
+        ("/v1/projects%2Fmobile/ingest", None),
+        ("/v1/projects/web-app/..%2Fmobile/ingest", None),
+        ("/v1/projects/web-app/ingest", Some("project_id=mobile")),
+    ] {
+        let Outcome::Reply(reply) = ingest(path, query, Some(&auth)) else {
+            panic!("{path} {query:?} was let through");
+        };
+        assert_eq!(reply.status, 400, "{path} {query:?}");
+        assert!(reply.body.contains("non_canonical_path"), "{}", reply.body);
+    }
+    assert_eq!(api.store.log().len(), reads, "refused before any lookup");
+    // The key's format is checked first: no key is still 401.
+    let Outcome::Reply(reply) = ingest("/v1//projects/mobile/ingest", None, None) else {
+        panic!("no key was let through");
+    };
+    assert_eq!(reply.status, 401);
+    let Outcome::Ingest { grant, target, .. } =
+        ingest("/v1/projects/web-app/ingest", Some("batch=7"), Some(&auth))
+    else {
+        panic!("the key's own project was refused");
+    };
+    assert_eq!(grant.project_id, "web-app");
+    assert_eq!(target.target(), "/v1/projects/web-app/ingest?batch=7");
+}
+
 both!(storage_failure_on_verify_is_503_with_the_cause_only_in_the_log);
 fn storage_failure_on_verify_is_503_with_the_cause_only_in_the_log<F: ChangeFeed>(api: Api<F>) {
     // A key only KV knows (created before the log's window): only KV can answer.

@@ -169,7 +169,7 @@ test("authorized ingest is forwarded to INGEST_ORIGIN unchanged, minus the key",
   const r = await call(fwd.url, "POST", "/v1/projects/web-app/ingest?batch=7", {
     token: key,
     body: '{"spans":[1,2,3]}',
-    headers: { "x-sdk": "py/1.2" },
+    headers: { "x-sdk": "py/1.2", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" },
   });
   assert.equal(r.status, 207);
   assert.equal(r.headers.get("x-origin"), "yes");
@@ -182,7 +182,8 @@ test("authorized ingest is forwarded to INGEST_ORIGIN unchanged, minus the key",
   assert.equal(got.headers.authorization, undefined);
   assert.equal(got.headers["x-lumiqtrace-project-id"], "web-app");
   assert.equal(got.headers["x-lumiqtrace-key-id"], record.id);
-  assert.equal(got.headers["x-sdk"], "py/1.2");
+  assert.equal(got.headers.traceparent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  assert.equal(got.headers["x-sdk"], undefined, "only allowlisted headers are forwarded (tests/e2e/forward.test.mjs)");
   assert.ok(!JSON.stringify(got.headers).includes(key));
 
   const refused = await call(fwd.url, "POST", "/v1/ingest", { token: newKey(), body: "x" });
