@@ -63,7 +63,8 @@ function machine() {
     date: new Date().toISOString().replace(/\.\d+Z$/, "Z"), cpu: os.cpus()[0]?.model.trim() || "?",
     nproc: os.availableParallelism(), memGiB: (os.totalmem() / 2 ** 30).toFixed(1), os: `${osName} (${os.release()})`,
     load: os.loadavg().map((l) => l.toFixed(2)).join(" "),
-    commit: process.env.BENCH_COMMIT || sh("git describe --always --dirty"),
+    // The results file itself does not make the code "dirty".
+    commit: process.env.BENCH_COMMIT || sh("git rev-parse --short HEAD") + (sh("git status --porcelain -- . ':!bench/RESULTS.md'") ? "-dirty" : ""),
     tools: `Node ${process.version}, ${sh("rustc --version")}, miniflare ${version("miniflare")} (workerd ${version("miniflare/node_modules/workerd", "workerd")}), wrangler ${version("wrangler")}`,
   };
 }
