@@ -16,7 +16,7 @@ cargo fmt --check --manifest-path fuzz/Cargo.toml
 cargo clippy --quiet --all-targets -- -D warnings
 cargo test --quiet
 bash scripts/build.sh >/dev/null
-node --test --test-concurrency=1 tests/e2e/
+node --test --test-concurrency=1 tests/e2e/*.test.mjs
 bash scripts/fuzz.sh 15
 bash scripts/contract.sh
 bash scripts/soak.sh 10
