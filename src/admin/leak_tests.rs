@@ -149,3 +149,21 @@ fn without_the_change_log_nothing_is_revoked_and_the_report_fails() {
     w.feed.unreachable.set(false);
     assert_eq!(w.record(&id, 1_001).revoked_at, None);
 }
+
+#[test]
+fn a_key_named_twice_is_one_entry_one_revocation_and_the_source_as_its_reason() {
+    let w = World::new();
+    let (key, id) = w.seed();
+    assert_eq!(w.report(&[&key, &key], 1_000), [Label::TruePositive]);
+    let record = w.record(&id, 1_001);
+    assert_eq!(record.revoked_at, Some(1_000));
+    let reason = "Leaked: reported by incident INC-9";
+    assert_eq!(record.revoked_reason.as_deref(), Some(reason));
+    let events = block_on(audit_log(&w.keys().repo, Some("p"))).unwrap();
+    let revoked: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "key.revoked")
+        .collect();
+    assert_eq!(revoked.len(), 1, "{events:?}");
+    assert_eq!(revoked[0].reason.as_deref(), Some(reason));
+}
