@@ -107,6 +107,21 @@ test("refusals are 401 JSON with their code and a Bearer challenge", async () =>
   }
 });
 
+test("admin 401s carry the admin challenge, naming invalid_token only when a token was sent", async () => {
+  const cases = [
+    [null, 'Bearer realm="lumiqtrace-admin"'],
+    [ADMIN_TOKEN + "x", 'Bearer realm="lumiqtrace-admin", error="invalid_token"'],
+    [keys.active, 'Bearer realm="lumiqtrace-admin", error="invalid_token"'],
+  ];
+  for (const [token, challenge] of cases) {
+    const r = await call(worker.url, "GET", "/admin/v1/keys", { token });
+    assertDocumented("GET", "/admin/v1/keys", r.status, r.json);
+    assert.equal(r.status, 401);
+    assert.equal(r.json.error.code, "admin_unauthorized");
+    assert.equal(r.headers.get("www-authenticate"), challenge, String(token).slice(0, 8));
+  }
+});
+
 test("ingest without INGEST_ORIGIN is accepted with 202", async () => {
   const r = await call(worker.url, "POST", "/v1/ingest", { token: keys.active, body: { spans: [] } });
   assertDocumented("POST", "/v1/ingest", r.status, r.json);
