@@ -135,17 +135,10 @@ impl Reply {
     }
 
     pub fn error(err: &ApiError) -> Self {
-        let www_authenticate = match err {
-            ApiError::AdminUnauthorized | ApiError::AdminDisabled => {
-                Some(r#"Bearer realm="lumiqtrace-admin""#)
-            }
-            e if e.status() == 401 => Some(r#"Bearer realm="lumiqtrace""#),
-            _ => None,
-        };
         Self {
             status: err.status(),
             body: err.body(),
-            www_authenticate,
+            www_authenticate: err.www_authenticate(),
             allow: err.allow(),
             log: err.log_detail(),
         }
@@ -235,6 +228,11 @@ pub async fn handle<S: Store, F: ChangeFeed>(
     req: &HttpRequest<'_>,
     now: Millis,
 ) -> Outcome {
+    let routed = HttpRequest {
+        method: routed_method(req.method),
+        ..*req
+    };
+    let req = &routed;
     let result = if let Some(rest) = req.path.strip_prefix(ADMIN_PREFIX) {
         match admin_auth(config, req.authorization) {
             Ok(()) => admin_route(keys, config, req, rest, now).await,
@@ -267,6 +265,18 @@ pub async fn handle<S: Store, F: ChangeFeed>(
     Outcome::Reply(result.unwrap_or_else(|e| Reply::error(&e)))
 }
 
+/// The method a request is routed by. `HEAD` is answered wherever `GET` is, as `GET` is: the
+/// same status and header fields (RFC 9110 §9.3.2), here and in [`refused_at_once`]. The runtime
+/// sends no body (nor a `Content-Length`) for a `HEAD`, so the answer is built as for `GET`
+/// (workerd, checked on the wire by tests/e2e/authorizer.test.mjs). An authorized `HEAD` to
+/// another ingest route is forwarded to the origin as `HEAD`.
+fn routed_method(method: &str) -> &str {
+    match method {
+        "HEAD" => "GET",
+        other => other,
+    }
+}
+
 /// The first step of an ingest call (a `/v1/` route other than GitHub's, which `entry` routes
 /// first): the verify route's method, then the API key, from the request line and
 /// `Authorization` alone. `None`: not an ingest route. A refusal here needs no I/O, no body
@@ -279,16 +289,17 @@ fn ingest_key(
     if !path.starts_with("/v1/") || path == GITHUB_ROUTE {
         return None;
     }
-    if path == VERIFY && method != "GET" {
-        return Some(Err(ApiError::MethodNotAllowed("GET")));
+    if path == VERIFY && routed_method(method) != "GET" {
+        return Some(Err(ApiError::MethodNotAllowed("GET, HEAD")));
     }
     Some(ingest::bearer_key(authorization))
 }
 
 /// The refusal [`handle`] gives a request from its method, path and `Authorization` alone (a
-/// missing or malformed key, the verify route asked with another method), if it gives one.
-/// `entry` sends it at once, without starting a task, reading the clock or building the body
-/// anew: each of these refusals has one fixed answer per code and `Allow` (README, Benchmarks).
+/// missing or malformed key, the verify route asked with a method other than `GET` or `HEAD`),
+/// if it gives one. `entry` sends it at once, without starting a task, reading the clock or
+/// building the body anew: each of these refusals has one fixed answer per code and `Allow`
+/// (README, Benchmarks).
 pub fn refused_at_once(method: &str, path: &str, authorization: Option<&str>) -> Option<ApiError> {
     ingest_key(method, path, authorization)?.err()
 }
@@ -364,11 +375,11 @@ async fn admin_route<S: Store, F: ChangeFeed>(
             let events = admin::audit_log(repo, project.as_deref()).await?;
             Ok(Reply::listing(200, "events", &events))
         }
-        (_, ["projects"]) => Err(ApiError::MethodNotAllowed("GET, POST")),
+        (_, ["projects"]) => Err(ApiError::MethodNotAllowed("GET, HEAD, POST")),
         (_, ["projects", _, "keys"] | ["keys", _, "rotate" | "revoke"]) => {
             Err(ApiError::MethodNotAllowed("POST"))
         }
-        (_, ["keys"] | ["keys", _] | ["audit"]) => Err(ApiError::MethodNotAllowed("GET")),
+        (_, ["keys"] | ["keys", _] | ["audit"]) => Err(ApiError::MethodNotAllowed("GET, HEAD")),
         _ => Err(ApiError::NotFound),
     }
 }
@@ -390,13 +401,16 @@ fn issued_reply(done: Done<Issued>) -> Reply {
 }
 
 /// Admin routes need `Bearer <ADMIN_TOKEN>`, compared in constant time; never an API key.
+/// No `Authorization` at all is [`ApiError::AdminMissingToken`] (its challenge names no error).
 fn admin_auth(config: &Config, authorization: Option<&str>) -> Result<(), ApiError> {
+    let Some(authorization) = authorization.map(str::trim).filter(|h| !h.is_empty()) else {
+        return Err(ApiError::AdminMissingToken);
+    };
     let expected = config.admin_token.as_deref().filter(|t| !t.is_empty());
     let Some(expected) = expected else {
         return Err(ApiError::AdminDisabled);
     };
-    let presented = authorization
-        .and_then(|h| h.trim().split_once(' '))
+    let presented = (authorization.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .ok_or(ApiError::AdminUnauthorized)?;

@@ -22,6 +22,10 @@ pub enum ApiError {
     /// An ingest path or query outside its one canonical spelling (see `forward::CanonicalPath`).
     #[error("the request path or query is not in canonical form: {0}")]
     NonCanonicalPath(&'static str),
+    /// An admin request without an `Authorization` header.
+    #[error("admin routes need `Authorization: Bearer <ADMIN_TOKEN>`")]
+    AdminMissingToken,
+    /// An admin request whose `Authorization` is not `Bearer <ADMIN_TOKEN>`.
     #[error("admin routes need `Authorization: Bearer <ADMIN_TOKEN>`")]
     AdminUnauthorized,
     #[error("the admin API is disabled: ADMIN_TOKEN is not configured")]
@@ -84,8 +88,8 @@ impl ApiError {
         use ApiError::*;
         match self {
             MissingKey | MalformedKey | InvalidKey | KeyRevoked | KeyExpired
-            | AdminUnauthorized | AdminDisabled | MissingSignature | UnknownSigningKey
-            | InvalidSignature => 401,
+            | AdminMissingToken | AdminUnauthorized | AdminDisabled | MissingSignature
+            | UnknownSigningKey | InvalidSignature => 401,
             PayloadTooLarge(_) => 413,
             SigningKeysUnavailable(_) | ReportIncomplete(_) => 503,
             ProjectMismatch => 403,
@@ -117,7 +121,7 @@ impl ApiError {
             KeyExpired => "key_expired",
             ProjectMismatch => "project_mismatch",
             NonCanonicalPath(_) => "non_canonical_path",
-            AdminUnauthorized | AdminDisabled => "admin_unauthorized",
+            AdminMissingToken | AdminUnauthorized | AdminDisabled => "admin_unauthorized",
             NotFound => "not_found",
             MethodNotAllowed(_) => "method_not_allowed",
             ProjectNotFound => "project_not_found",
@@ -149,6 +153,30 @@ impl ApiError {
     pub fn allow(&self) -> Option<&'static str> {
         match self {
             ApiError::MethodNotAllowed(allow) => Some(allow),
+            _ => None,
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge of a 401 (RFC 9110 §11.6.1: every 401 carries one),
+    /// one fixed value per variant. Bearer routes follow RFC 6750 §3: a request that sent no
+    /// `Authorization` gets the bare challenge (§3.1: no error code when the request lacks any
+    /// authentication information); one that sent credentials that are not a working key or
+    /// admin token, in whatever scheme, gets `error="invalid_token"`. Ingest and admin differ
+    /// only in their realm. GitHub's route authenticates by signature, not by a bearer token:
+    /// its refusals carry the bare ingest challenge.
+    pub fn www_authenticate(&self) -> Option<&'static str> {
+        use ApiError::*;
+        match self {
+            MissingKey | MissingSignature | UnknownSigningKey | InvalidSignature => {
+                Some(r#"Bearer realm="lumiqtrace""#)
+            }
+            MalformedKey | InvalidKey | KeyRevoked | KeyExpired => {
+                Some(r#"Bearer realm="lumiqtrace", error="invalid_token""#)
+            }
+            AdminMissingToken => Some(r#"Bearer realm="lumiqtrace-admin""#),
+            AdminUnauthorized | AdminDisabled => {
+                Some(r#"Bearer realm="lumiqtrace-admin", error="invalid_token""#)
+            }
             _ => None,
         }
     }
@@ -220,6 +248,7 @@ impl From<crate::leaks::LeakError> for ApiError {
             }
             LeakError::InvalidJson(detail) => ApiError::InvalidJson(detail),
             LeakError::InvalidBody(detail) => ApiError::InvalidBody(detail),
+            LeakError::UnknownField => ApiError::UnknownField(e.to_string()),
             LeakError::InvalidSource => ApiError::InvalidSource,
             LeakError::Signature(e) => e.into(),
             LeakError::Incomplete { .. } => ApiError::ReportIncomplete(e.to_string()),
@@ -280,6 +309,41 @@ mod tests {
             pending: 558,
         });
         assert!(more.body().contains("send the same report again"));
+    }
+
+    #[test]
+    fn every_401_carries_a_challenge_and_only_sent_credentials_name_an_error() {
+        use crate::signature::SignatureError;
+        let bare = [
+            ApiError::MissingKey,
+            ApiError::AdminMissingToken,
+            SignatureError::Missing.into(),
+            SignatureError::UnknownKey.into(),
+            SignatureError::Invalid.into(),
+        ];
+        let invalid = [
+            ApiError::MalformedKey,
+            ApiError::InvalidKey,
+            ApiError::KeyRevoked,
+            ApiError::KeyExpired,
+            ApiError::AdminUnauthorized,
+            ApiError::AdminDisabled,
+        ];
+        let cases = (bare.iter().map(|e| (e, false))).chain(invalid.iter().map(|e| (e, true)));
+        for (err, named) in cases {
+            assert_eq!(err.status(), 401, "{err:?}");
+            let challenge = err.www_authenticate().unwrap();
+            assert!(
+                challenge.starts_with("Bearer realm=\"lumiqtrace"),
+                "{challenge}"
+            );
+            let suffix = challenge.ends_with(r#", error="invalid_token""#);
+            assert_eq!(suffix, named, "{err:?}: {challenge}");
+        }
+        let admin = ApiError::AdminUnauthorized.www_authenticate().unwrap();
+        assert!(admin.contains("lumiqtrace-admin"));
+        assert_eq!(ApiError::ProjectMismatch.www_authenticate(), None);
+        assert_eq!(ApiError::NotFound.www_authenticate(), None);
     }
 
     #[test]

@@ -173,3 +173,21 @@ fn with_the_change_log_unreachable_a_reported_key_is_revoked_in_kv_and_logged_la
     );
     assert_eq!(verify(2_001).unwrap_err().code(), "key_revoked");
 }
+
+#[test]
+fn a_key_named_twice_is_one_entry_one_revocation_and_the_source_as_its_reason() {
+    let w = World::new();
+    let (key, id) = w.seed();
+    assert_eq!(w.report(&[&key, &key], 1_000), [Label::TruePositive]);
+    let record = w.record(&id, 1_001);
+    assert_eq!(record.revoked_at, Some(1_000));
+    let reason = "Leaked: reported by incident INC-9";
+    assert_eq!(record.revoked_reason.as_deref(), Some(reason));
+    let events = block_on(audit_log(&w.keys().repo, Some("p"))).unwrap();
+    let revoked: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "key.revoked")
+        .collect();
+    assert_eq!(revoked.len(), 1, "{events:?}");
+    assert_eq!(revoked[0].reason.as_deref(), Some(reason));
+}

@@ -393,6 +393,12 @@ fn bad_bodies_are_400_with_clear_codes() {
     assert_eq!((a.status, a.code()), (400, "body_too_large"));
     let a = api.admin("POST", "/admin/v1/keys/k/revoke", r#"{"why":"x"}"#, 0);
     assert_eq!((a.status, a.code()), (400, "unknown_field"));
+    // The leak report route too, without naming the field (it may be a key).
+    let leaked = crate::key::ApiKey::from_secret_bytes(&[9; 32]);
+    let body = format!(r#"{{"keys":[],"source":"s","{}":1}}"#, leaked.expose());
+    let a = api.admin("POST", "/admin/v1/keys/report-leaked", &body, 0);
+    assert_eq!((a.status, a.code()), (400, "unknown_field"), "{}", a.json);
+    assert!(!a.reply.unwrap().body.contains(leaked.expose()));
     let a = api.call(
         HttpRequest {
             content_type: Some("Application/JSON; charset=utf-8"),
@@ -555,7 +561,10 @@ fn verify_refusals_are_401_json_with_www_authenticate() {
         let a = api.verify(key, 0);
         assert_eq!((a.status, a.code()), (401, code));
         let www = a.reply.unwrap().www_authenticate;
-        assert_eq!(www, Some(r#"Bearer realm="lumiqtrace""#));
+        assert_eq!(
+            www,
+            Some(r#"Bearer realm="lumiqtrace", error="invalid_token""#)
+        );
     }
     let a = api.call(
         HttpRequest {
@@ -566,6 +575,104 @@ fn verify_refusals_are_401_json_with_www_authenticate() {
         0,
     );
     assert_eq!(a.code(), "missing_key");
+    // RFC 6750 §3.1: a request without credentials gets no error code.
+    let www = a.reply.unwrap().www_authenticate;
+    assert_eq!(www, Some(r#"Bearer realm="lumiqtrace""#));
+}
+
+both!(revoked_and_expired_keys_name_invalid_token_in_the_challenge);
+fn revoked_and_expired_keys_name_invalid_token_in_the_challenge<F: ChangeFeed>(api: Api<F>) {
+    api.project("p");
+    let (revoked, id) = api.key("p", "gone", 0);
+    let path = format!("/admin/v1/keys/{id}/revoke");
+    assert_eq!(api.admin("POST", &path, "", 1).status, 200);
+    let (rotated, id) = api.key("p", "old", 2);
+    let path = format!("/admin/v1/keys/{id}/rotate");
+    assert_eq!(api.admin("POST", &path, "", 3).status, 201);
+    for (key, code) in [(revoked, "key_revoked"), (rotated, "key_expired")] {
+        let a = api.verify(&key, 3 + GRACE + 1);
+        assert_eq!((a.status, a.code()), (401, code));
+        let www = a.reply.unwrap().www_authenticate;
+        assert_eq!(
+            www,
+            Some(r#"Bearer realm="lumiqtrace", error="invalid_token""#)
+        );
+    }
+}
+
+#[test]
+fn admin_401s_name_invalid_token_only_when_credentials_were_sent() {
+    let bare = Some(r#"Bearer realm="lumiqtrace-admin""#);
+    let invalid = Some(r#"Bearer realm="lumiqtrace-admin", error="invalid_token""#);
+    let wrong = format!("Bearer {TOKEN}x");
+    for (configured, authorization, want) in [
+        (Some(TOKEN), None, bare),
+        (Some(TOKEN), Some("  "), bare),
+        (Some(TOKEN), Some(wrong.as_str()), invalid),
+        (Some(TOKEN), Some("Basic dXNlcjpwdw=="), invalid),
+        (Some(TOKEN), Some("Bearer"), invalid),
+        (None, None, bare),
+        (None, Some(wrong.as_str()), invalid),
+    ] {
+        let mut api = Api::new();
+        api.config.admin_token = configured.map(str::to_owned);
+        let req = HttpRequest {
+            method: "GET",
+            path: "/admin/v1/keys",
+            authorization,
+            ..Default::default()
+        };
+        let a = api.call(req, 0);
+        assert_eq!((a.status, a.code()), (401, "admin_unauthorized"));
+        let www = a.reply.unwrap().www_authenticate;
+        assert_eq!(www, want, "{configured:?} {authorization:?}");
+    }
+}
+
+both!(head_answers_as_get_does_on_every_get_route);
+fn head_answers_as_get_does_on_every_get_route<F: ChangeFeed>(api: Api<F>) {
+    api.project("p");
+    let (key, id) = api.key("p", "k", 0);
+    let admin = format!("Bearer {TOKEN}");
+    let ingest = format!("Bearer {key}");
+    let keys = format!("/admin/v1/keys/{id}");
+    let routes = [
+        ("/v1/auth/verify", Some(ingest.as_str())),
+        ("/v1/auth/verify", None),
+        ("/v1/auth/verify", Some("Bearer lqt_short")),
+        ("/admin/v1/projects", Some(admin.as_str())),
+        ("/admin/v1/keys", Some(admin.as_str())),
+        (keys.as_str(), Some(admin.as_str())),
+        ("/admin/v1/keys/key_nope", Some(admin.as_str())),
+        ("/admin/v1/audit", Some(admin.as_str())),
+        ("/admin/v1/audit", None),
+    ];
+    for (path, authorization) in routes {
+        let req = |method| HttpRequest {
+            method,
+            path,
+            authorization,
+            ..Default::default()
+        };
+        let get = api.call(req("GET"), 1).reply.unwrap();
+        let head = api.call(req("HEAD"), 1).reply.unwrap();
+        assert_eq!(head, get, "HEAD {path} {authorization:?}");
+        if path.starts_with("/v1/") {
+            let at_once = refused_at_once("HEAD", path, authorization);
+            assert_eq!(
+                at_once.map(|e| e.code()),
+                refused_at_once("GET", path, authorization).map(|e| e.code())
+            );
+        }
+    }
+    // An ingest route other than verify is granted, and forwarded as HEAD by `entry`.
+    let req = HttpRequest {
+        method: "HEAD",
+        path: "/v1/projects/p/traces",
+        authorization: Some(&ingest),
+        ..Default::default()
+    };
+    assert!(api.call(req, 1).grant.is_some());
 }
 
 both!(ingest_routes_grant_or_refuse_and_check_the_project);
@@ -716,7 +823,8 @@ fn a_refusal_at_once_is_the_one_handle_gives_and_reads_nothing() {
             Some("malformed_key"),
         ),
         ("GET", "/v1/auth/verify", None, Some("missing_key")),
-        ("HEAD", "/v1/auth/verify", None, Some("method_not_allowed")),
+        ("HEAD", "/v1/auth/verify", None, Some("missing_key")),
+        ("PUT", "/v1/auth/verify", None, Some("method_not_allowed")),
         (
             "POST",
             "/v1/auth/verify",
@@ -862,9 +970,13 @@ fn a_json_array_is_not_an_admin_body() {
 fn method_not_allowed_names_the_allowed_methods() {
     let api = Api::new();
     for (method, path, allow) in [
-        ("DELETE", "/admin/v1/projects", "GET, POST"),
+        ("DELETE", "/admin/v1/projects", "GET, HEAD, POST"),
         ("GET", "/admin/v1/keys/k/rotate", "POST"),
-        ("POST", "/admin/v1/keys", "GET"),
+        ("HEAD", "/admin/v1/keys/k/revoke", "POST"),
+        ("POST", "/admin/v1/keys", "GET, HEAD"),
+        ("PUT", "/admin/v1/keys/k", "GET, HEAD"),
+        ("DELETE", "/admin/v1/audit", "GET, HEAD"),
+        ("POST", "/v1/auth/verify", "GET, HEAD"),
     ] {
         let a = api.admin(method, path, "", 0);
         assert_eq!(a.status, 405, "{method} {path}");
