@@ -182,8 +182,8 @@ pub fn is_admin_route(path: &str) -> bool {
 /// How many bytes of body `entry` must read before calling [`handle`] (or
 /// [`github_secret_scanning`]); `None`: it reads none. Leak reports take up to 1 MiB. `entry`
 /// reads it only once the caller is authenticated (the admin token, or GitHub's two headers
-/// and a known key id), refuses a declared `Content-Length` over it unread, and stops reading
-/// a body of unknown length as soon as it crosses it.
+/// and a known key id), refuses a declared `Content-Length` over it before keeping any, and
+/// stops reading a body of unknown length as soon as it crosses it.
 pub fn body_limit(method: &str, path: &str) -> Option<usize> {
     match (method, path) {
         ("POST", GITHUB_ROUTE | REPORT_LEAKED) => Some(leaks::MAX_REPORT_BODY),

@@ -89,9 +89,20 @@ test("an unauthenticated 1 MiB chunked upload is refused before it is read to th
   ];
   for (const [what, route, headers, status, code] of cases) {
     const r = await trickle(route, { headers: { ...json, ...headers } });
+    assert.ok(r.sent < MIB / 2, `${what} ${route}: answered only after ${r.sent} of ${MIB} bytes`);
     assert.equal(r.status, status, `${what} ${route}: ${r.text}`);
     assert.equal(r.json.error.code, code, what);
-    assert.ok(r.sent < MIB / 2, `${what} ${route}: answered only after ${r.sent} of ${MIB} bytes`);
+  }
+});
+
+test("a small refused body is drained, so the next request on the connection still works", async () => {
+  // Left unread, it failed about 1 follow-up request in 5 on the same keep-alive connection.
+  for (let i = 0; i < 40; i++) {
+    // No token: a refusal the sign-in throttle does not count.
+    const refused = await call(worker.url, "POST", "/admin/v1/projects", { token: null, body: { id: "p", name: "P" } });
+    assert.equal(refused.status, 401);
+    const next = await call(worker.url, "GET", "/admin/v1/projects");
+    assert.equal(next.status, 200);
   }
 });
 
@@ -166,29 +177,42 @@ test("failed admin sign-ins are throttled per client with 429 and Retry-After", 
   assert.equal(upload, 429);
 });
 
-test("a short ADMIN_TOKEN turns every admin call away; only its holder is told why", async (t) => {
+/** Admin calls to a worker with `ADMIN_TOKEN`, each compared with a wrong token's answer here. */
+async function misconfigured(token, check) {
   const wrongHere = await call(worker.url, "GET", "/admin/v1/keys", { token: "wrong" });
-  for (const token of ["changeme", "x".repeat(31), ""]) {
-    const w = await startWorker({ vars: { ADMIN_TOKEN: token } });
-    try {
-      for (const [method, route] of [["GET", "/admin/v1/keys"], ["POST", "/admin/v1/projects"]]) {
-        const body = method === "POST" ? { id: "p", name: "P" } : undefined;
-        const wrong = await call(w.url, method, route, { token: "wrong", body });
-        assertDocumented(method, route, wrong.status, wrong.json);
-        assert.deepEqual([wrong.status, wrong.text], [401, wrongHere.text], `${token}: like any wrong token`);
-        assert.equal(wrong.headers.get("www-authenticate"), wrongHere.headers.get("www-authenticate"));
-        if (!token) continue;
-        const own = await call(w.url, method, route, { token, body });
-        assertDocumented(method, route, own.status, own.json);
-        assert.equal(own.status, 403, own.text);
-        assert.equal(own.json.error.code, "admin_token_too_short");
-        assert.match(own.json.error.message, /32 characters.*openssl rand -hex 32/);
+  const w = await startWorker({ vars: { ADMIN_TOKEN: token } });
+  try {
+    for (const [method, route] of [["GET", "/admin/v1/keys"], ["POST", "/admin/v1/projects"]]) {
+      const body = method === "POST" ? { id: "p", name: "P" } : undefined;
+      for (const sent of [null, "wrong"]) {
+        const r = await call(w.url, method, route, { token: sent, body });
+        assertDocumented(method, route, r.status, r.json);
+        assert.deepEqual([r.status, r.text], [401, wrongHere.text], `${method} ${route}: like any wrong token`);
+        assert.equal(r.headers.get("www-authenticate"), wrongHere.headers.get("www-authenticate"));
       }
-      const logs = w.logs.join("");
-      assert.match(logs, token ? /ADMIN_TOKEN is shorter than 32 characters/ : /ADMIN_TOKEN is not set/);
-      if (token) assert.ok(!logs.includes(token), "the token itself is never logged");
-    } finally {
-      await w.dispose();
+      await check?.(w, method, route, body);
     }
+    return w.logs.join("");
+  } finally {
+    await w.dispose();
   }
+}
+
+test("a short ADMIN_TOKEN turns every admin call away; only its holder is told why", async () => {
+  for (const token of ["changeme", "x".repeat(31)]) {
+    const logs = await misconfigured(token, async (w, method, route, body) => {
+      const own = await call(w.url, method, route, { token, body });
+      assertDocumented(method, route, own.status, own.json);
+      assert.equal(own.status, 403, own.text);
+      assert.equal(own.json.error.code, "admin_token_too_short");
+      assert.match(own.json.error.message, /32 characters.*openssl rand -hex 32/);
+    });
+    assert.match(logs, /ADMIN_TOKEN is shorter than 32 characters/);
+    assert.ok(!logs.includes(token), "the token itself is never logged");
+  }
+});
+
+test("an unset ADMIN_TOKEN is answered like a wrong token; the log says why", async () => {
+  const logs = await misconfigured("");
+  assert.match(logs, /ADMIN_TOKEN is not set/);
 });
