@@ -18,6 +18,9 @@ use crate::store::Store;
 use crate::time::Millis;
 use sha2::{Digest, Sha256};
 
+/// A configured `ADMIN_TOKEN` shorter than this (32 characters, 128 bits as hex) turns every
+/// admin call away (see [`admin_auth`]); `openssl rand -hex 32` makes a 64-character one.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
 /// Admin request bodies larger than this are refused (400 `body_too_large`).
 pub const MAX_ADMIN_BODY: usize = 16 * 1024;
 /// Default rotation grace: 24 hours.
@@ -32,7 +35,8 @@ const VERIFY: &str = "/v1/auth/verify";
 /// Deployment settings, read from the Worker's vars and secrets by `entry`.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `ADMIN_TOKEN`; `None` (or empty) turns every admin route away.
+    /// `ADMIN_TOKEN`; `None`, empty or shorter than [`MIN_ADMIN_TOKEN_CHARS`] turns every admin
+    /// route away.
     pub admin_token: Option<String>,
     /// `ROTATION_GRACE_SECONDS`, in milliseconds.
     pub grace_ms: Millis,
@@ -92,6 +96,8 @@ pub struct Reply {
     pub www_authenticate: Option<&'static str>,
     /// The `Allow` header of a 405.
     pub allow: Option<&'static str>,
+    /// The `Retry-After` header of a 429, in seconds.
+    pub retry_after: Option<u32>,
     pub log: Option<String>,
 }
 
@@ -120,6 +126,7 @@ impl Reply {
             body,
             www_authenticate: None,
             allow: None,
+            retry_after: None,
             log: None,
         }
     }
@@ -140,6 +147,7 @@ impl Reply {
             body: err.body(),
             www_authenticate: err.www_authenticate(),
             allow: err.allow(),
+            retry_after: err.retry_after(),
             log: err.log_detail(),
         }
     }
@@ -162,8 +170,16 @@ pub fn accepted(grant: &Grant) -> Reply {
     Reply::body(202, body)
 }
 
+/// Whether `path` is an admin API route (each needs the admin token, see [`admin_auth`]).
+pub fn is_admin_route(path: &str) -> bool {
+    path.starts_with(ADMIN_PREFIX)
+}
+
 /// How many bytes of body `entry` must read before calling [`handle`] (or
-/// [`github_secret_scanning`]); `None`: it reads none. Leak reports take up to 1 MiB.
+/// [`github_secret_scanning`]); `None`: it reads none. Leak reports take up to 1 MiB. `entry`
+/// reads it only once the caller is authenticated (the admin token, or GitHub's two headers
+/// and a known key id), refuses a declared `Content-Length` over it before keeping any, and
+/// stops reading a body of unknown length as soon as it crosses it.
 pub fn body_limit(method: &str, path: &str) -> Option<usize> {
     match (method, path) {
         ("POST", GITHUB_ROUTE | REPORT_LEAKED) => Some(leaks::MAX_REPORT_BODY),
@@ -402,22 +418,33 @@ fn issued_reply(done: Done<Issued>) -> Reply {
 
 /// Admin routes need `Bearer <ADMIN_TOKEN>`, compared in constant time; never an API key.
 /// No `Authorization` at all is [`ApiError::AdminMissingToken`] (its challenge names no error).
-fn admin_auth(config: &Config, authorization: Option<&str>) -> Result<(), ApiError> {
+/// A deployment whose token is unset or shorter than [`MIN_ADMIN_TOKEN_CHARS`] refuses every
+/// call: a caller without that token gets what any wrong token gets ([`ApiError::AdminDisabled`]
+/// puts the reason in the log only); one that sends exactly the short token is told it is too
+/// short and how to make another ([`ApiError::AdminTokenTooShort`]).
+pub fn admin_auth(config: &Config, authorization: Option<&str>) -> Result<(), ApiError> {
     let Some(authorization) = authorization.map(str::trim).filter(|h| !h.is_empty()) else {
         return Err(ApiError::AdminMissingToken);
     };
     let expected = config.admin_token.as_deref().filter(|t| !t.is_empty());
     let Some(expected) = expected else {
-        return Err(ApiError::AdminDisabled);
+        return Err(ApiError::AdminDisabled(
+            "ADMIN_TOKEN is not set; make one with `openssl rand -hex 32`",
+        ));
     };
     let presented = (authorization.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .ok_or(ApiError::AdminUnauthorized)?;
-    if is_well_formed(presented) || !digests_equal(presented, expected) {
-        return Err(ApiError::AdminUnauthorized);
+        .map(|(_, token)| token.trim());
+    let matches = presented.is_some_and(|p| !is_well_formed(p) && digests_equal(p, expected));
+    let long_enough = expected.chars().count() >= MIN_ADMIN_TOKEN_CHARS;
+    match (matches, long_enough) {
+        (true, true) => Ok(()),
+        (true, false) => Err(ApiError::AdminTokenTooShort),
+        (false, true) => Err(ApiError::AdminUnauthorized),
+        (false, false) => Err(ApiError::AdminDisabled(
+            "ADMIN_TOKEN is shorter than 32 characters; make one with `openssl rand -hex 32`",
+        )),
     }
-    Ok(())
 }
 
 /// Compares SHA-256 digests of both tokens without an early exit: the time taken does not

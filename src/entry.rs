@@ -14,12 +14,16 @@ use crate::kv::Kv;
 use crate::promise::{self, error_text};
 use crate::repo::Repo;
 use crate::signature::{KEY_ID_HEADER as GITHUB_KEY_ID, SIGNATURE_HEADER as GITHUB_SIGNATURE};
+use crate::throttle::{self, AttemptLimiter, Throttled};
 use js_sys::{Promise, Reflect, Uint8Array};
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
+use std::ops::ControlFlow;
 use wasm_bindgen::prelude::*;
 use worker::{console_error, Env};
 
 const KEY_ID_HEADER: &str = "x-lumiqtrace-key-id";
+/// The Workers Rate Limiting binding that counts failed admin sign-ins (wrangler.toml).
+const SIGNIN_LIMITER: &str = "ADMIN_SIGNIN_LIMITER";
 
 /// The `fetch` handler (`scripts/shim.js` calls it). A refusal the request line and
 /// `Authorization` decide ([`api::refused_at_once`], such as a malformed key) is sent straight
@@ -117,6 +121,29 @@ async fn handle(req: web_sys::Request, head: Head, env: Env) -> Result<web_sys::
         true => (header(GITHUB_KEY_ID), header(GITHUB_SIGNATURE)),
         false => (None, None),
     };
+    let settings = SETTINGS.with(|s| *s).get_or_init(|| Settings::read(&env));
+    let signatures =
+        github.then(|| crate::webcrypto::github_signatures(settings.github_keys_url.as_deref()));
+    // Who is calling is settled before a byte of body is read; a refused body is never kept.
+    let refused = if api::is_admin_route(path) {
+        let limiter = SignInLimiter(binding(&env, SIGNIN_LIMITER));
+        let client = header(throttle::CLIENT_HEADER);
+        let throttled = THROTTLED.with(|t| *t);
+        let (auth, client) = (authorization.as_deref(), client.as_deref());
+        let signed_in =
+            throttle::admin_sign_in(&settings.config, auth, client, &limiter, throttled, now);
+        signed_in.await.err()
+    } else if let (Some(signatures), "POST") = (&signatures, method.as_str()) {
+        let (key_id, signature) = (github_key_id.as_deref(), github_signature.as_deref());
+        let checked = signatures.check_headers(key_id, signature, now).await;
+        checked.err().map(ApiError::from)
+    } else {
+        None
+    };
+    if let Some(refusal) = refused {
+        refuse_body(&req).await;
+        return respond(Reply::error(&refusal));
+    }
     let (content_type, body) = match api::body_limit(&method, path) {
         Some(limit) => {
             let content_type = header("content-type");
@@ -141,7 +168,6 @@ async fn handle(req: web_sys::Request, head: Head, env: Env) -> Result<web_sys::
         github_key_id: github_key_id.as_deref(),
         github_signature: github_signature.as_deref(),
     };
-    let settings = SETTINGS.with(|s| *s).get_or_init(|| Settings::read(&env));
     let store = Kv::bind(&env);
     let feed = DoFeed::new(&env, settings.overlay_on);
     let keys = Keys {
@@ -149,9 +175,8 @@ async fn handle(req: web_sys::Request, head: Head, env: Env) -> Result<web_sys::
         feed: &feed,
         overlay: OVERLAY.with(|o| *o),
     };
-    if github {
-        let signatures = crate::webcrypto::github_signatures(settings.github_keys_url.as_deref());
-        return respond(api::github_secret_scanning(&keys, &signatures, &request, now).await);
+    if let Some(signatures) = &signatures {
+        return respond(api::github_secret_scanning(&keys, signatures, &request, now).await);
     }
     let outcome = api::handle(&keys, &settings.config, &request, now).await;
     let reply = match outcome {
@@ -181,6 +206,50 @@ thread_local! {
     static OVERLAY: &'static RefCell<Overlay> = Box::leak(Box::default());
     /// Vars and secrets, read once per isolate (a deploy or secret change starts new isolates).
     static SETTINGS: &'static OnceCell<Settings> = Box::leak(Box::default());
+    /// Clients this isolate saw go over their budget of failed admin sign-ins.
+    static THROTTLED: &'static RefCell<Throttled> = Box::leak(Box::default());
+    /// Whether the missing `ADMIN_SIGNIN_LIMITER` binding was logged (once per isolate).
+    static NO_LIMITER_LOGGED: Cell<bool> = const { Cell::new(false) };
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// A Workers Rate Limiting binding: `limit({ key })` resolves to `{ success }`.
+    type RateLimiter;
+    #[wasm_bindgen(method, catch)]
+    fn limit(this: &RateLimiter, options: &js_sys::Object) -> Result<Promise, JsValue>;
+}
+
+/// Counts failed admin sign-ins in the `ADMIN_SIGNIN_LIMITER` binding, keyed by client. Without
+/// the binding (an older wrangler.toml), or when it fails, nobody is throttled: it says so in
+/// the log (once per isolate when missing).
+struct SignInLimiter(Option<RateLimiter>);
+
+impl AttemptLimiter for SignInLimiter {
+    async fn allow(&self, client: &str) -> bool {
+        let Some(limiter) = &self.0 else {
+            if !NO_LIMITER_LOGGED.replace(true) {
+                console_error!("no {SIGNIN_LIMITER} binding: failed admin sign-ins are not throttled (see wrangler.toml)");
+            }
+            return true;
+        };
+        let options = js_sys::Object::new();
+        let counted = match Reflect::set(&options, &"key".into(), &client.into()) {
+            Ok(_) => promise::settle(limiter.limit(&options)).await,
+            Err(e) => Err(e),
+        };
+        let success = counted.and_then(|answer| Reflect::get(&answer, &"success".into()));
+        match success {
+            Ok(success) => success.as_bool() != Some(false),
+            Err(e) => {
+                console_error!(
+                    "{SIGNIN_LIMITER} failed, sign-in not throttled: {}",
+                    error_text(&e)
+                );
+                true
+            }
+        }
+    }
 }
 
 struct Settings {
@@ -237,32 +306,31 @@ fn config(env: &Env) -> Config {
     }
 }
 
-/// Reads at most `limit` bytes of body; a larger one is refused without buffering it all.
+/// Reads at most `limit` bytes of body. A larger one is refused when its `Content-Length`
+/// says so, before a byte is kept (see [`refuse_body`]), else as soon as it crosses `limit`:
+/// the rest is cancelled unread.
 async fn read_limited(req: &web_sys::Request, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let declared = req.headers().get("content-length").ok().flatten();
-    if declared
-        .and_then(|n| n.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > limit as u64)
-    {
-        discard_body(req).await;
+    if declared_length(req).is_some_and(|n| n > limit as u64) {
+        refuse_body(req).await;
         return Err(ApiError::BodyTooLarge(limit));
     }
     let mut body = Vec::new();
-    let mut too_large = false;
     let read = read_body(req, |chunk| {
-        // Past the limit, read on without keeping anything (see `discard_body`).
-        too_large |= body.len() + chunk.length() as usize > limit;
-        if !too_large {
-            let start = body.len();
-            body.resize(start + chunk.length() as usize, 0);
-            chunk.copy_to(&mut body[start..]);
+        let start = body.len();
+        if start + chunk.length() as usize > limit {
+            return ControlFlow::Break(());
         }
+        body.resize(start + chunk.length() as usize, 0);
+        chunk.copy_to(&mut body[start..]);
+        ControlFlow::Continue(())
     });
-    read.await
-        .map_err(|e| ApiError::InvalidBody(format!("unreadable body: {}", error_text(&e))))?;
-    match too_large {
-        true => Err(ApiError::BodyTooLarge(limit)),
-        false => Ok(body),
+    match read.await {
+        Ok(ControlFlow::Continue(())) => Ok(body),
+        Ok(ControlFlow::Break(())) => Err(ApiError::BodyTooLarge(limit)),
+        Err(e) => Err(ApiError::InvalidBody(format!(
+            "unreadable body: {}",
+            error_text(&e)
+        ))),
     }
 }
 
@@ -270,26 +338,54 @@ async fn read_limited(req: &web_sys::Request, limit: usize) -> Result<Vec<u8>, A
 /// while the body is still unread can fail the next request on the same keep-alive connection
 /// (seen locally: `fetch failed` on about 1 follow-up request in 8).
 async fn discard_body(req: &web_sys::Request) {
-    let _ = read_body(req, |_| {}).await;
+    let _ = read_body(req, |_| ControlFlow::Continue(())).await;
 }
 
-/// Hands each chunk of the request body to `chunk`, to the end. Only an untouched body is
-/// read: taking a reader on a locked stream would throw.
+/// A refused body that says it is at most this many bytes (64 KiB) is read and dropped rather
+/// than cancelled.
+const DRAIN_LIMIT: u64 = 64 * 1024;
+
+/// Leaves a body the worker refuses (an unauthenticated caller's, or one whose `Content-Length`
+/// is over the route's limit) without keeping any of it. One whose `Content-Length` is at most
+/// [`DRAIN_LIMIT`] is read to its end and dropped: a body left unread fails the next request on
+/// the same keep-alive connection in workerd behind the assets router (`wrangler dev`, the
+/// tests: about 1 follow-up in 5; none once it is read). Any other (larger, or of unknown
+/// length) is cancelled unread: the runtime stops taking it from the client.
+async fn refuse_body(req: &web_sys::Request) {
+    if declared_length(req).is_some_and(|n| n <= DRAIN_LIMIT) {
+        discard_body(req).await;
+    } else if let Some(stream) = req.body().filter(|body| !body.locked()) {
+        let _ = promise::settle(Ok(stream.cancel())).await;
+    }
+}
+
+/// The request's `Content-Length`, if it has a valid one.
+fn declared_length(req: &web_sys::Request) -> Option<u64> {
+    let declared = req.headers().get("content-length").ok().flatten()?;
+    declared.trim().parse().ok()
+}
+
+/// Hands each chunk of the request body to `chunk` until the end, or until `chunk` breaks:
+/// then the rest is cancelled unread (`Break` is returned). Only an untouched body is read:
+/// taking a reader on a locked stream would throw.
 async fn read_body(
     req: &web_sys::Request,
-    mut chunk: impl FnMut(Uint8Array),
-) -> Result<(), JsValue> {
+    mut chunk: impl FnMut(Uint8Array) -> ControlFlow<()>,
+) -> Result<ControlFlow<()>, JsValue> {
     let Some(stream) = req.body().filter(|body| !body.locked()) else {
-        return Ok(());
+        return Ok(ControlFlow::Continue(()));
     };
     let reader: BodyReader = stream.get_reader().unchecked_into();
     let (done, value) = (JsValue::from_str("done"), JsValue::from_str("value"));
     loop {
         let step = promise::settle(reader.read()).await?;
         if Reflect::get(&step, &done)?.is_truthy() {
-            return Ok(());
+            return Ok(ControlFlow::Continue(()));
         }
-        chunk(Reflect::get(&step, &value)?.unchecked_into());
+        if chunk(Reflect::get(&step, &value)?.unchecked_into()).is_break() {
+            let _ = promise::settle(reader.cancel()).await;
+            return Ok(ControlFlow::Break(()));
+        }
     }
 }
 
@@ -389,13 +485,18 @@ fn parts(reply: Reply) -> Result<Parts, JsValue> {
         console_error!("{} {line}", reply.status);
     }
     let headers = base_headers(reply.www_authenticate)?;
-    let headers = match reply.allow {
-        Some(allow) => {
+    let headers = match (reply.allow, reply.retry_after) {
+        (None, None) => headers,
+        (allow, retry_after) => {
             let own = web_sys::Headers::new_with_headers(&headers)?;
-            own.set("Allow", allow)?;
+            if let Some(allow) = allow {
+                own.set("Allow", allow)?;
+            }
+            if let Some(seconds) = retry_after {
+                own.set("Retry-After", &seconds.to_string())?;
+            }
             own
         }
-        None => headers,
     };
     let (body, status) = (&reply.body, reply.status);
     if !matches!(status, 401 | 403) {
@@ -459,6 +560,8 @@ extern "C" {
     type BodyReader;
     #[wasm_bindgen(method, catch)]
     fn read(this: &BodyReader) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn cancel(this: &BodyReader) -> Result<Promise, JsValue>;
 }
 
 thread_local! {

@@ -28,8 +28,16 @@ pub enum ApiError {
     /// An admin request whose `Authorization` is not `Bearer <ADMIN_TOKEN>`.
     #[error("admin routes need `Authorization: Bearer <ADMIN_TOKEN>`")]
     AdminUnauthorized,
-    #[error("the admin API is disabled: ADMIN_TOKEN is not configured")]
-    AdminDisabled,
+    /// The deployment's `ADMIN_TOKEN` is unset or too short (the reason, for the log only): the
+    /// caller gets what a wrong token gets, so it learns nothing about the configuration.
+    #[error("admin routes need `Authorization: Bearer <ADMIN_TOKEN>`")]
+    AdminDisabled(&'static str),
+    /// The caller sent exactly the configured `ADMIN_TOKEN`, which is too short to be accepted.
+    #[error("this deployment's ADMIN_TOKEN is shorter than {} characters, so the admin API refuses it; make a new one with `openssl rand -hex 32` and set it (`npx wrangler secret put ADMIN_TOKEN`; locally ADMIN_TOKEN=… in .dev.vars)", crate::api::MIN_ADMIN_TOKEN_CHARS)]
+    AdminTokenTooShort,
+    /// Too many failed admin sign-ins from this client (429 with `Retry-After`, in seconds).
+    #[error("too many failed admin sign-ins from this client; try again in {0} seconds")]
+    TooManyAttempts(u32),
     #[error("no such route")]
     NotFound,
     #[error("method not allowed on this route; allowed: {0}")]
@@ -88,11 +96,12 @@ impl ApiError {
         use ApiError::*;
         match self {
             MissingKey | MalformedKey | InvalidKey | KeyRevoked | KeyExpired
-            | AdminMissingToken | AdminUnauthorized | AdminDisabled | MissingSignature
+            | AdminMissingToken | AdminUnauthorized | AdminDisabled(_) | MissingSignature
             | UnknownSigningKey | InvalidSignature => 401,
             PayloadTooLarge(_) => 413,
             SigningKeysUnavailable(_) | ReportIncomplete(_) => 503,
-            ProjectMismatch => 403,
+            ProjectMismatch | AdminTokenTooShort => 403,
+            TooManyAttempts(_) => 429,
             NotFound | ProjectNotFound | KeyNotFound => 404,
             MethodNotAllowed(_) => 405,
             ProjectExists | KeyNotRotatable(_) | Conflict => 409,
@@ -121,7 +130,9 @@ impl ApiError {
             KeyExpired => "key_expired",
             ProjectMismatch => "project_mismatch",
             NonCanonicalPath(_) => "non_canonical_path",
-            AdminMissingToken | AdminUnauthorized | AdminDisabled => "admin_unauthorized",
+            AdminMissingToken | AdminUnauthorized | AdminDisabled(_) => "admin_unauthorized",
+            AdminTokenTooShort => "admin_token_too_short",
+            TooManyAttempts(_) => "too_many_attempts",
             NotFound => "not_found",
             MethodNotAllowed(_) => "method_not_allowed",
             ProjectNotFound => "project_not_found",
@@ -174,9 +185,17 @@ impl ApiError {
                 Some(r#"Bearer realm="lumiqtrace", error="invalid_token""#)
             }
             AdminMissingToken => Some(r#"Bearer realm="lumiqtrace-admin""#),
-            AdminUnauthorized | AdminDisabled => {
+            AdminUnauthorized | AdminDisabled(_) => {
                 Some(r#"Bearer realm="lumiqtrace-admin", error="invalid_token""#)
             }
+            _ => None,
+        }
+    }
+
+    /// The `Retry-After` header of a 429, in seconds.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            ApiError::TooManyAttempts(seconds) => Some(*seconds),
             _ => None,
         }
     }
@@ -198,10 +217,12 @@ impl ApiError {
         })
     }
 
-    /// What the operator's log gets for server-side failures (never a key: none reaches here).
+    /// What the operator's log gets for server-side failures and a misconfigured `ADMIN_TOKEN`
+    /// (never a key or a token: none reaches here).
     pub fn log_detail(&self) -> Option<String> {
         match self {
             ApiError::Unavailable(e) => Some(format!("{}: {e}", self.code())),
+            ApiError::AdminDisabled(reason) => Some(format!("admin API refused: {reason}")),
             ApiError::Internal(e)
             | ApiError::UpstreamUnavailable(e)
             | ApiError::SigningKeysUnavailable(e) => Some(format!("{}: {e}", self.code())),
@@ -327,7 +348,7 @@ mod tests {
             ApiError::KeyRevoked,
             ApiError::KeyExpired,
             ApiError::AdminUnauthorized,
-            ApiError::AdminDisabled,
+            ApiError::AdminDisabled("ADMIN_TOKEN is not set"),
         ];
         let cases = (bare.iter().map(|e| (e, false))).chain(invalid.iter().map(|e| (e, true)));
         for (err, named) in cases {

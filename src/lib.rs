@@ -17,6 +17,7 @@ pub mod repo;
 pub mod signature;
 pub mod sort;
 pub mod store;
+pub mod throttle;
 pub mod time;
 
 #[cfg(target_arch = "wasm32")]

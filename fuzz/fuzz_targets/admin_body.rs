@@ -16,7 +16,7 @@ use pollster::block_on;
 use serde_json::Value;
 use std::cell::RefCell;
 
-const TOKEN: &str = "fuzz-admin-token";
+const TOKEN: &str = "fuzz-admin-token-0123456789abcdef";
 const NOW: u64 = 1_800_000_000_000;
 const DECODE_CODES: [&str; 5] = [
     "invalid_json",

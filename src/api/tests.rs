@@ -8,7 +8,7 @@ use pollster::block_on;
 use serde_json::Value;
 use std::cell::RefCell;
 
-const TOKEN: &str = "test-admin-token-0123456789";
+const TOKEN: &str = "test-admin-token-0123456789abcdef";
 const HOUR: Millis = 3_600_000;
 const GRACE: Millis = 24 * HOUR;
 
@@ -463,16 +463,75 @@ fn admin_token_that_looks_like_an_api_key_is_never_accepted() {
 
 #[test]
 fn admin_routes_refuse_everything_without_a_configured_token() {
+    let wrong = Api::new().call(admin_get("/admin/v1/keys", Some("Bearer wrong")), 0);
+    let wrong = wrong.reply.unwrap();
     for token in [None, Some(String::new())] {
         let mut api = Api::new();
         api.config.admin_token = token;
         let a = api.admin("GET", "/admin/v1/keys", "", 0);
         assert_eq!((a.status, a.code()), (401, "admin_unauthorized"));
-        assert!(a.json["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("ADMIN_TOKEN"));
+        let reply = a.reply.unwrap();
+        // The caller learns nothing about the configuration; the operator's log does.
+        assert_eq!(
+            (reply.status, &reply.body, reply.www_authenticate),
+            (wrong.status, &wrong.body, wrong.www_authenticate)
+        );
+        assert!(reply.log.unwrap().contains("ADMIN_TOKEN is not set"));
     }
+}
+
+fn admin_get<'a>(path: &'a str, authorization: Option<&'a str>) -> HttpRequest<'a> {
+    HttpRequest {
+        method: "GET",
+        path,
+        authorization,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_short_admin_token_turns_every_admin_route_away() {
+    let wrong = Api::new().call(admin_get("/admin/v1/keys", Some("Bearer wrong")), 0);
+    let wrong = wrong.reply.unwrap();
+    let anonymous = Api::new().call(admin_get("/admin/v1/keys", None), 0);
+    let anonymous = anonymous.reply.unwrap();
+    let short = "x".repeat(MIN_ADMIN_TOKEN_CHARS - 1);
+    for configured in ["changeme", short.as_str()] {
+        let mut api = Api::new();
+        api.config.admin_token = Some(configured.to_owned());
+        let own = format!("Bearer {configured}");
+        for path in ["/admin/v1/keys", "/admin/v1/projects", "/admin/v1/audit"] {
+            // Its holder is told what is wrong and how to make a good one.
+            let a = api.call(admin_get(path, Some(&own)), 0);
+            assert_eq!(
+                (a.status, a.code()),
+                (403, "admin_token_too_short"),
+                "{path}"
+            );
+            let message = a.json["error"]["message"].as_str().unwrap();
+            assert!(message.contains("openssl rand -hex 32"), "{message}");
+            // Anyone else gets what a wrong token gets; the reason goes to the log.
+            let reply = api
+                .call(admin_get(path, Some("Bearer wrong")), 0)
+                .reply
+                .unwrap();
+            assert_eq!((reply.status, &reply.body), (wrong.status, &wrong.body));
+            assert_eq!(reply.www_authenticate, wrong.www_authenticate);
+            assert!(reply.log.unwrap().contains("shorter than 32"));
+            // No credentials at all: what any deployment answers them (RFC 6750's bare challenge).
+            let reply = api.call(admin_get(path, None), 0).reply.unwrap();
+            assert_eq!(reply, anonymous);
+        }
+        assert!(api.store.log().is_empty(), "nothing read or written");
+    }
+    let mut api = Api::new();
+    let enough = "x".repeat(MIN_ADMIN_TOKEN_CHARS);
+    api.config.admin_token = Some(enough.clone());
+    let auth = format!("Bearer {enough}");
+    assert_eq!(
+        api.call(admin_get("/admin/v1/keys", Some(&auth)), 0).status,
+        200
+    );
 }
 
 #[test]
