@@ -179,7 +179,11 @@ test("failed admin sign-ins are throttled per client with 429 and Retry-After", 
 
 /** Admin calls to a worker with `ADMIN_TOKEN`, each compared with a wrong token's answer here. */
 async function misconfigured(token, check) {
-  const wrongHere = await call(worker.url, "GET", "/admin/v1/keys", { token: "wrong" });
+  const here = {
+    wrong: await call(worker.url, "GET", "/admin/v1/keys", { token: "wrong" }),
+    // No credentials: RFC 6750's bare challenge, whatever the configuration.
+    none: await call(worker.url, "GET", "/admin/v1/keys", { token: null }),
+  };
   const w = await startWorker({ vars: { ADMIN_TOKEN: token } });
   try {
     for (const [method, route] of [["GET", "/admin/v1/keys"], ["POST", "/admin/v1/projects"]]) {
@@ -187,8 +191,9 @@ async function misconfigured(token, check) {
       for (const sent of [null, "wrong"]) {
         const r = await call(w.url, method, route, { token: sent, body });
         assertDocumented(method, route, r.status, r.json);
-        assert.deepEqual([r.status, r.text], [401, wrongHere.text], `${method} ${route}: like any wrong token`);
-        assert.equal(r.headers.get("www-authenticate"), wrongHere.headers.get("www-authenticate"));
+        const same = here[sent === null ? "none" : "wrong"];
+        assert.deepEqual([r.status, r.text], [401, same.text], `${method} ${route}: like a well-configured worker`);
+        assert.equal(r.headers.get("www-authenticate"), same.headers.get("www-authenticate"));
       }
       await check?.(w, method, route, body);
     }

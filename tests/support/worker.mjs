@@ -12,14 +12,14 @@ export const ADMIN_TOKEN = "e2e-admin-token-" + "5f".repeat(16);
 const wranglerToml = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
 const COMPATIBILITY_DATE = wranglerToml.match(/^compatibility_date = "([^"]+)"/m)[1];
 /** The failed-admin-sign-in limiter as wrangler.toml declares it (`[[ratelimits]]`). */
-const [, SIGNIN_LIMITER, limit, period] = wranglerToml.match(
-  /^name = "(ADMIN_SIGNIN_LIMITER)"\nnamespace_id = "\d+"\nsimple = \{ limit = (\d+), period = (\d+) \}/m,
+const [, SIGNIN_LIMITER, namespaceId, limit, period] = wranglerToml.match(
+  /^name = "(ADMIN_SIGNIN_LIMITER)"\nnamespace_id = "(\d+)"\nsimple = \{ limit = (\d+), period = (\d+) \}/m,
 );
 export const SIGNIN_LIMIT = { name: SIGNIN_LIMITER, limit: Number(limit), period: Number(period) };
 
 /** Miniflare's in-memory Rate Limiting binding for failed admin sign-ins, `limit` a period. */
 export const signinLimiter = (limit = SIGNIN_LIMIT.limit) => ({
-  [SIGNIN_LIMITER]: { simple: { limit, period: SIGNIN_LIMIT.period } },
+  [SIGNIN_LIMITER]: { namespace_id: namespaceId, simple: { limit, period: SIGNIN_LIMIT.period } },
 });
 
 /** `public/_headers` in the form Miniflare's asset worker takes (wrangler parses it the same way). */
