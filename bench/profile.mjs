@@ -1,23 +1,22 @@
 #!/usr/bin/env node
-// bench/profile.mjs: where a worker's CPU goes per request. Starts one benchmarked worker with
-// workerd's inspector on 127.0.0.1, loads `GET /v1/auth/verify` with wrk as `npm run bench`
-// does (pinned to CPUs the same way, bench/lib/load.mjs), samples the isolate with V8's CPU
-// profiler, and prints self time per request by function (JavaScript, wasm and runtime builtins
-// alike). Writes bench/out/<worker>-<case>.cpuprofile (open it in Chrome DevTools). This is how
-// the costs named in bench/RESULTS.md were found.
+// bench/profile.mjs: where a worker's CPU goes per request. Starts one benchmarked worker as
+// `npm run bench` does (bench/lib/workers.mjs) with workerd's inspector on 127.0.0.1, loads
+// `GET /v1/auth/verify` with wrk (pinned to CPUs the same way, bench/lib/load.mjs), samples the
+// isolate with V8's CPU profiler, and prints self time per request by function (JavaScript, wasm
+// and runtime builtins alike). Writes bench/out/<worker>-<case>.cpuprofile (open it in Chrome
+// DevTools). The profile to read when a target of bench/RESULTS.md is missed.
 //
-//   node bench/profile.mjs [rust|rust-kv|js|trivial|refusal] [valid|malformed|unknown|direct] [seconds]
+//   npm exec -- node bench/profile.mjs [rust|js|trivial] [valid|malformed|unknown] [seconds]
 //
-// Build first (`bash scripts/build.sh`); for readable names in the Rust worker's JS glue and
-// wasm, build with worker-build alone (scripts/build.sh strips the names section) and
-// `NO_MINIFY=1` in the environment.
+// Build first (`bash scripts/build.sh`).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import WebSocket from "ws";
-import { CASES, ROOT, startWorker, verifyUrl } from "./lib/workers.mjs";
+import { bearer, CASES, ROOT, startWorker, WORKERS } from "./lib/workers.mjs";
 import { ensureWrk, runWrk } from "./lib/load.mjs";
 
-const [name = "rust", kase = "malformed", seconds = "5"] = process.argv.slice(2);
+const [name = "rust", kase = "valid", seconds = "5"] = process.argv.slice(2);
+if (!WORKERS[name]) throw new Error(`worker must be one of ${Object.keys(WORKERS).join(", ")}`);
 if (!CASES[kase]) throw new Error(`case must be one of ${Object.keys(CASES).join(", ")}`);
 const INSPECTOR = 9230 + Math.floor(Math.random() * 500);
 
@@ -25,8 +24,8 @@ ensureWrk();
 const w = await startWorker(name, { inspectorPort: INSPECTOR });
 const report = [];
 try {
-  const target = verifyUrl(w, kase);
-  const auth = `Bearer ${CASES[kase].key}`;
+  const target = `${w.url}/v1/auth/verify`;
+  const auth = bearer(w, kase);
   await runWrk(target, auth, { seconds: 2, connections: 8 }); // warm-up
 
   const [page] = await (await fetch(`http://127.0.0.1:${INSPECTOR}/json`)).json();

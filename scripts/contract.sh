@@ -16,4 +16,4 @@ fi
 [ -f build/index.js ] || bash scripts/build.sh >/dev/null
 export SCHEMATHESIS_BIN="$PWD/$VENV/bin/st"
 export CONTRACT_MAX_EXAMPLES="${1:-${CONTRACT_MAX_EXAMPLES:-40}}"
-exec node --test tests/contract/
+exec node --test tests/contract/*.test.mjs

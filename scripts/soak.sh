@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f build/index.js ] || bash scripts/build.sh >/dev/null
 export SOAK_SECONDS="${1:-${SOAK_SECONDS:-60}}"
-exec node --test tests/soak/
+exec node --test tests/soak/*.test.mjs

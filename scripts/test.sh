@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm test`: the whole suite. Lints, host unit tests of the pure core, the wasm build, then
 # end-to-end and browser tests against the built worker in workerd, then short bounded runs of
-# the fuzzers, the contract fuzzer and the load soak (longer runs: see the README's Reliability).
+# the fuzzers, the contract fuzzer and the load soak (longer runs: see docs/reliability.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/tools.sh
@@ -16,7 +16,7 @@ cargo fmt --check --manifest-path fuzz/Cargo.toml
 cargo clippy --quiet --all-targets -- -D warnings
 cargo test --quiet
 bash scripts/build.sh >/dev/null
-node --test --test-concurrency=1 tests/e2e/
+node --test --test-concurrency=1 tests/e2e/*.test.mjs
 bash scripts/fuzz.sh 15
 bash scripts/contract.sh
 bash scripts/soak.sh 10

@@ -1,158 +1,114 @@
-// bench/lib/report.mjs: turns measurements into the Markdown tables, the target verdicts and the
-// chart (an SVG rendered to PNG with sharp, which Miniflare already depends on).
-import { writeFileSync } from "node:fs";
+// bench/lib/report.mjs: turns the measured windows into per-path figures, the targets' verdicts
+// and the Markdown report (bench/out/results.md; bench/RESULTS.md on a recorded run).
+import { costPerMillion, PRICES } from "./prices.mjs";
 
-const CASES = ["valid", "malformed", "unknown", "direct"];
-const CASE_LABEL = { valid: "valid key", malformed: "malformed key", unknown: "unknown key", direct: "malformed key, direct" };
-const WORKER_LABEL = {
-  trivial: "trivial (ceiling)", refusal: "trivial, sending our 401", js: "JavaScript worker", rust: "Rust worker (change log on)", "rust-kv": "Rust worker (KV alone)",
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-const WORKERS = Object.keys(WORKER_LABEL);
-const COLORS = { trivial: "#9aa5b1", refusal: "#cbd2d9", js: "#e0a800", rust: "#c2410c", "rust-kv": "#7c2d12" };
+const sum = (xs, f) => xs.reduce((a, x) => a + f(x), 0);
+const fmt = (n, d = 0) => (n == null || Number.isNaN(n) ? "—" : Number(n).toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d }));
+const usd = (n) => `$${n.toFixed(5)}`;
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
-const fmt = (n, d = 0) => Number(n).toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
-export const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
-/** Summarises raw runs: e2e[worker][case] = [{rps,p50Ms,p99Ms}] → stats[worker][case]. */
-export function summarise(e2e) {
+/**
+ * windows[worker][case] = [{ requests, rps, cpuUs, kv, dos }] (one per run) → stats[worker][case]:
+ * CPU µs per request (median of the runs), KV operations and DO requests per 1,000 requests
+ * (summed over every run), req/s (median) and the cost per million verifies.
+ */
+export function summarise(windows) {
   const stats = {};
-  for (const [w, byCase] of Object.entries(e2e)) {
+  for (const [w, byCase] of Object.entries(windows)) {
     stats[w] = {};
     for (const [c, runs] of Object.entries(byCase)) {
-      const rps = runs.map((r) => r.rps);
-      const m = median(rps);
-      stats[w][c] = {
-        rps: m, min: Math.min(...rps), max: Math.max(...rps), spreadPct: ((Math.max(...rps) - Math.min(...rps)) / m) * 100,
-        p50Ms: median(runs.map((r) => r.p50Ms)), p99Ms: median(runs.map((r) => r.p99Ms)), runs: runs.length,
-        cpuUs: runs.every((r) => r.cpuUs != null) ? median(runs.map((r) => r.cpuUs)) : null,
-      };
+      const requests = sum(runs, (r) => r.requests);
+      const perRequest = (group) => Object.fromEntries(Object.keys(runs[0][group]).map((k) => [k, sum(runs, (r) => r[group][k]) / requests]));
+      const kv = perRequest("kv"), dos = perRequest("dos");
+      const cpuUs = median(runs.map((r) => r.cpuUs));
+      stats[w][c] = { cpuUs, kv, dos, requests, rps: median(runs.map((r) => r.rps)), runs: runs.length, cost: costPerMillion({ cpuUs, kv, dos }) };
     }
-  }
-  // Ratios are medians of per-run ratios: run i of every worker ran back to back for a case, so
-  // pairing them cancels slow drift in what else the machine is doing.
-  const paired = (a, b, c) => median(e2e[a][c].map((r, i) => r.rps / e2e[b][c][i].rps));
-  for (const w of Object.keys(stats)) for (const c of Object.keys(stats[w])) {
-    stats[w][c].ratio = e2e.trivial?.[c] ? paired(w, "trivial", c) : null;
-    if (w.startsWith("rust") && e2e.js?.[c]) stats[w][c].vsJs = paired(w, "js", c);
   }
   return stats;
 }
 
-const cpu = (a, b) => (a.cpuUs != null && b.cpuUs != null ? `; workerd CPU ${fmt(a.cpuUs)} vs ${fmt(b.cpuUs)} µs/req` : "");
-
-/** The three targets of issue 5, each { name, measured, pass } (pass null when not measured). */
+/** The benchmark issue's targets, each { name, measured, pass } (pass null: not measured). */
 export function targets(stats, bundle) {
-  const r = stats?.rust, j = stats?.js, t = stats?.trivial, kv = stats?.["rust-kv"];
-  const shape = stats?.refusal?.malformed;
-  const pct = (x) => `${fmt(x * 100, 1)}%`;
-  const shapeAlone = shape ? `; the same refusal sent prebuilt by the trivial worker: ${pct(shape.ratio)}` : "";
-  const direct = r?.direct && t?.direct && [
-    `${pct(r.direct.ratio)}${cpu(r.direct, t.direct)}`,
-    stats.refusal?.direct && `prebuilt ${pct(stats.refusal.direct.ratio)}`,
-    j?.direct && `JavaScript worker ${pct(j.direct.ratio)}`,
-  ].filter(Boolean).join("; ");
-  const straight = direct ? `. Straight to the worker's socket (no Miniflare entry worker): ${direct}` : "";
-  const kvAlone = kv?.valid?.vsJs != null ? `; KV alone (no memory of reads): ${fmt(kv.valid.vsJs, 2)}×` : "";
+  const [t, j, r] = [stats.trivial, stats.js, stats.rust];
+  const list = [];
+  if (r && j) {
+    const ratio = j.valid.cpuUs / r.valid.cpuUs;
+    list.push({ name: "hot valid key ≥ 3× cheaper in CPU than the JavaScript worker",
+      measured: `${fmt(ratio, 2)}× (${fmt(r.valid.cpuUs)} vs ${fmt(j.valid.cpuUs)} µs/req)`, pass: ratio >= 3 });
+  }
+  if (r) {
+    const reads = r.valid.kv.reads * 1000;
+    list.push({ name: "hot valid key < 0.05 KV reads per 1,000 requests", measured: `${fmt(reads, 3)} per 1,000`, pass: reads < 0.05 });
+  }
+  if (r && t) {
+    for (const c of Object.keys(r)) {
+      const ratio = r[c].cpuUs / t[c].cpuUs;
+      list.push({ name: `${c} key within 2× of the trivial worker's CPU`,
+        measured: `${fmt(ratio, 2)}× (${fmt(r[c].cpuUs)} vs ${fmt(t[c].cpuUs)} µs/req)`, pass: ratio <= 2 });
+    }
+  }
+  if (r) {
+    const cost = r.valid.cost.total, over = cost / PRICES.requestPerM - 1;
+    list.push({ name: "cost per million hot verifies within 5% of the request fee alone",
+      measured: `${usd(cost)} vs ${usd(PRICES.requestPerM)} (+${fmt(over * 100, 2)}%)`, pass: over <= 0.05 });
+  }
   const gzip = bundle?.wranglerGzip ?? bundle?.gzip;
-  return [
-    { name: "valid-key throughput ≥ JavaScript worker",
-      measured: r && j ? `${fmt(r.valid.rps)} vs ${fmt(j.valid.rps)} req/s (paired ratio ${fmt(r.valid.vsJs, 2)}×)${cpu(r.valid, j.valid)}${kvAlone}` : "not measured",
-      pass: r && j ? r.valid.vsJs >= 1 : null },
-    { name: "malformed-key rejection within 10% of the trivial ceiling",
-      measured: r && t ? `${pct(r.malformed.ratio)} of ceiling${cpu(r.malformed, t.malformed)}${shapeAlone}${straight}` : "not measured",
-      pass: r && t ? r.malformed.ratio >= 0.9 : null },
-    { name: "gzip bundle < 130 KiB",
-      measured: gzip ? `${kib(gzip)} gzip (${kib(bundle.raw)} raw)` : "not measured",
-      pass: gzip ? gzip < 130 * 1024 : null },
-  ];
+  list.push({ name: "gzip bundle < 256 KiB", measured: gzip ? `${kib(gzip)} (${kib(bundle.raw)} raw)` : "not measured",
+    pass: gzip ? gzip < 256 * 1024 : null });
+  return list;
 }
 
-const verdict = (p) => (p === null ? "—" : p ? "**pass**" : "**MISS**");
+const verdict = (p) => (p === null ? "n/a" : p ? "pass" : "**MISS**");
 
-export function markdown({ machine, settings, core, stats, bundle, notes }) {
+export function markdown({ machine, settings, stats, coldStartMs, bundle, notes, labels }) {
+  const workers = Object.keys(stats), cases = Object.keys(stats[workers[0]]);
   const L = [];
-  L.push(`Date: ${machine.date}  `, `Machine: ${machine.cpu}, ${machine.nproc} CPUs, ${machine.memGiB} GiB RAM, ${machine.os}, Node ${machine.node}, ${machine.rustc}  `);
-  L.push(`Commit: ${machine.commit}  `, `Load average as the load tests started: ${machine.load}`, "");
+  L.push(`${settings.quick ? "**Quick run** (`npm run bench -- --quick`: one short run; indicative only)" : `Full run (\`npm run bench\`: ${settings.runs} runs)`}, ${machine.date}  `);
+  L.push(`Machine: ${machine.cpu}, ${machine.nproc} CPUs, ${machine.memGiB} GiB RAM, ${machine.os}; load average as the load started: ${machine.load}  `);
+  L.push(`Code: ${machine.commit}; ${machine.tools}`, "");
+
   L.push("## Targets", "", "| target | measured | result |", "| --- | --- | --- |");
   for (const t of targets(stats, bundle)) L.push(`| ${t.name} | ${t.measured} | ${verdict(t.pass)} |`);
-  if (core) {
-    L.push("", "## 1. Pure core (criterion, host, ns per call)", "", "| step | median | 95% CI of median |", "| --- | ---: | ---: |");
-    for (const b of core) L.push(`| ${b.label} | ${fmt(b.medianNs, 1)} ns | ${fmt(b.lowNs, 1)}–${fmt(b.highNs, 1)} ns |`);
+
+  L.push("", "## Per request: `GET /v1/auth/verify`", "");
+  L.push("| path | worker | workerd CPU µs/req | × trivial | KV reads /1,000 | DO requests /1,000 | $ per million | req/s |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+  for (const c of cases) for (const w of workers) {
+    const s = stats[w]?.[c];
+    if (!s) continue;
+    const ratio = stats.trivial?.[c] ? s.cpuUs / stats.trivial[c].cpuUs : null;
+    L.push(`| ${w === workers[0] ? labels[c] : ""} | ${labels[w]} | ${fmt(s.cpuUs)} | ${fmt(ratio, 2)} | ${fmt(s.kv.reads * 1000, 3)} | ${fmt(s.dos.requests * 1000, 3)} | ${usd(s.cost.total)} | ${fmt(s.rps)} |`);
   }
-  if (stats) {
-    L.push("", `## 2. End to end: \`GET /v1/auth/verify\` through workerd + local KV (Miniflare, 127.0.0.1)`, "");
-    L.push(`${settings.wrk}, ${settings.connections} connections, ${settings.threads} thread, ${settings.seconds} s per run after a ${settings.warmupSeconds} s warm-up, ${settings.runs} runs per case (interleaved; every run on fresh workerd processes, warmed up anew)${settings.pinning ? `; wrk pinned to CPU ${settings.pinning.wrk} and each workerd to CPU ${settings.pinning.workers} (taskset), so the load generator never shares a core with the worker` : "; not pinned to CPUs"}; req/s is the median of the runs, spread is (max − min) / median; latencies are medians of the runs' percentiles; ratios are medians of per-run ratios (the workers run back to back within a run, in rotating order); workerd CPU/req is the worker's workerd process CPU time (user + system, all threads, incl. local KV) over the run divided by its requests — much steadier than req/s on a busy machine.`, "");
-    L.push("Miniflare runs an entry worker of its own in front of every worker (about 100 µs of workerd CPU per request here). Its request logger is off for every worker (`logRequests: false`): it copied each response, headers included, before logging nowhere; that is dev tooling, not on Cloudflare's network. \"malformed key, direct\" sends the malformed key to the worker's own socket instead (Miniflare's `unsafeDirectSockets`), with no entry worker in front, so the worker's own cost shows plainly; the targets are read on the path through the entry worker, the Miniflare harness the benchmark issue names. The Rust worker runs as deployed by default (change log on): a key it read from KV answers again from the isolate's memory for 60 s while the change log is live (README, Consistency). With the change log off (KV alone) it reads KV on every request, as the JavaScript worker does. \"trivial, sending our 401\" (the malformed key only, both paths) is the trivial worker answering with the Rust worker's refusal, prebuilt: the same status, headers and body (checked before the run). It is what the answer's shape costs before any request is read.", "");
-    L.push("| case | worker | req/s (median) | min–max | spread | p50 | p99 | ratio to ceiling | workerd CPU/req |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for (const c of CASES) for (const w of WORKERS) {
-      const s = stats[w]?.[c];
-      if (s) L.push(`| ${CASE_LABEL[c]} | ${WORKER_LABEL[w]} | ${fmt(s.rps)} | ${fmt(s.min)}–${fmt(s.max)} | ${fmt(s.spreadPct, 1)}% | ${fmt(s.p50Ms, 2)} ms | ${fmt(s.p99Ms, 2)} ms | ${fmt(s.ratio, 2)} | ${s.cpuUs == null ? "—" : `${fmt(s.cpuUs)} µs`} |`);
-    }
-    const starts = Object.entries(settings.startupMs || {});
-    if (starts.length) L.push("", "Local cold start (new workerd via Miniflare until ready to serve; median of the runs): " + starts.map(([w, ms]) => `${WORKER_LABEL[w]} ${fmt(ms)} ms`).join(", ") + ".");
+  L.push("", "JavaScript worker ÷ ours, CPU per request: " + cases.map((c) => (stats.js?.[c] && stats.rust?.[c] ? `${labels[c]} ${fmt(stats.js[c].cpuUs / stats.rust[c].cpuUs, 2)}×` : null)).filter(Boolean).join(", ") + ".");
+
+  L.push("", `## Cost per million verifies (USD, prices of ${PRICES.date}: bench/lib/prices.mjs)`, "");
+  L.push("| path | worker | requests | CPU | KV | Durable Objects | total | over the request fee |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+  for (const c of cases) for (const w of workers) {
+    const k = stats[w]?.[c]?.cost;
+    if (k) L.push(`| ${labels[c]} | ${labels[w]} | ${usd(k.requests)} | ${usd(k.cpu)} | ${usd(k.kv)} | ${usd(k.durableObjects)} | ${usd(k.total)} | +${fmt((k.total / k.requests - 1) * 100, 2)}% |`);
   }
+
+  if (Object.keys(coldStartMs).length) {
+    L.push("", "## Cold start: a fresh workerd (Miniflare) until its first answer", "", "| worker | ms (median) | × trivial |", "| --- | ---: | ---: |");
+    for (const w of workers) if (coldStartMs[w] != null) L.push(`| ${labels[w]} | ${fmt(coldStartMs[w])} | ${fmt(coldStartMs[w] / coldStartMs.trivial, 2)} |`);
+  }
+
   if (bundle) {
-    L.push("", "## 3. Deployable bundle (`wrangler deploy --dry-run --outdir`)", "", "| file | raw | gzip -9 |", "| --- | ---: | ---: |");
+    L.push("", "## Bundle (`wrangler deploy --dry-run --outdir`)", "", "| file | raw | gzip -9 |", "| --- | ---: | ---: |");
     for (const f of bundle.files) L.push(`| ${f.name} | ${fmt(f.raw)} B | ${fmt(f.gzip)} B |`);
-    L.push(`| **total** | **${kib(bundle.raw)}** | **${kib(bundle.gzip)}** |`, "");
-    L.push(`wrangler: \`${bundle.wranglerLine || "(no Total Upload line)"}\`  `);
-    L.push(`Startup time: ${bundle.startupMs != null ? `${bundle.startupMs} ms (wrangler)` : "not reported by `wrangler deploy --dry-run` (workerd reports it only on a real upload); see the local cold start above"}.`);
+    L.push(`| **total** | **${kib(bundle.raw)}** | **${kib(bundle.gzip)}** |`, "", `wrangler: \`${bundle.wranglerLine || "(no Total Upload line)"}\``);
   }
-  for (const n of notes || []) L.push("", `> ${n}`);
+
+  L.push("", "## Method", "");
+  L.push(`Each run starts a fresh workerd per worker through Miniflare (cold start: from \`new Miniflare\` to the answer to a first malformed key), gives it a key (ours issues one through its admin API), warms every path up for ${settings.warmupSeconds} s, then loads each path for ${settings.seconds} s with ${settings.wrk} (${settings.connections} connections${settings.pinning ? `, pinned to CPU ${settings.pinning.wrk}, every workerd to CPU ${settings.pinning.workers}` : ""}) straight to the worker's own socket, workers in rotating order. ${settings.runs} run(s).`);
+  L.push("", "- **CPU per request**: the workerd process's CPU time (user + system, all threads) over the window ÷ requests answered; median of the runs. It includes Miniflare's local KV, which runs in the same workerd: a path that reads KV pays for the local KV's work here as well.");
+  L.push("- **KV reads and DO requests**: counted, not estimated, inside the worker's isolate for the measured window (warm-up excluded): every call on the KV binding (a bulk get counts one read per key) and every invocation of a Durable Object class wrangler.toml binds, with its active wall time; summed over the runs ÷ requests. See bench/lib/workers.mjs. Requests still in flight when wrk stops are not in its count (at most one per connection), so a path that reads KV on every request shows a little over 1,000.");
+  L.push("- **Cost**: request fee + CPU + KV operations + DO requests and duration, at Cloudflare's published Workers Standard, KV and Durable Objects prices (bench/lib/prices.mjs cites each page), without the monthly included amounts. DO requests per verify fall as traffic per isolate rises (the change log is read at most every CHANGES_REFRESH_SECONDS per isolate); under this load that is the best case.");
+  for (const n of notes) L.push("", `> ${n}`);
   return L.join("\n") + "\n";
 }
 
-/** Grouped bars of one metric per case and worker, into `s` at x offset `ox`. */
-function panel(s, stats, { ox, title, value, lo, hi, label = (v) => fmt(v) }) {
-  const W = 650, H = 460, left = 70, top = 90, bottom = 45, right = 10;
-  const workers = WORKERS.filter((w) => stats[w]);
-  const top0 = Math.max(...workers.flatMap((w) => CASES.map((c) => (stats[w][c] ? hi(stats[w][c]) : 0)))) * 1.08 || 1;
-  const mag = 10 ** Math.floor(Math.log10(top0 / 6));
-  const step = [1, 2, 2.5, 5, 10].map((f) => f * mag).find((st) => Math.ceil(top0 / st) <= 6);
-  const ticks = Math.ceil(top0 / step), ymax = step * ticks;
-  const y = (v) => top + (H - top - bottom) * (1 - v / ymax);
-  const gw = (W - left - right) / CASES.length, bw = (gw * 0.75) / workers.length;
-  s.push(`<g transform="translate(${ox},0)">`, `<text x="${left}" y="${top - 22}" font-size="15" font-weight="bold">${title}</text>`);
-  for (let i = 0; i <= ticks; i++) {
-    const v = step * i;
-    s.push(`<line x1="${left}" x2="${W - right}" y1="${y(v)}" y2="${y(v)}" stroke="#e5e7eb"/>`,
-      `<text x="${left - 8}" y="${y(v) + 4}" text-anchor="end" fill="#555">${fmt(v)}</text>`);
-  }
-  CASES.forEach((c, ci) => {
-    const gx = left + gw * ci + gw * 0.125;
-    s.push(`<text x="${gx + (bw * workers.length) / 2}" y="${H - bottom + 22}" text-anchor="middle">${CASE_LABEL[c]}</text>`);
-    workers.forEach((w, wi) => {
-      const st = stats[w][c]; if (!st || value(st) == null) return;
-      const x = gx + bw * wi, cx = x + bw / 2;
-      s.push(`<rect x="${x + 2}" y="${y(value(st))}" width="${bw - 4}" height="${y(0) - y(value(st))}" fill="${COLORS[w]}"/>`);
-      if (lo) s.push(`<line x1="${cx}" x2="${cx}" y1="${y(lo(st))}" y2="${y(hi(st))}" stroke="#111" stroke-width="1.5"/>`);
-      s.push(`<text x="${cx}" y="${y(hi(st)) - 6}" text-anchor="middle" font-size="10">${label(value(st))}</text>`);
-    });
-  });
-  s.push(`<line x1="${left}" x2="${W - right}" y1="${y(0)}" y2="${y(0)}" stroke="#333"/>`, "</g>");
-}
-
-/** The chart: median req/s (error bars min–max) beside workerd CPU per request, as SVG and PNG. */
-export async function chart(stats, svgPath, pngPath) {
-  const W = 1580, H = 470;
-  const s = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="DejaVu Sans, sans-serif" font-size="13">`,
-    `<rect width="${W}" height="${H}" fill="#fff"/>`,
-    `<text x="20" y="30" font-size="17" font-weight="bold">GET /v1/auth/verify through workerd + local KV (Miniflare, 127.0.0.1)</text>`];
-  panel(s, stats, { ox: 0, title: "Throughput: median req/s (lines: min–max of runs)", value: (t) => t.rps, lo: (t) => t.min, hi: (t) => t.max, label: (v) => `${fmt(v / 1000, 1)}k` });
-  const hasCpu = Object.values(stats).some((byCase) => Object.values(byCase).some((t) => t.cpuUs != null));
-  if (hasCpu) panel(s, stats, { ox: 660, title: "workerd CPU per request, µs (lower is better)", value: (t) => t.cpuUs, hi: (t) => t.cpuUs ?? 0 });
-  WORKERS.filter((w) => stats[w]).forEach((w, i) => s.push(
-    `<rect x="${1330}" y="${90 + i * 24}" width="14" height="14" fill="${COLORS[w]}"/>`,
-    `<text x="${1350}" y="${102 + i * 24}">${WORKER_LABEL[w]}</text>`));
-  s.push("</svg>");
-  const svg = s.join("\n");
-  writeFileSync(svgPath, svg);
-  try {
-    const { default: sharp } = await import("sharp");
-    await sharp(Buffer.from(svg)).png().toFile(pngPath);
-    return pngPath;
-  } catch (e) {
-    console.warn(`[bench] PNG not rendered (${e.message}); the SVG is at ${svgPath}`);
-    return null;
-  }
-}

@@ -9,16 +9,19 @@
 
 use libfuzzer_sys::fuzz_target;
 use lumiqtrace_core::admin::Keys;
-use lumiqtrace_core::api::{handle, Config, HttpRequest, Outcome, Reply, MAX_ADMIN_BODY};
+use lumiqtrace_core::api::{
+    handle, AdminToken, Config, HttpRequest, Outcome, Reply, MAX_ADMIN_BODY,
+};
 use lumiqtrace_core::changes::{MemoryFeed, Overlay};
 use lumiqtrace_core::repo::Repo;
 use lumiqtrace_core::store::MemoryStore;
 use lumiqtrace_core::verify::authenticate;
 use pollster::block_on;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 
-const TOKEN: &str = "fuzz-admin-token";
+const TOKEN: &str = "fuzz-admin-token-0123456789abcdef";
 const NOW: u64 = 1_800_000_000_000;
 const DECODE_CODES: [&str; 5] = [
     "invalid_json",
@@ -46,7 +49,10 @@ struct World {
 fn reply(world: &World, path: &str, content_type: Option<&str>, body: &[u8]) -> Reply {
     let auth = format!("Bearer {TOKEN}");
     let config = Config {
-        admin_token: Some(TOKEN.into()),
+        admin_token: Some(AdminToken {
+            sha256: Sha256::digest(TOKEN.as_bytes()).into(),
+            chars: TOKEN.chars().count(),
+        }),
         grace_ms: 86_400_000,
         refresh_ms: 2_000,
     };

@@ -41,7 +41,7 @@ test("the same lifecycle holds with the change-log overlay switched off (KV alon
   await lifecycle();
 });
 
-test("with the change log unreachable, verify falls back to KV and says so; admin writes refuse", async (t) => {
+test("with the change log unreachable, verify falls back to KV and says so; creates refuse, revokes land", async (t) => {
   const lost = await startWorker({ extra: { durableObjects: {} } });
   t.after(() => lost.dispose());
   const key = "lqt_" + "ab".repeat(32);
@@ -56,6 +56,14 @@ test("with the change log unreachable, verify falls back to KV and says so; admi
   await call(lost.url, "POST", "/admin/v1/projects", { body: { id: "p", name: "P" } });
   const create = await call(lost.url, "POST", "/admin/v1/projects/p/keys", { body: { name: "k" } });
   assert.equal(create.status, 503, "no commit point, no new key");
+  await lost.kv.put("id/key_x", hash);
+  const revoked = await call(lost.url, "POST", "/admin/v1/keys/key_x/revoke");
+  assertDocumented("POST", "/admin/v1/keys/key_x/revoke", revoked.status, revoked.json);
+  assert.equal(revoked.status, 200, "a revoke needs no commit point");
+  assert.equal(revoked.json.status, "revoked");
+  const refused = await call(lost.url, "GET", "/v1/auth/verify", { token: key });
+  assert.equal(refused.json.error.code, "key_revoked");
+  assert.match(lost.logs.join(""), /revoked key_x in KV alone/);
 });
 
 async function lifecycle() {

@@ -3,7 +3,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
-import { startWorker, call } from "../support/worker.mjs";
+import net from "node:net";
+import { startWorker, call, ADMIN_TOKEN } from "../support/worker.mjs";
 import { assertDocumented } from "../support/openapi.mjs";
 
 const newKey = () => "lqt_" + randomBytes(32).toString("hex");
@@ -88,7 +89,9 @@ test("refusals are 401 JSON with their code and a Bearer challenge", async () =>
       assert.equal(r.status, 401, code);
       assert.equal(r.json.error.code, code);
       assert.equal(typeof r.json.error.message, "string");
-      assert.equal(r.headers.get("www-authenticate"), 'Bearer realm="lumiqtrace"');
+      // RFC 6750 §3: an error code only when credentials were sent (§3.1: none without).
+      const challenge = key ? 'Bearer realm="lumiqtrace", error="invalid_token"' : 'Bearer realm="lumiqtrace"';
+      assert.equal(r.headers.get("www-authenticate"), challenge, code);
       assert.equal(r.headers.get("content-type"), "application/json; charset=utf-8");
       assert.equal(r.headers.get("cache-control"), "no-store");
       if (key) assert.ok(!r.text.includes(key), "the presented key is never echoed");
@@ -101,6 +104,21 @@ test("refusals are 401 JSON with their code and a Bearer challenge", async () =>
   for (const [key, code] of [[undefined, "missing_key"], ["lqt_nope", "malformed_key"]]) {
     const r = await call(worker.url, "POST", "/v1/ingest", { token: key ?? null, body: "{}" });
     assert.equal(answer(r), first.get(code), code);
+  }
+});
+
+test("admin 401s carry the admin challenge, naming invalid_token only when a token was sent", async () => {
+  const cases = [
+    [null, 'Bearer realm="lumiqtrace-admin"'],
+    [ADMIN_TOKEN + "x", 'Bearer realm="lumiqtrace-admin", error="invalid_token"'],
+    [keys.active, 'Bearer realm="lumiqtrace-admin", error="invalid_token"'],
+  ];
+  for (const [token, challenge] of cases) {
+    const r = await call(worker.url, "GET", "/admin/v1/keys", { token });
+    assertDocumented("GET", "/admin/v1/keys", r.status, r.json);
+    assert.equal(r.status, 401);
+    assert.equal(r.json.error.code, "admin_unauthorized");
+    assert.equal(r.headers.get("www-authenticate"), challenge, String(token).slice(0, 8));
   }
 });
 
@@ -122,22 +140,82 @@ test("a key never ingests into another project: 403 project_mismatch", async () 
   assert.equal(own.status, 202);
 });
 
-test("a 405 names the allowed method, and the answers after it carry no Allow header", async () => {
+test("a 405 names the allowed methods, and the answers after it carry no Allow header", async () => {
   const wrong = await call(worker.url, "POST", "/v1/auth/verify", { token: keys.active, body: "{}" });
   assert.equal(wrong.status, 405);
   assert.equal(wrong.json.error.code, "method_not_allowed");
-  assert.equal(wrong.headers.get("allow"), "GET");
+  assert.equal(wrong.headers.get("allow"), "GET, HEAD");
   assert.equal(wrong.headers.get("content-type"), "application/json; charset=utf-8");
-  // A HEAD is refused at once (src/entry.rs), a POST the long way: the same status and headers.
-  const head = await fetch(`${worker.url}/v1/auth/verify`, { method: "HEAD" });
-  assert.equal(head.status, 405);
-  const headers = (h) => JSON.stringify([...h].filter(([n]) => !["date", "content-length", "transfer-encoding"].includes(n)));
-  assert.equal(headers(head.headers), headers(wrong.headers));
+  const put = await call(worker.url, "PUT", "/v1/auth/verify", { token: null });
+  assert.equal(put.status, 405);
+  assert.equal(put.headers.get("allow"), "GET, HEAD");
   // The JSON headers are shared per isolate (src/entry.rs): the 405's own header must stay its own.
   for (const token of [keys.active, "lqt_nope", null]) {
     const r = await call(worker.url, "GET", "/v1/auth/verify", { token });
     assert.equal(r.headers.get("allow"), null, `${r.status} ${r.json?.error?.code ?? ""}`);
     assert.equal(r.headers.get("x-content-type-options"), "nosniff");
+  }
+});
+
+/**
+ * `method route` over a connection of its own, read to its end as raw bytes: what workerd puts
+ * on the wire, body included (fetch would drop a HEAD answer's body unseen).
+ */
+function raw(base, method, route, token) {
+  const { hostname, port } = new URL(base);
+  const auth = token ? `Authorization: Bearer ${token}\r\n` : "";
+  const request = `${method} ${route} HTTP/1.1\r\nHost: ${hostname}:${port}\r\n${auth}Connection: close\r\n\r\n`;
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    const socket = net.connect(Number(port), hostname, () => socket.end(request));
+    socket.on("data", (c) => chunks.push(c));
+    socket.on("error", reject);
+    socket.on("end", () => {
+      const text = Buffer.concat(chunks).toString("latin1");
+      const end = text.indexOf("\r\n\r\n");
+      const [statusLine, ...lines] = text.slice(0, end).split("\r\n");
+      const headers = new Map(lines.map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]));
+      resolve({ status: Number(statusLine.split(" ")[1]), headers, body: text.slice(end + 4) });
+    });
+  });
+}
+
+test("HEAD answers as GET does, without a body: verify and the admin reads", async () => {
+  const cases = [
+    ["/v1/auth/verify", keys.active, 200],
+    ["/v1/auth/verify", undefined, 401], // answered at once (src/entry.rs)
+    ["/v1/auth/verify", "lqt_nope", 401], // answered at once
+    ["/v1/auth/verify", keys.revoked, 401], // answered the long way
+    ["/v1/auth/verify", newKey(), 401],
+    ["/admin/v1/keys", ADMIN_TOKEN, 200],
+    [`/admin/v1/keys/${records.active.id}`, ADMIN_TOKEN, 404], // seeded without its id pointer
+    ["/admin/v1/projects", ADMIN_TOKEN, 200],
+    ["/admin/v1/audit?project_id=web-app", ADMIN_TOKEN, 200],
+    ["/admin/v1/audit", undefined, 401],
+  ];
+  // Everything but the date and the framing (a HEAD may leave Content-Length out, or send GET's).
+  const fields = (h) => JSON.stringify([...h].filter(([n]) => !["date", "content-length", "connection", "transfer-encoding"].includes(n)).sort());
+  for (const [route, token, status] of cases) {
+    const get = await raw(worker.url, "GET", route, token);
+    const head = await raw(worker.url, "HEAD", route, token);
+    const what = `${route} ${token ? token.slice(0, 8) : "no key"}`;
+    assert.equal(get.status, status, what);
+    assert.equal(head.status, get.status, what);
+    assert.equal(fields(head.headers), fields(get.headers), what);
+    assert.equal(head.headers.get("content-type"), "application/json; charset=utf-8", what);
+    assert.equal(head.body, "", `${what}: no body on the wire`);
+    assert.ok(get.body.length > 0, what);
+    // RFC 9110 §8.6: a HEAD's Content-Length, if sent, is the length GET's body has.
+    const length = head.headers.get("content-length");
+    const { text } = await call(worker.url, "GET", route, { token: token ?? null });
+    if (length !== undefined) assert.equal(Number(length), Buffer.byteLength(text), what);
+    assertDocumented("HEAD", route, head.status, null);
+  }
+  // Still once a route's 405 lists HEAD among what it takes.
+  for (const [route, allow] of [["/admin/v1/keys", "GET, HEAD"], ["/admin/v1/projects", "GET, HEAD, POST"]]) {
+    const r = await call(worker.url, "DELETE", route);
+    assert.equal(r.status, 405, route);
+    assert.equal(r.headers.get("allow"), allow, route);
   }
 });
 
@@ -169,7 +247,7 @@ test("authorized ingest is forwarded to INGEST_ORIGIN unchanged, minus the key",
   const r = await call(fwd.url, "POST", "/v1/projects/web-app/ingest?batch=7", {
     token: key,
     body: '{"spans":[1,2,3]}',
-    headers: { "x-sdk": "py/1.2" },
+    headers: { "x-sdk": "py/1.2", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" },
   });
   assert.equal(r.status, 207);
   assert.equal(r.headers.get("x-origin"), "yes");
@@ -182,7 +260,8 @@ test("authorized ingest is forwarded to INGEST_ORIGIN unchanged, minus the key",
   assert.equal(got.headers.authorization, undefined);
   assert.equal(got.headers["x-lumiqtrace-project-id"], "web-app");
   assert.equal(got.headers["x-lumiqtrace-key-id"], record.id);
-  assert.equal(got.headers["x-sdk"], "py/1.2");
+  assert.equal(got.headers.traceparent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  assert.equal(got.headers["x-sdk"], undefined, "only allowlisted headers are forwarded (tests/e2e/forward.test.mjs)");
   assert.ok(!JSON.stringify(got.headers).includes(key));
 
   const refused = await call(fwd.url, "POST", "/v1/ingest", { token: newKey(), body: "x" });
@@ -242,6 +321,13 @@ test("a key read from KV answers from memory while the change log is live, and a
   assert.equal((await verify(alone.url, key)).status, 200);
   await alone.kv.delete(`key/${other.hash}`);
   assert.equal((await verify(alone.url, key)).json.error.code, "invalid_key");
+});
+
+test("an unknown key's miss is kept in memory while the change log is live", async () => {
+  const key = newKey();
+  assert.equal((await verify(worker.url, key)).json.error.code, "invalid_key"); // KV: no such key
+  await seed(worker.kv, key);
+  assert.equal((await verify(worker.url, key)).json.error.code, "invalid_key", "answered from memory, not KV");
 });
 
 test("no log line contains a presented key", () => {

@@ -204,14 +204,32 @@ test("a report signed with GitHub's older, still listed key is accepted", async 
   assert.equal((await verify(leaked.key)).json.error.code, "key_revoked");
 });
 
-test("a key reported in many files is revoked once and answered once", async () => {
+test("a key reported in many files is revoked once and answered once, for the first place", async () => {
   const leaked = await newKey("web-app", "copied");
   const body = JSON.stringify([0, 1, 2].map((i) => match(leaked.key, i)));
   const r = await report(body);
   assert.equal(r.status, 200);
   assert.equal(r.json.length, 1);
   const audit = await api("GET", "/admin/v1/audit?project_id=web-app");
-  assert.equal(audit.json.events.filter((e) => e.key_id === leaked.id && e.action === "key.revoked").length, 1);
+  const events = audit.json.events.filter((e) => e.key_id === leaked.id && e.action === "key.revoked");
+  assert.equal(events.length, 1);
+  const reason = `Leaked: found by GitHub secret scanning (content) at ${match(leaked.key, 0).url}`;
+  assert.equal((await api("GET", `/admin/v1/keys/${leaked.id}`)).json.revoked_reason, reason);
+  assert.equal(events[0].reason, reason);
+});
+
+test("admin report-leaked: a key named twice is one entry, one revocation, the source as given", async () => {
+  const leaked = await newKey("mobile", "twice-named");
+  const source = "incident INC-8: pasted in chat";
+  const r = await api("POST", REPORT_ROUTE, { body: { keys: [leaked.key, leaked.key], source } });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, [{ token_hash: sha256(leaked.key), token_type: "lumiqtrace_api_key", label: "true_positive" }]);
+  const reason = `Leaked: reported by ${source}`;
+  assert.equal((await api("GET", `/admin/v1/keys/${leaked.id}`)).json.revoked_reason, reason);
+  const audit = await api("GET", "/admin/v1/audit?project_id=mobile");
+  const events = audit.json.events.filter((e) => e.key_id === leaked.id && e.action === "key.revoked");
+  assert.equal(events.length, 1);
+  assert.equal(events[0].reason, reason);
 });
 
 test("forged reports are refused with 401 and revoke nothing", async () => {
@@ -304,7 +322,8 @@ test("admin report-leaked refuses what it cannot accept, revoking nothing", asyn
     [{ body: { keys: [live.key], source: "" } }, 400, "invalid_source"],
     [{ body: { keys: [live.key], source: "a\nb" } }, 400, "invalid_source"],
     [{ body: { keys: [live.key] } }, 400, "invalid_body"],
-    [{ body: { keys: [live.key], source: "x", extra: 1 } }, 400, null],
+    [{ body: { keys: [live.key], source: "x", extra: 1 } }, 400, "unknown_field"],
+    [{ body: { keys: [live.key], source: "x", [live.key]: 1 } }, 400, "unknown_field"],
     [{ body: { keys: live.key, source: "x" } }, 400, "invalid_body"],
     [{ body: { keys: [live.key], source: "x" }, headers: { "content-type": "text/plain" } }, 400, "unsupported_content_type"],
     [{ body: { keys: Array.from({ length: 1001 }, unknownKey), source: "x" } }, 413, "payload_too_large"],

@@ -1,7 +1,8 @@
 // Secrets end to end: after a full admin + ingest flow (and the 502/503 paths that log), no
 // plaintext key is in the local KV storage, the workerd logs, or any response except the
 // create and rotate answers that hand a key to its owner; every worker answer is no-store.
-// (Admin tokens are compared in constant time: src/api.rs `digests_equal`, tested there.)
+// (Admin tokens are compared in constant time: crates/core/src/api.rs `digest_matches`, tested
+// there.)
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";

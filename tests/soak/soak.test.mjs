@@ -339,7 +339,7 @@ test(`soak: ${SECONDS} s, ${CONCURRENCY} clients, admin writes interleaved`, asy
   // growing (the wasm memory is the allocator's high-water mark, which the size of the key lists
   // moves) to the end: a leak of even a few bytes per request would, as thousands pass between. workerd's RSS
   // also holds Miniflare's own workers and V8's heap sizing, which climb for a while under load
-  // whatever the worker (see the README); it is reported, and only bounded here.
+  // whatever the worker (see docs/performance.md); it is reported, and only bounded here.
   assert.ok(end.wasm <= warm.wasm + 512, `wasm memory grew: ${warm.wasm} → ${end.wasm} KiB`);
   assert.ok(end.heap <= warm.heap + 2048, `JS heap grew: ${warm.heap} → ${end.heap} KiB`);
   assert.ok(Math.max(...samples.map((s) => s.mib)) < 1536, JSON.stringify(samples));

@@ -1,7 +1,7 @@
 // `call()` on a connection of its own (node:http, no keep-alive), for requests whose body the
 // worker may answer without reading: locally, Miniflare's asset router then resets the kept-alive
 // connection, and the next request on it fails with "other side closed" (a JS worker does the
-// same; the README's Reliability section says more). Same options and answer shape as `call()`.
+// same; docs/reliability.md says more). Same options and answer shape as `call()`.
 import http from "node:http";
 import { ADMIN_TOKEN } from "./worker.mjs";
 

@@ -1,6 +1,7 @@
 // Starts the built worker in workerd through Miniflare, on 127.0.0.1, with a local KV namespace,
-// the KeyChanges Durable Object and the dashboard's static assets — the same shape as
-// wrangler.toml. worker-build's output: build/index.js (its JS entry) imports build/index_bg.wasm.
+// the KeyChanges Durable Object, the admin sign-in limiter and the dashboard's static assets — the
+// same shape as wrangler.toml. worker-build's output: build/index.js (its JS entry) imports
+// build/index_bg.wasm.
 import { Miniflare } from "miniflare";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -11,6 +12,16 @@ export const ADMIN_TOKEN = "e2e-admin-token-" + "5f".repeat(16);
 
 const wranglerToml = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
 const COMPATIBILITY_DATE = wranglerToml.match(/^compatibility_date = "([^"]+)"/m)[1];
+/** The failed-admin-sign-in limiter as wrangler.toml declares it (`[[ratelimits]]`). */
+const [, SIGNIN_LIMITER, namespaceId, limit, period] = wranglerToml.match(
+  /^name = "(ADMIN_SIGNIN_LIMITER)"\nnamespace_id = "(\d+)"\nsimple = \{ limit = (\d+), period = (\d+) \}/m,
+);
+export const SIGNIN_LIMIT = { name: SIGNIN_LIMITER, limit: Number(limit), period: Number(period) };
+
+/** Miniflare's in-memory Rate Limiting binding for failed admin sign-ins, `limit` a period. */
+export const signinLimiter = (limit = SIGNIN_LIMIT.limit) => ({
+  [SIGNIN_LIMITER]: { namespace_id: namespaceId, simple: { limit, period: SIGNIN_LIMIT.period } },
+});
 
 /** `public/_headers` in the form Miniflare's asset worker takes (wrangler parses it the same way). */
 function headerRules() {
@@ -33,7 +44,8 @@ function headerRules() {
  * @param {Record<string,string>} [options.vars] bindings beside the defaults (ADMIN_TOKEN, grace)
  * @param {boolean} [options.kv] bind the KEYS namespace (false: every KV access fails)
  * @param {string|false} [options.persist] directory for KV data, or in-memory
- * @param {object} [options.extra] further Miniflare options (e.g. outboundService)
+ * @param {object} [options.extra] further Miniflare options (e.g. outboundService, or
+ *   `ratelimits: signinLimiter(n)` for another budget of failed admin sign-ins)
  */
 export async function startWorker({ vars = {}, kv = true, persist = false, extra = {} } = {}) {
   const logs = [];
@@ -49,6 +61,7 @@ export async function startWorker({ vars = {}, kv = true, persist = false, extra
     durableObjects: { KEY_CHANGES: { className: "KeyChanges", useSQLite: true } },
     durableObjectsPersist: persist,
     bindings: { ADMIN_TOKEN, ROTATION_GRACE_SECONDS: "86400", ...vars },
+    ratelimits: signinLimiter(),
     assets: {
       directory: path.join(ROOT, "public"),
       routerConfig: { has_user_worker: true },

@@ -13,6 +13,9 @@
 //!   new key is revoked again on a best-effort basis);
 //! - with a change log, a KV failure after the commit is logged, not answered: the change is
 //!   served from the log and written to KV by it (`SETTLE_AFTER_MS`), and listings merge it;
+//! - a revoke whose commit fails (the log unreachable) is written to KV alone and answered; the
+//!   log takes it when it answers, and until then a revocation in KV wins over the log's older
+//!   working version wherever the two are read together (verify, listings, admin reads);
 //! - the audit event is appended after the state change commits; if only that append fails, the
 //!   change stands and is answered (a rotation's new key must reach its owner), and the failure
 //!   goes to the log.
@@ -129,7 +132,10 @@ pub async fn list_keys<S: Store, F: ChangeFeed>(
     let mut records = keys.repo.list_keys().await?;
     for recent in recent_records(keys, now).await {
         match records.iter_mut().find(|r| r.hash == recent.hash) {
-            Some(stale) => *stale = recent,
+            Some(stored) => {
+                let stored_version = std::mem::replace(stored, recent);
+                stored.adopt_revocation(&stored_version);
+            }
             None => records.push(recent),
         }
     }
@@ -220,7 +226,8 @@ pub async fn rotate_key<S: Store, F: ChangeFeed>(
 }
 
 /// Revokes at once, whatever the key's status; revoking again changes nothing. A revoke that
-/// races another admin write is applied again to the version that won.
+/// races another admin write is applied again to the version that won. With the change log
+/// unreachable the revocation is written to KV alone and answered (see `revoke_unlogged`).
 pub async fn revoke_key<S: Store, F: ChangeFeed>(
     keys: &Keys<'_, S, F>,
     id: &str,
@@ -235,24 +242,59 @@ pub async fn revoke_key<S: Store, F: ChangeFeed>(
                 warning: None,
             });
         }
-        let write = Write {
+        let writes = [Write {
             prev: Some(record.clone()),
             next: revoked.clone(),
-        };
-        match commit(keys, &[write], now).await {
-            Ok(Commit::Done(warning)) => {
-                let project = &revoked.project_id;
-                let audited = audit(&keys.repo, "key.revoked", project, Some(id), now).await;
-                return Ok(Done {
-                    value: revoked.view(now),
-                    warning: join(warning, audited),
-                });
+        }];
+        let warning = match commit(keys, &writes, now).await {
+            Ok(Commit::Done(warning)) => warning,
+            Ok(Commit::Lost(standing)) => {
+                record = standing_version(standing, &record)?;
+                continue;
             }
-            Ok(Commit::Lost(standing)) => record = standing_version(standing, &record)?,
+            Err((_, e)) if keys.feed.durable() => {
+                Some(revoke_unlogged(keys, &writes, now, e).await?)
+            }
             Err((_, e)) => return Err(e),
-        }
+        };
+        let project = &revoked.project_id;
+        let audited = audit(&keys.repo, "key.revoked", project, Some(id), now).await;
+        return Ok(Done {
+            value: revoked.view(now),
+            warning: join(warning, audited),
+        });
     }
     Err(ApiError::Conflict)
+}
+
+/// A revocation when the change log cannot be reached (with a log, a commit fails only then):
+/// it lands anyway, since a revocation only ever moves a key one way and needs no commit point
+/// to be safe. Each record is written to KV directly and shown in this isolate's overlay at
+/// once; the log takes it when it answers again: this isolate's next refresh commits it, the
+/// log's settle adopts it rather than write an older working version over it, and so does the
+/// next admin read or write of the key ([`find_key`]). Returns the operator's log line; a KV
+/// write that fails fails the call (what was written stays revoked).
+async fn revoke_unlogged<S: Store, F: ChangeFeed>(
+    keys: &Keys<'_, S, F>,
+    writes: &[Write],
+    now: Millis,
+    cause: ApiError,
+) -> Result<String, ApiError> {
+    for (written, w) in writes.iter().enumerate() {
+        if let Err(e) = keys.repo.put_key(&w.next).await {
+            keys.overlay
+                .borrow_mut()
+                .observe_unlogged(&writes[..written], now);
+            return Err(e.into());
+        }
+    }
+    keys.overlay.borrow_mut().observe_unlogged(writes, now);
+    let ids: Vec<&str> = writes.iter().map(|w| w.next.id.as_str()).collect();
+    let cause = std::error::Error::source(&cause).map_or(cause.to_string(), |s| s.to_string());
+    Ok(format!(
+        "change log unreachable ({cause}): revoked {} in KV alone; the change log takes it when it answers",
+        ids.join(", ")
+    ))
 }
 
 /// Audit events of one project (or all), newest first.
@@ -283,7 +325,11 @@ impl<S: Store, F: ChangeFeed> Revoker for Keys<'_, S, F> {
         let recent = recent_records(self, now).await;
         for (hash, slot) in hashes.iter().zip(&mut found) {
             if let Some(record) = recent.iter().find(|r| &r.hash == hash) {
-                *slot = Some(record.clone());
+                let mut record = record.clone();
+                if let Some(stored) = slot {
+                    record.adopt_revocation(stored);
+                }
+                *slot = Some(record);
             }
         }
         Ok(found)
@@ -312,33 +358,36 @@ impl<S: Store, F: ChangeFeed> Revoker for Keys<'_, S, F> {
             if writes.is_empty() {
                 return Ok(None);
             }
-            match commit(self, &writes, now).await {
-                Ok(Commit::Done(mut log)) => {
-                    for (w, why) in writes.iter().zip(reasons) {
-                        let (project, id) = (&w.next.project_id, Some(w.next.id.as_str()));
-                        let reason = Some(why.reason.as_str());
-                        let audited = audit_by(
-                            &self.repo,
-                            why.actor,
-                            "key.revoked",
-                            project,
-                            id,
-                            reason,
-                            now,
-                        );
-                        log = join(log, audited.await);
-                    }
-                    return Ok(log);
-                }
+            let mut log = match commit(self, &writes, now).await {
+                Ok(Commit::Done(log)) => log,
                 Ok(Commit::Lost(standing)) => {
                     for record in &mut current {
                         if let Some(s) = standing.iter().find(|s| s.hash == record.hash) {
                             *record = s.clone();
                         }
                     }
+                    continue;
+                }
+                Err((_, e)) if self.feed.durable() => {
+                    Some(revoke_unlogged(self, &writes, now, e).await?)
                 }
                 Err((_, e)) => return Err(e),
+            };
+            for (w, why) in writes.iter().zip(reasons) {
+                let (project, id) = (&w.next.project_id, Some(w.next.id.as_str()));
+                let reason = Some(why.reason.as_str());
+                let audited = audit_by(
+                    &self.repo,
+                    why.actor,
+                    "key.revoked",
+                    project,
+                    id,
+                    reason,
+                    now,
+                );
+                log = join(log, audited.await);
             }
+            return Ok(log);
         }
         Err(ApiError::Conflict)
     }
@@ -347,7 +396,10 @@ impl<S: Store, F: ChangeFeed> Revoker for Keys<'_, S, F> {
 /// How often an admin write is decided again after losing a race before answering 409.
 const MAX_ATTEMPTS: usize = 3;
 
-/// The key with this id: the change log's recent version if it has one, else KV's.
+/// The key with this id: the change log's recent version if it has one, else KV's. A
+/// revocation KV holds that the log's working version lacks (made while the log could not be
+/// reached: [`revoke_unlogged`]) wins, and is committed to the log here; if that commit fails,
+/// the log's settle adopts it later.
 async fn find_key<S: Store, F: ChangeFeed>(
     keys: &Keys<'_, S, F>,
     id: &str,
@@ -357,10 +409,25 @@ async fn find_key<S: Store, F: ChangeFeed>(
         .await
         .into_iter()
         .find(|r| r.id == id);
-    match recent {
-        Some(record) => Ok(record),
-        None => keys.repo.key_by_id(id).await?.ok_or(ApiError::KeyNotFound),
+    let Some(logged) = recent else {
+        return keys.repo.key_by_id(id).await?.ok_or(ApiError::KeyNotFound);
+    };
+    if logged.revoked_at.is_some() {
+        return Ok(logged);
     }
+    let stored = keys.repo.key_by_hash(&logged.hash).await?;
+    let mut adopted = logged.clone();
+    if !stored.is_some_and(|stored| adopted.adopt_revocation(&stored)) {
+        return Ok(logged);
+    }
+    let writes = [Write {
+        prev: Some(logged),
+        next: adopted.clone(),
+    }];
+    if let Ok(Ok(())) = keys.feed.commit(&writes, now).await {
+        keys.overlay.borrow_mut().observe(&writes, now);
+    }
+    Ok(adopted)
 }
 
 /// The log's recent records; none without a log or when it cannot be reached (KV decides).

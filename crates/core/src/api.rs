@@ -6,6 +6,7 @@
 use crate::admin::{self, Done, Issued, Keys};
 use crate::changes::{self, ChangeFeed};
 use crate::error::ApiError;
+use crate::forward::CanonicalPath;
 use crate::json_object;
 use crate::key::{is_well_formed, ApiKey};
 use crate::leaks::{self, Processed};
@@ -19,6 +20,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
+/// A configured `ADMIN_TOKEN` shorter than this (32 characters, 128 bits as hex) turns every
+/// admin call away (see [`admin_auth`]); `openssl rand -hex 32` makes a 64-character one.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
 /// Admin request bodies larger than this are refused (400 `body_too_large`).
 pub const MAX_ADMIN_BODY: usize = 16 * 1024;
 /// Default rotation grace: 24 hours.
@@ -33,12 +37,32 @@ const VERIFY: &str = "/v1/auth/verify";
 /// Deployment settings, read from the Worker's vars and secrets by the shell.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `ADMIN_TOKEN`; `None` (or empty) turns every admin route away.
-    pub admin_token: Option<String>,
+    /// `ADMIN_TOKEN`, as its digest; `None`, empty or shorter than [`MIN_ADMIN_TOKEN_CHARS`]
+    /// turns every admin route away.
+    pub admin_token: Option<AdminToken>,
     /// `ROTATION_GRACE_SECONDS`, in milliseconds.
     pub grace_ms: Millis,
     /// `CHANGES_REFRESH_SECONDS`, in milliseconds: how stale an isolate's overlay may get.
     pub refresh_ms: Millis,
+}
+
+/// The configured `ADMIN_TOKEN` as [`admin_auth`] checks it, without the token itself: the
+/// shell hashes the secret once per isolate when it reads it, so the plaintext is not kept and
+/// each admin call hashes only the token it presents.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken {
+    /// SHA-256 of the token's UTF-8 bytes, exactly as the secret holds them.
+    pub sha256: [u8; 32],
+    /// The token's length in characters (Unicode scalar values), for [`MIN_ADMIN_TOKEN_CHARS`];
+    /// 0 counts as no token.
+    pub chars: usize,
+}
+
+/// Debug output never shows the digest (it would let anyone who reads logs test guesses offline).
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AdminToken({} chars)", self.chars)
+    }
 }
 
 /// The parts of a request the contract looks at.
@@ -67,6 +91,8 @@ pub struct Reply {
     pub www_authenticate: Option<&'static str>,
     /// The `Allow` header of a 405.
     pub allow: Option<&'static str>,
+    /// The `Retry-After` header of a 429, in seconds.
+    pub retry_after: Option<u32>,
     pub log: Option<String>,
 }
 
@@ -75,9 +101,11 @@ pub struct Reply {
 pub enum Outcome {
     Reply(Reply),
     /// An authorized ingest call: forward it to the origin (or answer [`accepted`]); `log` is
-    /// for the operator (an unreachable change log).
+    /// for the operator (an unreachable change log). `target` is the path and query the project
+    /// check read: the forward sends exactly it.
     Forward {
         grant: Grant,
+        target: CanonicalPath,
         log: Option<String>,
     },
 }
@@ -98,6 +126,7 @@ impl Reply {
             body,
             www_authenticate: None,
             allow: None,
+            retry_after: None,
             log: None,
         }
     }
@@ -108,18 +137,12 @@ impl Reply {
     }
 
     pub fn error(err: &ApiError) -> Self {
-        let www_authenticate = match err {
-            ApiError::AdminUnauthorized | ApiError::AdminDisabled => {
-                Some(r#"Bearer realm="lumiqtrace-admin""#)
-            }
-            e if e.status() == 401 => Some(r#"Bearer realm="lumiqtrace""#),
-            _ => None,
-        };
         Self {
             status: err.status(),
             body: err.body(),
-            www_authenticate,
+            www_authenticate: err.www_authenticate(),
             allow: err.allow(),
+            retry_after: err.retry_after(),
             log: err.log_detail(),
         }
     }
@@ -150,8 +173,16 @@ pub fn accepted(grant: &Grant) -> Reply {
     Reply::json(202, &body)
 }
 
+/// Whether `path` is an admin API route (each needs the admin token, see [`admin_auth`]).
+pub fn is_admin_route(path: &str) -> bool {
+    path.starts_with(ADMIN_PREFIX)
+}
+
 /// How many bytes of body the shell must read before calling [`handle`] (or
-/// [`github_secret_scanning`]); `None`: it reads none. Leak reports take up to 1 MiB.
+/// [`github_secret_scanning`]); `None`: it reads none. Leak reports take up to 1 MiB. The shell
+/// reads it only once the caller is authenticated (the admin token, or GitHub's two headers
+/// and a known key id), refuses a declared `Content-Length` over it before keeping any, and
+/// stops reading a body of unknown length as soon as it crosses it.
 pub fn body_limit(method: &str, path: &str) -> Option<usize> {
     match (method, path) {
         ("POST", GITHUB_ROUTE | REPORT_LEAKED) => Some(leaks::MAX_REPORT_BODY),
@@ -215,19 +246,31 @@ pub async fn handle<S: Store, F: ChangeFeed>(
     req: &HttpRequest<'_>,
     now: Millis,
 ) -> Outcome {
+    let routed = HttpRequest {
+        method: routed_method(req.method),
+        ..*req
+    };
+    let req = &routed;
     let result = if let Some(rest) = req.path.strip_prefix(ADMIN_PREFIX) {
         match admin_auth(config, req.authorization) {
             Ok(()) => admin_route(keys, config, req, rest, now).await,
             Err(e) => Err(e),
         }
     } else if let Some(key) = ingest_key(req.method, req.path, req.authorization) {
+        // The one spelling of the path and query, decided before any lookup.
+        let key = key.and_then(|key| Ok((key, CanonicalPath::parse(req.path, req.query)?)));
         let (verified, log) = match key {
-            Ok(key) => verify_key(keys, config, req, &key, now).await,
+            Ok((key, target)) => {
+                let (granted, log) = verify_key(keys, config, req, &key, &target, now).await;
+                (granted.map(|grant| (grant, target)), log)
+            }
             Err(e) => (Err(e), None),
         };
         let reply = match verified {
-            Ok(grant) if req.path != VERIFY => return Outcome::Forward { grant, log },
-            Ok(grant) => Reply::json(200, &grant),
+            Ok((grant, target)) if req.path != VERIFY => {
+                return Outcome::Forward { grant, target, log }
+            }
+            Ok((grant, _)) => Reply::json(200, &grant),
             Err(e) => Reply::error(&e),
         };
         return Outcome::Reply(Reply {
@@ -240,9 +283,21 @@ pub async fn handle<S: Store, F: ChangeFeed>(
     Outcome::Reply(result.unwrap_or_else(|e| Reply::error(&e)))
 }
 
+/// The method a request is routed by. `HEAD` is answered wherever `GET` is, as `GET` is: the
+/// same status and header fields (RFC 9110 §9.3.2), here and in [`refused_at_once`]. The runtime
+/// sends no body (nor a `Content-Length`) for a `HEAD`, so the answer is built as for `GET`
+/// (workerd, checked on the wire by tests/e2e/authorizer.test.mjs). An authorized `HEAD` to
+/// another ingest route is forwarded to the origin as `HEAD`.
+fn routed_method(method: &str) -> &str {
+    match method {
+        "HEAD" => "GET",
+        other => other,
+    }
+}
+
 /// The first step of an ingest call (a `/v1/` route other than GitHub's, which the shell routes
-/// to [`github_secret_scanning`]): the verify route's method, then the API key, from the request line and
-/// `Authorization` alone. `None`: not an ingest route. A refusal here needs no I/O, no body
+/// to [`github_secret_scanning`]): the verify route's method, then the API key, from the request
+/// line and `Authorization` alone. `None`: not an ingest route. A refusal here needs no I/O, no body
 /// and no clock; see [`refused_at_once`].
 fn ingest_key(
     method: &str,
@@ -252,15 +307,15 @@ fn ingest_key(
     if !path.starts_with("/v1/") || path == GITHUB_ROUTE {
         return None;
     }
-    if path == VERIFY && method != "GET" {
-        return Some(Err(ApiError::MethodNotAllowed("GET")));
+    if path == VERIFY && routed_method(method) != "GET" {
+        return Some(Err(ApiError::MethodNotAllowed("GET, HEAD")));
     }
     Some(verify::bearer_key(authorization))
 }
 
 /// The refusal [`handle`] gives a request from its method, path and `Authorization` alone (a
-/// missing or malformed key, the verify route asked with another method), if it gives one:
-/// such a refusal reads no storage, no body and no clock.
+/// missing or malformed key, the verify route asked with a method other than `GET` or `HEAD`),
+/// if it gives one: such a refusal reads no storage, no body and no clock.
 pub fn refused_at_once(method: &str, path: &str, authorization: Option<&str>) -> Option<ApiError> {
     ingest_key(method, path, authorization)?.err()
 }
@@ -272,12 +327,13 @@ async fn verify_key<S: Store, F: ChangeFeed>(
     config: &Config,
     req: &HttpRequest<'_>,
     key: &ApiKey,
+    target: &CanonicalPath,
     now: Millis,
 ) -> (Result<Grant, ApiError>, Option<String>) {
     let log = changes::refresh(keys.overlay, keys.feed, now, config.refresh_ms).await;
     let store = keys.repo.store();
     let granted = match verify::authenticate_key(store, keys.overlay, key, now).await {
-        Ok(grant) => verify::check_project(&grant, req.path, req.project_header).map(|()| grant),
+        Ok(grant) => verify::check_project(&grant, target, req.project_header).map(|()| grant),
         Err(e) => Err(e),
     };
     (granted, log)
@@ -332,11 +388,11 @@ async fn admin_route<S: Store, F: ChangeFeed>(
             let events = admin::audit_log(repo, project.as_deref()).await?;
             Ok(Reply::listing(200, "events", &events))
         }
-        (_, ["projects"]) => Err(ApiError::MethodNotAllowed("GET, POST")),
+        (_, ["projects"]) => Err(ApiError::MethodNotAllowed("GET, HEAD, POST")),
         (_, ["projects", _, "keys"] | ["keys", _, "rotate" | "revoke"]) => {
             Err(ApiError::MethodNotAllowed("POST"))
         }
-        (_, ["keys"] | ["keys", _] | ["audit"]) => Err(ApiError::MethodNotAllowed("GET")),
+        (_, ["keys"] | ["keys", _] | ["audit"]) => Err(ApiError::MethodNotAllowed("GET, HEAD")),
         _ => Err(ApiError::NotFound),
     }
 }
@@ -366,31 +422,56 @@ fn issued_reply(done: Done<Issued>) -> Reply {
 }
 
 /// Admin routes need `Bearer <ADMIN_TOKEN>`, compared in constant time; never an API key.
-fn admin_auth(config: &Config, authorization: Option<&str>) -> Result<(), ApiError> {
-    let expected = config.admin_token.as_deref().filter(|t| !t.is_empty());
-    let Some(expected) = expected else {
-        return Err(ApiError::AdminDisabled);
+/// No `Authorization` at all is [`ApiError::AdminMissingToken`] (its challenge names no error).
+/// A deployment whose token is unset or shorter than [`MIN_ADMIN_TOKEN_CHARS`] refuses every
+/// call: a caller without that token gets what any wrong token gets ([`ApiError::AdminDisabled`]
+/// puts the reason in the log only); one that sends exactly the short token is told it is too
+/// short and how to make another ([`ApiError::AdminTokenTooShort`]).
+pub fn admin_auth(config: &Config, authorization: Option<&str>) -> Result<(), ApiError> {
+    let Some(authorization) = authorization.map(str::trim).filter(|h| !h.is_empty()) else {
+        return Err(ApiError::AdminMissingToken);
     };
-    let presented = authorization
-        .and_then(|h| h.trim().split_once(' '))
+    let expected = config.admin_token.as_ref().filter(|t| t.chars > 0);
+    let Some(expected) = expected else {
+        return Err(ApiError::AdminDisabled(
+            "ADMIN_TOKEN is not set; make one with `openssl rand -hex 32`",
+        ));
+    };
+    let presented = (authorization.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .ok_or(ApiError::AdminUnauthorized)?;
-    if is_well_formed(presented) || !digests_equal(presented, expected) {
-        return Err(ApiError::AdminUnauthorized);
+        .map(|(_, token)| token.trim());
+    let matches = presented.is_some_and(|p| !is_well_formed(p) && digest_matches(p, expected));
+    let long_enough = expected.chars >= MIN_ADMIN_TOKEN_CHARS;
+    match (matches, long_enough) {
+        (true, true) => Ok(()),
+        (true, false) => Err(ApiError::AdminTokenTooShort),
+        (false, true) => Err(ApiError::AdminUnauthorized),
+        (false, false) => Err(ApiError::AdminDisabled(
+            "ADMIN_TOKEN is shorter than 32 characters; make one with `openssl rand -hex 32`",
+        )),
     }
-    Ok(())
 }
 
-/// Compares SHA-256 digests of both tokens without an early exit: the time taken does not
-/// depend on where they differ, nor on the expected token's length.
-fn digests_equal(a: &str, b: &str) -> bool {
-    let (da, db) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    let diff = da
+/// Compares the SHA-256 digest of the presented token with the configured one without an early
+/// exit: the time taken does not depend on where they differ, nor on the expected token's length.
+fn digest_matches(presented: &str, expected: &AdminToken) -> bool {
+    let digest = Sha256::digest(presented.as_bytes());
+    let diff = digest
         .iter()
-        .zip(db.iter())
+        .zip(expected.sha256.iter())
         .fold(0u8, |acc, (x, y)| acc | (x ^ y));
     std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+impl AdminToken {
+    /// What the shell makes of the secret `token` (tests only: the shell hashes it itself).
+    pub(crate) fn of(token: &str) -> Self {
+        Self {
+            sha256: Sha256::digest(token.as_bytes()).into(),
+            chars: token.chars().count(),
+        }
+    }
 }
 
 fn project_filter(query: Option<&str>) -> Result<Option<String>, ApiError> {

@@ -7,6 +7,8 @@
 //! which also serializes racing admin writes), then written to KV. Each isolate refreshes its
 //! overlay from the log at most every `CHANGES_REFRESH_SECONDS`, so a revoke, creation or
 //! rotation is seen everywhere within that interval plus one round trip, not KV's ~60 s.
+//! A revocation is the one write that also lands while the log cannot be reached (KV alone);
+//! the log takes it afterwards (see [`refresh`] and [`settle`]).
 
 use crate::json_object::{self, Object};
 use crate::key::KeyHash;
@@ -35,6 +37,12 @@ pub const KV_CONVERGENCE_MS: Millis = 60_000;
 pub const CACHED_FOR_MS: Millis = 60_000;
 /// At most this many cached records per isolate (~400 bytes each: under 2 MB of its 128 MB).
 pub const CACHE_MAX: usize = 4096;
+/// At most this many hashes of keys KV does not hold, per isolate (~40 bytes each, 160 KB): a
+/// client retrying with a wrong key costs one KV read a minute, not one per request.
+pub const ABSENT_MAX: usize = 4096;
+/// At most this many revocations an isolate wrote to KV alone (the log unreachable) wait for the
+/// log; past it the oldest are left to the log's settle and to the next admin write of the key.
+pub const UNLOGGED_MAX: usize = 4096;
 
 // A cached read may predate a change until KV holds the change everywhere (settle, then
 // convergence); the overlay keeps that change until the cached read has expired.
@@ -343,16 +351,22 @@ impl ChangeFeed for MemoryFeed {
     }
 }
 
-/// One isolate's copy of the recent changes, and the records it read from KV while that copy
-/// was live. Looking a key up is an in-memory map read.
+/// One isolate's copy of the recent changes, and what it read from KV while that copy was live
+/// (records, and keys KV does not hold). Looking a key up is an in-memory map read.
 #[derive(Debug, Default)]
 pub struct Overlay {
     records: BTreeMap<KeyHash, Change>,
     refreshed_at: Option<Millis>,
-    /// Until when the last successful refresh vouches for the cache: two intervals after it.
+    /// Until when (exclusive) the last successful refresh vouches for the overlay: two intervals
+    /// after it, and at least the instant of the refresh itself (an interval of 0).
     live_until: Millis,
     /// Records read from KV, with when they were read.
     read: BTreeMap<KeyHash, (Millis, KeyRecord)>,
+    /// Hashes KV said it holds no key for, with when it said so.
+    absent: BTreeMap<KeyHash, Millis>,
+    /// Revocations this isolate wrote to KV alone while the log was unreachable, in order: each
+    /// is committed to the log by the next refresh that reaches it.
+    unlogged: Vec<KeyRecord>,
 }
 
 impl Overlay {
@@ -365,20 +379,56 @@ impl Overlay {
         (within || vouched).then_some(&change.record)
     }
 
+    /// Whether the log answered lately: the last successful refresh is under two refresh
+    /// intervals old (or was made at this instant). Only a live overlay may grant a key KV does
+    /// not show yet, and only a live overlay keeps what it read from KV.
+    pub fn live(&self, now: Millis) -> bool {
+        now < self.live_until
+    }
+
     /// A record read from KV less than [`CACHED_FOR_MS`] ago, while the overlay is live. Safe to
     /// answer with: every change since KV last converged is in the overlay, which is asked first.
     /// Without a live log (switched off, or unreachable for two intervals) KV is read every time.
     pub fn cached(&self, hash: &KeyHash, now: Millis) -> Option<&KeyRecord> {
-        let (read_at, record) = self.read.get(hash).filter(|_| now < self.live_until)?;
+        let (read_at, record) = self.read.get(hash).filter(|_| self.live(now))?;
         (now < read_at.saturating_add(CACHED_FOR_MS)).then_some(record)
+    }
+
+    /// Whether KV said less than [`CACHED_FOR_MS`] ago that it holds no key with this hash,
+    /// while the overlay is live: the negative twin of [`Overlay::cached`], safe for the same
+    /// reason (a key created since shows in the overlay, which is asked first).
+    pub fn known_absent(&self, hash: &KeyHash, now: Millis) -> bool {
+        let said = self.absent.get(hash).filter(|_| self.live(now));
+        said.is_some_and(|at| now < at.saturating_add(CACHED_FOR_MS))
+    }
+
+    /// Keeps KV's "no such key" for [`Overlay::known_absent`], if the overlay is live. When
+    /// [`ABSENT_MAX`] hashes are held, expired ones go; if none has, the oldest goes.
+    pub fn remember_absent(&mut self, hash: KeyHash, now: Millis) {
+        if !self.live(now) {
+            return;
+        }
+        let absent = &mut self.absent;
+        if absent.len() >= ABSENT_MAX {
+            absent.retain(|_, at| now < at.saturating_add(CACHED_FOR_MS));
+        }
+        if absent.len() >= ABSENT_MAX {
+            let oldest = absent.iter().min_by_key(|(_, at)| **at);
+            if let Some(oldest) = oldest.map(|(hash, _)| hash.clone()) {
+                absent.remove(&oldest);
+            }
+        }
+        self.read.remove(&hash);
+        self.absent.insert(hash, now);
     }
 
     /// Keeps a record just read from KV for [`Overlay::cached`], if the overlay is live. When
     /// [`CACHE_MAX`] records are held, expired ones go; if none has, all go.
     pub fn remember(&mut self, hash: KeyHash, record: KeyRecord, now: Millis) {
-        if now >= self.live_until {
+        if !self.live(now) {
             return;
         }
+        self.absent.remove(&hash);
         if self.read.len() >= CACHE_MAX {
             self.read
                 .retain(|_, (at, _)| now < at.saturating_add(CACHED_FOR_MS));
@@ -400,7 +450,17 @@ impl Overlay {
             };
             self.records.insert(w.next.hash.clone(), change);
             self.read.remove(&w.next.hash);
+            self.absent.remove(&w.next.hash);
         }
+    }
+
+    /// Revocations written to KV alone because the log could not be reached: shown here at once,
+    /// like the isolate's own committed writes, and kept for the log (see [`refresh`]).
+    pub fn observe_unlogged(&mut self, writes: &[Write], now: Millis) {
+        self.observe(writes, now);
+        self.unlogged.extend(writes.iter().map(|w| w.next.clone()));
+        let excess = self.unlogged.len().saturating_sub(UNLOGGED_MAX);
+        self.unlogged.drain(..excess);
     }
 
     fn due(&self, now: Millis, interval: Millis) -> bool {
@@ -409,7 +469,8 @@ impl Overlay {
     }
 }
 
-/// Refreshes `overlay` from `feed` if `interval` has passed. When the feed cannot be reached the
+/// Refreshes `overlay` from `feed` if `interval` has passed, then commits to the log the
+/// revocations this isolate could only write to KV. When the feed cannot be reached the
 /// overlay keeps what it knew (a key it knows revoked stays refused) and the next try waits an
 /// interval; the returned line is for the log.
 pub async fn refresh<F: ChangeFeed>(
@@ -424,32 +485,78 @@ pub async fn refresh<F: ChangeFeed>(
     // Marked before the call: the requests that arrive while it is under way use the overlay
     // as it is rather than each asking the log again.
     overlay.borrow_mut().refreshed_at = Some(now);
-    let fetched = feed.recent(now).await;
-    let mut overlay = overlay.borrow_mut();
-    match fetched {
-        Ok(changes) => {
-            // The log holds every change of the window: what it lacks has aged out.
-            let keyed = changes.into_iter().map(|c| (c.record.hash.clone(), c));
-            let mut fresh: BTreeMap<KeyHash, Change> = keyed.collect();
-            // The isolate's own writes since this refresh began may be missing from its answer,
-            // which can arrive after them: those stay until a later answer has them.
-            for (hash, mine) in std::mem::take(&mut overlay.records) {
-                if mine.at >= now && fresh.get(&hash).is_none_or(|theirs| theirs.at < mine.at) {
-                    fresh.insert(hash, mine);
-                }
-            }
-            overlay.records = fresh;
-            overlay.live_until = now.saturating_add(interval.saturating_mul(2));
-            None
+    let changes = match feed.recent(now).await {
+        Ok(changes) => changes,
+        Err(e) => {
+            return Some(format!(
+                "change log unreachable, verifying with KV alone until it answers: {e}"
+            ))
         }
-        Err(e) => Some(format!(
-            "change log unreachable, verifying with KV alone until it answers: {e}"
-        )),
+    };
+    {
+        let mut overlay = overlay.borrow_mut();
+        // The log holds every change of the window: what it lacks has aged out.
+        let keyed = changes.into_iter().map(|c| (c.record.hash.clone(), c));
+        let mut fresh: BTreeMap<KeyHash, Change> = keyed.collect();
+        // The isolate's own writes since this refresh began may be missing from its answer,
+        // which can arrive after them: those stay until a later answer has them.
+        for (hash, mine) in std::mem::take(&mut overlay.records) {
+            if mine.at >= now && fresh.get(&hash).is_none_or(|theirs| theirs.at < mine.at) {
+                fresh.insert(hash, mine);
+            }
+        }
+        overlay.records = fresh;
+        let live_for = interval.saturating_mul(2).max(1);
+        overlay.live_until = now.saturating_add(live_for);
     }
+    commit_unlogged(overlay, feed, now).await
+}
+
+/// Commits the revocations this isolate wrote to KV alone (the log unreachable), each against
+/// the version the log now holds, so the log serves and settles the revoked version instead of
+/// an older working one. A key the log holds no working version of needs nothing: KV decides
+/// it. On a conflict or a failure they wait for the next refresh.
+async fn commit_unlogged<F: ChangeFeed>(
+    overlay: &RefCell<Overlay>,
+    feed: &F,
+    now: Millis,
+) -> Option<String> {
+    let writes: Vec<Write> = {
+        let mut overlay = overlay.borrow_mut();
+        let owed = std::mem::take(&mut overlay.unlogged);
+        let revoke = |revoked: &KeyRecord| {
+            let logged = &overlay.records.get(&revoked.hash)?.record;
+            let mut next = logged.clone();
+            next.adopt_revocation(revoked).then(|| Write {
+                prev: Some(logged.clone()),
+                next,
+            })
+        };
+        owed.iter().filter_map(revoke).collect()
+    };
+    if writes.is_empty() {
+        return None;
+    }
+    let failed = match feed.commit(&writes, now).await {
+        Ok(Ok(())) => {
+            overlay.borrow_mut().observe(&writes, now);
+            return None;
+        }
+        Ok(Err(_)) => "another write got there first".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    let mut overlay = overlay.borrow_mut();
+    overlay.unlogged.extend(writes.into_iter().map(|w| w.next));
+    Some(format!(
+        "{} revocations made while the change log was unreachable are not in it yet ({failed}); trying again at the next refresh",
+        overlay.unlogged.len()
+    ))
 }
 
 /// The log's own KV writes: each key whose latest change is due is written to KV (id pointer
-/// and record) and marked settled if it is still the latest; then old changes are pruned.
+/// and record) and marked settled if it is still the latest; then old changes are pruned. A
+/// working version is first checked against KV: if KV holds the key revoked (a revoke made
+/// while the log could not be reached), the log commits that revocation and writes it instead.
 /// Returns the keys whose log entries changed (to persist) and one log line per failed write,
 /// which stays unsettled and is tried again next time.
 pub async fn settle<S: crate::store::Store>(
@@ -460,7 +567,32 @@ pub async fn settle<S: crate::store::Store>(
     let due = log.borrow().due_for_settling(now);
     let mut touched = Vec::new();
     let mut failures = Vec::new();
-    for record in due {
+    for mut record in due {
+        // A working version is never written over a revocation KV holds that the log lacks
+        // (made while the log was unreachable): the log takes the revocation instead, and that
+        // is what is written. Unread, nothing is written.
+        if record.revoked_at.is_none() {
+            let stored = match repo.key_by_hash(&record.hash).await {
+                Ok(stored) => stored,
+                Err(e) => {
+                    failures.push(format!("settling {}: reading KV failed: {e}", record.id));
+                    continue;
+                }
+            };
+            let mut adopted = record.clone();
+            if stored.is_some_and(|stored| adopted.adopt_revocation(&stored)) {
+                let write = Write {
+                    prev: Some(record),
+                    next: adopted.clone(),
+                };
+                // Another commit landed meanwhile: that version is settled on its own turn.
+                if log.borrow_mut().commit(&[write], now).is_err() {
+                    continue;
+                }
+                touched.push(adopted.hash.clone());
+                record = adopted;
+            }
+        }
         let written = match repo.put_key_id(&record).await {
             Ok(()) => repo.put_key(&record).await,
             Err(e) => Err(e),

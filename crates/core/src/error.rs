@@ -19,10 +19,25 @@ pub enum ApiError {
     KeyExpired,
     #[error("this API key belongs to another project")]
     ProjectMismatch,
+    /// An ingest path or query outside its one canonical spelling (see `forward::CanonicalPath`).
+    #[error("the request path or query is not in canonical form: {0}")]
+    NonCanonicalPath(&'static str),
+    /// An admin request without an `Authorization` header.
+    #[error("admin routes need `Authorization: Bearer <ADMIN_TOKEN>`")]
+    AdminMissingToken,
+    /// An admin request whose `Authorization` is not `Bearer <ADMIN_TOKEN>`.
     #[error("admin routes need `Authorization: Bearer <ADMIN_TOKEN>`")]
     AdminUnauthorized,
-    #[error("the admin API is disabled: ADMIN_TOKEN is not configured")]
-    AdminDisabled,
+    /// The deployment's `ADMIN_TOKEN` is unset or too short (the reason, for the log only): the
+    /// caller gets what a wrong token gets, so it learns nothing about the configuration.
+    #[error("admin routes need `Authorization: Bearer <ADMIN_TOKEN>`")]
+    AdminDisabled(&'static str),
+    /// The caller sent exactly the configured `ADMIN_TOKEN`, which is too short to be accepted.
+    #[error("this deployment's ADMIN_TOKEN is shorter than {} characters, so the admin API refuses it; make a new one with `openssl rand -hex 32` and set it (`npx wrangler secret put ADMIN_TOKEN`; locally ADMIN_TOKEN=… in .dev.vars)", crate::api::MIN_ADMIN_TOKEN_CHARS)]
+    AdminTokenTooShort,
+    /// Too many failed admin sign-ins from this client (429 with `Retry-After`, in seconds).
+    #[error("too many failed admin sign-ins from this client; try again in {0} seconds")]
+    TooManyAttempts(u32),
     #[error("no such route")]
     NotFound,
     #[error("method not allowed on this route; allowed: {0}")]
@@ -81,11 +96,12 @@ impl ApiError {
         use ApiError::*;
         match self {
             MissingKey | MalformedKey | InvalidKey | KeyRevoked | KeyExpired
-            | AdminUnauthorized | AdminDisabled | MissingSignature | UnknownSigningKey
-            | InvalidSignature => 401,
+            | AdminMissingToken | AdminUnauthorized | AdminDisabled(_) | MissingSignature
+            | UnknownSigningKey | InvalidSignature => 401,
             PayloadTooLarge(_) => 413,
             SigningKeysUnavailable(_) | ReportIncomplete(_) => 503,
-            ProjectMismatch => 403,
+            ProjectMismatch | AdminTokenTooShort => 403,
+            TooManyAttempts(_) => 429,
             NotFound | ProjectNotFound | KeyNotFound => 404,
             MethodNotAllowed(_) => 405,
             ProjectExists | KeyNotRotatable(_) | Conflict => 409,
@@ -96,7 +112,8 @@ impl ApiError {
             | InvalidBody(_)
             | UnsupportedContentType
             | BodyTooLarge(_)
-            | InvalidSource => 400,
+            | InvalidSource
+            | NonCanonicalPath(_) => 400,
             Internal(_) => 500,
             UpstreamUnavailable(_) => 502,
             Unavailable(_) => 503,
@@ -112,7 +129,10 @@ impl ApiError {
             KeyRevoked => "key_revoked",
             KeyExpired => "key_expired",
             ProjectMismatch => "project_mismatch",
-            AdminUnauthorized | AdminDisabled => "admin_unauthorized",
+            NonCanonicalPath(_) => "non_canonical_path",
+            AdminMissingToken | AdminUnauthorized | AdminDisabled(_) => "admin_unauthorized",
+            AdminTokenTooShort => "admin_token_too_short",
+            TooManyAttempts(_) => "too_many_attempts",
             NotFound => "not_found",
             MethodNotAllowed(_) => "method_not_allowed",
             ProjectNotFound => "project_not_found",
@@ -148,6 +168,38 @@ impl ApiError {
         }
     }
 
+    /// The `WWW-Authenticate` challenge of a 401 (RFC 9110 §11.6.1: every 401 carries one),
+    /// one fixed value per variant. Bearer routes follow RFC 6750 §3: a request that sent no
+    /// `Authorization` gets the bare challenge (§3.1: no error code when the request lacks any
+    /// authentication information); one that sent credentials that are not a working key or
+    /// admin token, in whatever scheme, gets `error="invalid_token"`. Ingest and admin differ
+    /// only in their realm. GitHub's route authenticates by signature, not by a bearer token:
+    /// its refusals carry the bare ingest challenge.
+    pub fn www_authenticate(&self) -> Option<&'static str> {
+        use ApiError::*;
+        match self {
+            MissingKey | MissingSignature | UnknownSigningKey | InvalidSignature => {
+                Some(r#"Bearer realm="lumiqtrace""#)
+            }
+            MalformedKey | InvalidKey | KeyRevoked | KeyExpired => {
+                Some(r#"Bearer realm="lumiqtrace", error="invalid_token""#)
+            }
+            AdminMissingToken => Some(r#"Bearer realm="lumiqtrace-admin""#),
+            AdminUnauthorized | AdminDisabled(_) => {
+                Some(r#"Bearer realm="lumiqtrace-admin", error="invalid_token""#)
+            }
+            _ => None,
+        }
+    }
+
+    /// The `Retry-After` header of a 429, in seconds.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            ApiError::TooManyAttempts(seconds) => Some(*seconds),
+            _ => None,
+        }
+    }
+
     /// `{"error": {"code", "message"}}`. Server-side failures say nothing about their cause.
     pub fn body(&self) -> String {
         let message = match self {
@@ -170,10 +222,12 @@ impl ApiError {
         })
     }
 
-    /// What the operator's log gets for server-side failures (never a key: none reaches here).
+    /// What the operator's log gets for server-side failures and a misconfigured `ADMIN_TOKEN`
+    /// (never a key or a token: none reaches here).
     pub fn log_detail(&self) -> Option<String> {
         match self {
             ApiError::Unavailable(e) => Some(format!("{}: {e}", self.code())),
+            ApiError::AdminDisabled(reason) => Some(format!("admin API refused: {reason}")),
             ApiError::Internal(e)
             | ApiError::UpstreamUnavailable(e)
             | ApiError::SigningKeysUnavailable(e) => Some(format!("{}: {e}", self.code())),
@@ -232,6 +286,7 @@ impl From<crate::leaks::LeakError> for ApiError {
             }
             LeakError::InvalidJson(detail) => ApiError::InvalidJson(detail),
             LeakError::InvalidBody(detail) => ApiError::InvalidBody(detail),
+            LeakError::UnknownField => ApiError::UnknownField(e.to_string()),
             LeakError::InvalidSource => ApiError::InvalidSource,
             LeakError::Signature(e) => e.into(),
             LeakError::Incomplete { .. } => ApiError::ReportIncomplete(e.to_string()),
@@ -292,6 +347,41 @@ mod tests {
             pending: 558,
         });
         assert!(more.body().contains("send the same report again"));
+    }
+
+    #[test]
+    fn every_401_carries_a_challenge_and_only_sent_credentials_name_an_error() {
+        use crate::signature::SignatureError;
+        let bare = [
+            ApiError::MissingKey,
+            ApiError::AdminMissingToken,
+            SignatureError::Missing.into(),
+            SignatureError::UnknownKey.into(),
+            SignatureError::Invalid.into(),
+        ];
+        let invalid = [
+            ApiError::MalformedKey,
+            ApiError::InvalidKey,
+            ApiError::KeyRevoked,
+            ApiError::KeyExpired,
+            ApiError::AdminUnauthorized,
+            ApiError::AdminDisabled("ADMIN_TOKEN is not set"),
+        ];
+        let cases = (bare.iter().map(|e| (e, false))).chain(invalid.iter().map(|e| (e, true)));
+        for (err, named) in cases {
+            assert_eq!(err.status(), 401, "{err:?}");
+            let challenge = err.www_authenticate().unwrap();
+            assert!(
+                challenge.starts_with("Bearer realm=\"lumiqtrace"),
+                "{challenge}"
+            );
+            let suffix = challenge.ends_with(r#", error="invalid_token""#);
+            assert_eq!(suffix, named, "{err:?}: {challenge}");
+        }
+        let admin = ApiError::AdminUnauthorized.www_authenticate().unwrap();
+        assert!(admin.contains("lumiqtrace-admin"));
+        assert_eq!(ApiError::ProjectMismatch.www_authenticate(), None);
+        assert_eq!(ApiError::NotFound.www_authenticate(), None);
     }
 
     #[test]

@@ -40,7 +40,7 @@ use crate::signature::{GitHubSignatures, KeysFetcher, SignatureError};
 use crate::time::Millis;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// A report body larger than this (1 MiB) is refused with 413, before anything is read.
 pub const MAX_REPORT_BODY: usize = 1024 * 1024;
@@ -69,6 +69,9 @@ pub enum LeakError {
     InvalidJson(String),
     #[error("the report does not match the schema: {0}")]
     InvalidBody(String),
+    /// The admin report has a field besides `keys` and `source` (not named: it may be a key).
+    #[error("expected only \"keys\" and \"source\"")]
+    UnknownField,
     #[error("source must be 1 to {MAX_SOURCE_CHARS} characters, none of them control characters")]
     InvalidSource,
     #[error(transparent)]
@@ -108,7 +111,9 @@ pub enum Reporter {
 }
 
 /// One distinct token of a report, without the token: its hash, whether it has our format,
-/// and where it was found.
+/// and where it was first found. A token named again later in the same report adds nothing:
+/// one answer, one revocation, and the reason names the first place (GitHub lists a token once
+/// per file it is in; the first is as good a witness as any, and the reason stays one place).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub token_hash: String,
@@ -117,8 +122,6 @@ pub struct Finding {
     /// GitHub's `source` (`content`, `commit`, …) and `url` of the first place it was found.
     kind: Option<String>,
     url: Option<String>,
-    /// How many more entries of the report named the same token.
-    more: usize,
 }
 
 /// A parsed report: distinct tokens in the order first reported.
@@ -240,6 +243,12 @@ pub fn parse_github_report(body: &[u8]) -> Result<Report, LeakError> {
 /// Parses the admin route's body: `{"keys": ["lqt_…", …], "source": "…"}`, no other field.
 pub fn parse_admin_report(body: &[u8]) -> Result<Report, LeakError> {
     const SHAPE: &str = r#"expected {"keys": [strings], "source": string} and no other field"#;
+    // Field names first: one besides `keys` and `source` is `unknown_field` (not named: it may
+    // be a key), whatever the rest holds.
+    let names: Option<Object<BTreeMap<String, IgnoredAny>>> = decode(body, SHAPE).ok();
+    if names.is_some_and(|Object(fields)| fields.keys().any(|f| f != "keys" && f != "source")) {
+        return Err(LeakError::UnknownField);
+    }
     let Object(report): Object<AdminReport> = decode(body, SHAPE)?;
     bound(report.keys.len())?;
     let source = report.source.trim();
@@ -293,8 +302,7 @@ struct Findings {
 impl Findings {
     fn add(&mut self, token: &str, token_type: String, kind: Option<String>, url: Option<String>) {
         let token_hash = sha256_hex(token);
-        if let Some(&at) = self.seen.get(&token_hash) {
-            self.list[at].more += 1;
+        if self.seen.contains_key(&token_hash) {
             return;
         }
         self.seen.insert(token_hash.clone(), self.list.len());
@@ -304,7 +312,6 @@ impl Findings {
             well_formed: is_well_formed(token),
             kind,
             url,
-            more: 0,
         });
     }
 
@@ -404,7 +411,7 @@ pub async fn github_report<R: Revoker, F: KeysFetcher>(
 
 /// The reason and actor recorded for revoking the key behind `finding`.
 pub fn revocation(reporter: &Reporter, finding: &Finding) -> Revocation {
-    let (actor, mut reason) = match reporter {
+    let (actor, reason) = match reporter {
         Reporter::GitHub => {
             let mut reason = String::from("Leaked: found by GitHub secret scanning");
             if let Some(kind) = &finding.kind {
@@ -418,9 +425,6 @@ pub fn revocation(reporter: &Reporter, finding: &Finding) -> Revocation {
         }
         Reporter::Admin { source } => ("admin", format!("Leaked: reported by {source}")),
     };
-    if finding.more > 0 {
-        reason.push_str(&format!(" (and {} more places)", finding.more));
-    }
     Revocation {
         actor,
         reason: bounded(&reason, MAX_REASON_BYTES),
@@ -716,10 +720,11 @@ mod tests {
         assert_eq!(done.revoked, 1);
         let gets = store.log().iter().filter(|(op, _)| *op == Op::Get).count();
         assert_eq!(gets, 1);
-        assert!(revoker.reasons.borrow()[0]
-            .1
-            .reason
-            .ends_with("(and 2 more places)"));
+        // The reason names the first place, as a report naming it once would.
+        assert_eq!(
+            revoker.reasons.borrow()[0].1.reason,
+            "Leaked: found by GitHub secret scanning (content) at https://github.com/octo/app/blob/abc/config0.env"
+        );
     }
 
     #[test]
@@ -853,8 +858,10 @@ mod tests {
         }
         let unknown_field = format!(r#"{{"keys": [], "source": "s", "{secret}": 1}}"#);
         let err = parse_admin_report(unknown_field.as_bytes()).unwrap_err();
-        assert!(matches!(err, LeakError::InvalidBody(_)));
-        assert!(!err.to_string().contains(secret));
+        assert!(matches!(err, LeakError::UnknownField), "{err:?}");
+        let api = ApiError::from(err);
+        assert_eq!((api.status(), api.code()), (400, "unknown_field"));
+        assert!(!api.body().contains(secret));
     }
 
     #[test]
@@ -973,7 +980,6 @@ mod tests {
             well_formed: true,
             kind: Some("content".into()),
             url: Some(url),
-            more: 0,
         };
         let long = format!("https://github.com/o/r/blob/x/{}\"\n\\é", "a".repeat(400));
         let reason = revocation(&Reporter::GitHub, &finding(long)).reason;

@@ -124,6 +124,21 @@ impl KeyRecord {
         true
     }
 
+    /// Takes `other`'s revocation (its instant and reason) if `other` is revoked and this
+    /// version is not: two versions of one key, one of them a revocation made while the change
+    /// log was unreachable (KV only). Revocation only ever moves a key one way, so the revoked
+    /// one wins whichever version is newer. Returns whether anything changed.
+    pub fn adopt_revocation(&mut self, other: &KeyRecord) -> bool {
+        match other.revoked_at {
+            Some(at) if self.revoked_at.is_none() => {
+                self.revoked_at = Some(at);
+                self.revoked_reason.clone_from(&other.revoked_reason);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The admin view at `now`: never the key, never the hash.
     pub fn view(&self, now: Millis) -> KeyView {
         KeyView {

@@ -192,6 +192,11 @@ impl<'a> Replica<'a> {
         replica
     }
 
+    /// Operations served from this location's view so far (reads and listings), in order.
+    pub fn log(&self) -> Vec<(Op, String)> {
+        self.seen.log()
+    }
+
     /// Sees everything the primary holds now.
     pub fn catch_up(&self) {
         let copy = self.primary.inner.borrow().entries.clone();

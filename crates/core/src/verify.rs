@@ -3,8 +3,9 @@
 
 use crate::changes::Overlay;
 use crate::error::ApiError;
+use crate::forward::CanonicalPath;
 use crate::key::ApiKey;
-use crate::record::{authorize, Denied, Grant, KeyRecord};
+use crate::record::{authorize, Denied, Grant, KeyRecord, KeyStatus};
 use crate::repo::Repo;
 use crate::store::Store;
 use crate::time::Millis;
@@ -26,7 +27,7 @@ pub fn bearer_key(authorization: Option<&str>) -> Result<ApiKey, ApiError> {
     ApiKey::parse(token.trim_start_matches(' ')).map_err(|_| ApiError::MalformedKey)
 }
 
-/// Parses the key, finds its record — in the overlay of recent changes or the records it read
+/// Parses the key, finds its record — in the overlay of recent changes or what it read from KV
 /// lately (memory lookups), else by one KV read — and decides at `now`.
 pub async fn authenticate<S: Store>(
     store: &S,
@@ -38,6 +39,13 @@ pub async fn authenticate<S: Store>(
 }
 
 /// [`authenticate`] for a key already parsed.
+///
+/// A recent change in the overlay that refuses the key (revoked, grace over) is trusted as it
+/// is. One that grants it must agree with KV, whose word is kept for a minute while the log is
+/// live (a record, or "no such key"): KV revoked refuses (a revoke made while the log could not
+/// be reached exists in KV alone); KV without the key leaves the grant to a live overlay (a new
+/// key KV has not converged on yet) and refuses it when the overlay is not live, since then
+/// only KV may grant. Without a recent change, KV's record decides.
 pub async fn authenticate_key<S: Store>(
     store: &S,
     overlay: &RefCell<Overlay>,
@@ -45,23 +53,63 @@ pub async fn authenticate_key<S: Store>(
     now: Millis,
 ) -> Result<Grant, ApiError> {
     let hash = key.hash();
-    let known = {
+    let logged = {
         let overlay = overlay.borrow();
-        let record = overlay
-            .get(&hash, now)
-            .or_else(|| overlay.cached(&hash, now));
-        record.map(|record| decide(record, now))
+        let logged = overlay.get(&hash, now);
+        if let Some(record) = logged.filter(|r| !works(r, now)) {
+            return decide(record, now);
+        }
+        let live = overlay.live(now);
+        if let Some(stored) = overlay.cached(&hash, now) {
+            return judge(logged, Some(stored), live, now);
+        }
+        if overlay.known_absent(&hash, now) {
+            return judge(logged, None, live, now);
+        }
+        logged.cloned()
     };
-    if let Some(decision) = known {
-        return decision;
+    let stored = Repo::new(store).key_by_hash(&hash).await?;
+    let mut overlay = overlay.borrow_mut();
+    let decision = judge(logged.as_ref(), stored.as_ref(), overlay.live(now), now);
+    match stored {
+        Some(record) => overlay.remember(hash, record, now),
+        None => overlay.remember_absent(hash, now),
     }
-    let record = Repo::new(store)
-        .key_by_hash(&hash)
-        .await?
-        .ok_or(ApiError::InvalidKey)?;
-    let decision = decide(&record, now);
-    overlay.borrow_mut().remember(hash, record, now);
     decision
+}
+
+fn works(record: &KeyRecord, now: Millis) -> bool {
+    matches!(record.status(now), KeyStatus::Active | KeyStatus::Grace)
+}
+
+/// The decision from the overlay's working version (`logged`) and KV's record (`stored`).
+fn judge(
+    logged: Option<&KeyRecord>,
+    stored: Option<&KeyRecord>,
+    live: bool,
+    now: Millis,
+) -> Result<Grant, ApiError> {
+    let record = match (logged, stored) {
+        (Some(logged), Some(stored)) => stricter(logged, stored),
+        (Some(logged), None) if live => logged,
+        (_, Some(stored)) => stored,
+        (_, None) => return Err(ApiError::InvalidKey),
+    };
+    decide(record, now)
+}
+
+/// Of two versions of one key, the one that stops working first (revoked: at once); the
+/// overlay's (`a`) on a tie. A key only ever moves toward stopping, so this is also the newer.
+fn stricter<'r>(a: &'r KeyRecord, b: &'r KeyRecord) -> &'r KeyRecord {
+    let ends = |r: &KeyRecord| match r.revoked_at {
+        Some(_) => 0,
+        None => r.grace_expires_at.unwrap_or(Millis::MAX),
+    };
+    if ends(b) < ends(a) {
+        b
+    } else {
+        a
+    }
 }
 
 fn decide(record: &KeyRecord, now: Millis) -> Result<Grant, ApiError> {
@@ -71,13 +119,15 @@ fn decide(record: &KeyRecord, now: Millis) -> Result<Grant, ApiError> {
     })
 }
 
-/// A key never ingests into another project: the project named by the path
-/// (`/v1/projects/{id}/…`) or by the `X-LumiqTrace-Project-Id` header must be the key's own.
-pub fn check_project(grant: &Grant, path: &str, header: Option<&str>) -> Result<(), ApiError> {
-    let from_path = path
-        .strip_prefix("/v1/projects/")
-        .map(|rest| rest.split('/').next().unwrap_or_default());
-    let named = from_path.into_iter().chain(header.map(str::trim));
+/// A key never ingests into another project: every project the canonical path names
+/// (`…/projects/{id}/…`, see [`CanonicalPath::named_projects`]) and the
+/// `X-LumiqTrace-Project-Id` header, if sent, must be the key's own.
+pub fn check_project(
+    grant: &Grant,
+    path: &CanonicalPath,
+    header: Option<&str>,
+) -> Result<(), ApiError> {
+    let named = path.named_projects().chain(header.map(str::trim));
     for project in named {
         if project != grant.project_id {
             return Err(ApiError::ProjectMismatch);
@@ -242,19 +292,22 @@ mod tests {
             1,
         ))
         .unwrap();
-        assert!(check_project(&grant, "/v1/ingest", None).is_ok());
-        assert!(check_project(&grant, "/v1/projects/web-app/traces", Some("web-app")).is_ok());
+        let path = |path| CanonicalPath::parse(path, None).unwrap();
+        assert!(check_project(&grant, &path("/v1/ingest"), None).is_ok());
+        let own = path("/v1/projects/web-app/traces");
+        assert!(check_project(&grant, &own, Some("web-app")).is_ok());
         for (path, header) in [
-            ("/v1/projects/mobile/traces", None),
-            ("/v1/ingest", Some("mobile")),
-            ("/v1/projects/web-app/traces", Some("mobile")),
-            ("/v1/projects/", None),
+            (path("/v1/projects/mobile/traces"), None),
+            (path("/v1/ingest"), Some("mobile")),
+            (own, Some("mobile")),
+            (path("/v1/projects/web-app/projects/mobile"), None),
+            (path("/v1/x/projects/mobile/y"), None),
         ] {
-            let err = check_project(&grant, path, header).unwrap_err();
+            let err = check_project(&grant, &path, header).unwrap_err();
             assert_eq!(
                 (err.status(), err.code()),
                 (403, "project_mismatch"),
-                "{path}"
+                "{path:?}"
             );
         }
     }

@@ -1,5 +1,7 @@
 //! The Worker's `fetch` entry: turns a `worker::Request` into the core's [`HttpRequest`], calls
 //! the core, and turns its [`Reply`] into a response (or forwards an authorized ingest call).
+//! A body is read only once the caller is authenticated (the admin token, with failed sign-ins
+//! throttled, or GitHub's signature headers), and only up to its route's limit (`body`).
 //! Per-isolate state lives here: the overlay of recent key changes (with the records read
 //! lately), shared by every request the isolate serves.
 //!
@@ -13,12 +15,14 @@ use crate::github;
 use crate::kv::Kv;
 use crate::respond::respond;
 use crate::settings::Settings;
+use crate::signin::{self, SignInLimiter};
 use lumiqtrace_core::admin::Keys;
 use lumiqtrace_core::api::{self, HttpRequest, Outcome, Reply};
 use lumiqtrace_core::changes::Overlay;
 use lumiqtrace_core::error::ApiError;
 use lumiqtrace_core::repo::Repo;
 use lumiqtrace_core::signature::{KEY_ID_HEADER as GITHUB_KEY_ID, SIGNATURE_HEADER};
+use lumiqtrace_core::throttle;
 use lumiqtrace_core::verify::PROJECT_HEADER;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -42,6 +46,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 async fn handle(req: Request, env: &Env) -> Result<Response> {
     let now = crate::clock();
     // The method as the runtime read it: `worker::Method` turns an extension method into GET.
+    // A `HEAD` is answered as the `GET` it names (the core routes it so); the runtime sends no
+    // body with the answer.
     let method = req.inner().method();
     // Path and query as the runtime serialized them (percent-encoded): the worker crate's
     // `path()`, and what follows the first `?`, which a serialized path never holds. Parsing
@@ -61,7 +67,35 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
         false => (None, None),
     };
     let authorization = header("authorization");
-    let project = header(PROJECT_HEADER);
+    let settings = Settings::get(env);
+    let cache = github::cache();
+    let signatures =
+        github.then(|| github::signatures(settings.github_keys_url.as_deref(), &cache));
+    // Who is calling is settled before a byte of body is read; a refused body is never kept.
+    let refused = if api::is_admin_route(path) {
+        let limiter = SignInLimiter::bind(env);
+        let client = header(throttle::CLIENT_HEADER);
+        let throttled = signin::throttled();
+        let signed_in = throttle::admin_sign_in(
+            &settings.config,
+            authorization.as_deref(),
+            client.as_deref(),
+            &limiter,
+            &throttled,
+            now,
+        );
+        signed_in.await.err()
+    } else if let (Some(signatures), "POST") = (&signatures, method.as_str()) {
+        let (key_id, signature) = (github_key_id.as_deref(), github_signature.as_deref());
+        let checked = signatures.check_headers(key_id, signature, now).await;
+        checked.err().map(ApiError::from)
+    } else {
+        None
+    };
+    if let Some(refusal) = refused {
+        body::refuse(&req).await;
+        return respond(Reply::error(&refusal));
+    }
     let (content_type, body) = match api::body_limit(&method, path) {
         Some(limit) => match body::read_limited(&req, limit).await {
             Ok(body) => (header("content-type"), body),
@@ -72,6 +106,7 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
         },
         None => (None, Vec::new()),
     };
+    let project = header(PROJECT_HEADER);
     let request = HttpRequest {
         method: &method,
         path,
@@ -83,7 +118,6 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
         github_key_id: github_key_id.as_deref(),
         github_signature: github_signature.as_deref(),
     };
-    let settings = Settings::get(env);
     let store = Kv::new(env);
     let feed = DoFeed::new(env, settings.overlay_on);
     let overlay = OVERLAY.with(Rc::clone);
@@ -92,21 +126,19 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
         feed: &feed,
         overlay: &overlay,
     };
-    if github {
-        let cache = github::cache();
-        let signatures = github::signatures(settings.github_keys_url.as_deref(), &cache);
-        return respond(api::github_secret_scanning(&keys, &signatures, &request, now).await);
+    if let Some(signatures) = &signatures {
+        return respond(api::github_secret_scanning(&keys, signatures, &request, now).await);
     }
     let reply = match api::handle(&keys, &settings.config, &request, now).await {
         Outcome::Reply(reply) => reply,
-        Outcome::Forward { grant, log } => {
+        Outcome::Forward { grant, target, log } => {
             if let Some(line) = log {
                 console_error!("{line}");
             }
             match &settings.ingest_origin {
                 // The body went to the origin (or failed on the way): nothing left to discard.
                 Some(origin) => {
-                    return match forward(&req, &method, path, query, origin, &grant).await {
+                    return match forward(&req, &method, &target, origin, &grant).await {
                         Ok(response) => Ok(response),
                         Err(e) => respond(Reply::error(&e)),
                     }

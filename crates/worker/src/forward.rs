@@ -1,23 +1,26 @@
-//! The forwarder: an authorized ingest call goes on to `INGEST_ORIGIN` with the same method,
-//! path, query and body, without `Authorization` (and without any project or key-id header the
-//! caller sent), with the key's project and id added. The origin's answer is passed back as it
-//! is; an origin that cannot be reached is a 502.
+//! The forwarder: the call on to `INGEST_ORIGIN` of an authorized ingest request, built from
+//! what the core checked (`lumiqtrace_core::forward`: the canonical path and query, the headers
+//! that may pass). Same method and body; only [`FORWARDED_HEADERS`] of the client's headers,
+//! plus the key's project and id; redirects not followed. The origin's answer is passed back
+//! with `Cache-Control: no-store`; an origin that cannot be reached is a 502.
 
 use lumiqtrace_core::error::ApiError;
+use lumiqtrace_core::forward::{CanonicalPath, FORWARDED_HEADERS};
 use lumiqtrace_core::record::Grant;
 use lumiqtrace_core::verify::PROJECT_HEADER;
-use worker::{Fetch, Request, RequestInit, Response};
+use worker::{Fetch, Headers, Request, RequestInit, RequestRedirect, Response};
 
 /// The header naming the key (its id, never the key) on a forwarded call.
 pub const KEY_ID_HEADER: &str = "x-lumiqtrace-key-id";
 
-/// Sends `req` (its `method`, as the runtime read it) on to `origin` + `path` + `query`.
-/// `Internal` when `origin` is not an http(s) URL; `UpstreamUnavailable` when the call fails.
+/// Sends `req` (its `method`, as the runtime read it) on to `origin` followed by exactly the
+/// checked `target` (path and query as received). The origin's answer, a 3xx too, comes back
+/// as [`relayed`]. `Internal` when `origin` is not an http(s) URL; `UpstreamUnavailable` when
+/// the call fails.
 pub async fn forward(
     req: &Request,
     method: &str,
-    path: &str,
-    query: Option<&str>,
+    target: &CanonicalPath,
     origin: &str,
     grant: &Grant,
 ) -> Result<Response, ApiError> {
@@ -28,13 +31,13 @@ pub async fn forward(
             "INGEST_ORIGIN is not an http(s) URL: {origin}"
         )));
     }
-    let target = match query {
-        Some(q) => format!("{origin}{path}?{q}"),
-        None => format!("{origin}{path}"),
-    };
-    let headers = req.headers().clone(); // a copy: the incoming request's headers are immutable
-    for ours in ["authorization", "host", PROJECT_HEADER, KEY_ID_HEADER] {
-        headers.delete(ours).map_err(upstream)?;
+    let url = format!("{origin}{}", target.target());
+    let sent = req.headers();
+    let headers = Headers::new();
+    for &name in FORWARDED_HEADERS {
+        if let Some(value) = sent.get(name).map_err(upstream)? {
+            headers.set(name, &value).map_err(upstream)?;
+        }
     }
     headers
         .set(PROJECT_HEADER, &grant.project_id)
@@ -43,7 +46,8 @@ pub async fn forward(
         .set(KEY_ID_HEADER, &grant.key_id)
         .map_err(upstream)?;
     let mut init = RequestInit::new();
-    init.with_headers(headers);
+    init.with_headers(headers)
+        .with_redirect(RequestRedirect::Manual);
     if !matches!(method, "GET" | "HEAD") {
         // The body streams through untouched (`Request::inner`: the worker crate offers the
         // body only as a Rust stream, which would copy every chunk through wasm memory).
@@ -53,10 +57,20 @@ pub async fn forward(
     // an extension method (it would become GET), and the call keeps the method as it came.
     let init = worker::web_sys::RequestInit::from(&init);
     init.set_method(method);
-    let outbound = worker::web_sys::Request::new_with_str_and_init(&target, &init)
+    let outbound = worker::web_sys::Request::new_with_str_and_init(&url, &init)
         .map_err(|e| upstream(e.into()))?;
-    Fetch::Request(Request::from(outbound))
+    let answer = Fetch::Request(Request::from(outbound))
         .send()
         .await
-        .map_err(upstream)
+        .map_err(upstream)?;
+    relayed(answer).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// The origin's answer as the client gets it: its status, headers and body, with
+/// `Cache-Control: no-store` set (every answer of the worker is no-store, docs/reliability.md).
+/// A fetched response's headers are immutable: they are copied first (`Headers::clone`).
+fn relayed(answer: Response) -> worker::Result<Response> {
+    let headers = answer.headers().clone();
+    headers.set("Cache-Control", "no-store")?;
+    Ok(answer.with_headers(headers))
 }

@@ -1,9 +1,10 @@
 //! The Cloudflare Worker shell: binds `lumiqtrace_core` to the platform through the `worker`
 //! crate. `entry` is the `#[event(fetch)]` handler; `kv` the core's `Store` over Workers KV;
 //! `change_log` the `KeyChanges` Durable Object and its client; `github` GitHub's public keys;
-//! `forward` the call on to the ingest origin; `body`, `respond` and `settings` the request
-//! body, the response and the vars around them. Built with worker-build as it ships (its own JS
-//! entry, which starts a fresh Wasm instance after a panic).
+//! `forward` the call on to the ingest origin; `signin` the limiter of failed admin sign-ins;
+//! `body`, `respond` and `settings` the request body, the response and the vars around them.
+//! Built with worker-build as it ships (its own JS entry, which starts a fresh Wasm instance
+//! after a panic).
 
 mod body;
 mod change_log;
@@ -13,6 +14,7 @@ mod github;
 mod kv;
 mod respond;
 mod settings;
+mod signin;
 
 pub use change_log::KeyChanges;
 

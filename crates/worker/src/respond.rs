@@ -1,6 +1,7 @@
 //! The core's [`Reply`] as a `worker::Response`: the JSON body, its status, and the headers every
 //! answer of ours carries (`Content-Type`, `Cache-Control: no-store`,
-//! `X-Content-Type-Options: nosniff`), plus `WWW-Authenticate` on a 401 and `Allow` on a 405.
+//! `X-Content-Type-Options: nosniff`), plus `WWW-Authenticate` on a 401, `Allow` on a 405 and
+//! `Retry-After` on a 429.
 //! The reply's log line goes to the log here.
 
 use lumiqtrace_core::api::Reply;
@@ -20,6 +21,9 @@ pub fn respond(reply: Reply) -> Result<Response> {
     }
     if let Some(allow) = reply.allow {
         headers.set("Allow", allow)?;
+    }
+    if let Some(seconds) = reply.retry_after {
+        headers.set("Retry-After", &seconds.to_string())?;
     }
     Ok(Response::builder()
         .with_status(reply.status)

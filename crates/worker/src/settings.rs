@@ -1,16 +1,19 @@
 //! The deployment's vars and secrets (wrangler.toml `[vars]`, `wrangler secret put`), read once
 //! per isolate: a deploy or a secret change starts new isolates, so they never change under one.
+//! `ADMIN_TOKEN` is kept only as its SHA-256 digest and length (`api::AdminToken`).
 
-use lumiqtrace_core::api::{self, Config};
+use lumiqtrace_core::api::{self, AdminToken, Config};
 use lumiqtrace_core::changes::DEFAULT_REFRESH_MS;
 use lumiqtrace_core::time::parse_seconds;
+use sha2::{Digest, Sha256};
 use std::cell::OnceCell;
 use std::rc::Rc;
 use worker::{console_error, Env};
 
 /// What the shell reads from `env` besides its bindings.
 pub struct Settings {
-    /// `ADMIN_TOKEN` (secret), `ROTATION_GRACE_SECONDS`, `CHANGES_REFRESH_SECONDS`.
+    /// `ADMIN_TOKEN` (secret, as its digest), `ROTATION_GRACE_SECONDS`,
+    /// `CHANGES_REFRESH_SECONDS`.
     pub config: Config,
     /// `CHANGES_OVERLAY`: anything but `"off"` keeps the change log on.
     pub overlay_on: bool,
@@ -64,8 +67,17 @@ fn config(env: &Env) -> Config {
         None => DEFAULT_REFRESH_MS,
     };
     Config {
-        admin_token: var(env, "ADMIN_TOKEN"),
+        admin_token: var(env, "ADMIN_TOKEN").map(|token| admin_token(&token)),
         grace_ms: grace_seconds.saturating_mul(1000),
         refresh_ms,
+    }
+}
+
+/// The secret `token` as the core checks it: its SHA-256 and its length in characters. The
+/// plaintext goes no further than this function.
+fn admin_token(token: &str) -> AdminToken {
+    AdminToken {
+        sha256: Sha256::digest(token.as_bytes()).into(),
+        chars: token.chars().count(),
     }
 }

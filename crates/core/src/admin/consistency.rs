@@ -6,6 +6,7 @@ use super::*;
 use crate::changes::{
     refresh, settle, MemoryFeed, NoFeed, CACHED_FOR_MS, SETTLE_AFTER_MS, WINDOW_MS,
 };
+use crate::key::ApiKey;
 use crate::record::{Grant, KeyStatus};
 use crate::store::{MemoryStore, Op, Replica, Yielding};
 use crate::verify::authenticate;
@@ -143,7 +144,10 @@ fn unreachable_log_falls_back_to_kv_and_keeps_known_revocations() {
 
 /// Reads of key records from `kv` so far.
 fn key_reads(kv: &MemoryStore) -> usize {
-    let log = kv.log();
+    count_key_reads(&kv.log())
+}
+
+fn count_key_reads(log: &[(Op, String)]) -> usize {
     log.iter()
         .filter(|(op, name)| *op == Op::Get && name.starts_with("key/"))
         .count()
@@ -383,5 +387,369 @@ fn kv_failure_after_the_commit_is_served_from_the_log_and_settled_later() {
             .unwrap()
             .is_some(),
         "now in KV"
+    );
+}
+
+// Issue 16 §3: an overlay the log has stopped answering may only refuse, never grant against KV.
+
+/// A far isolate learned a key from the log (its creation: "active"); the key is revoked near
+/// at 60 s; the log stops answering; the far KV catches up. From 70 s on the far overlay is
+/// not live, and its "active" must not win over KV's "revoked" until the change leaves its
+/// window.
+#[test]
+fn a_stale_overlay_does_not_grant_a_key_kv_says_is_revoked() {
+    let kv = MemoryStore::new();
+    let feed = MemoryFeed::default();
+    let near = Location::new(&kv, &feed);
+    let (key, id) = seed(&near, 0);
+    let far_kv = Replica::new(&kv);
+    let far = Location::new(&far_kv, &feed);
+    assert!(
+        far.verify(&key, INTERVAL).is_ok(),
+        "the far overlay learns the key"
+    );
+    block_on(revoke_key(&near.keys(), &id, 60_000)).unwrap();
+    feed.unreachable.set(true);
+    far_kv.catch_up();
+    for at in [70_000, WINDOW_MS / 2, WINDOW_MS - 1] {
+        let refused = far.verify(&key, at).unwrap_err();
+        assert_eq!(refused.code(), "key_revoked", "at {at}");
+    }
+}
+
+/// The twin for creations: a key only the log knows (its KV write failed after the commit, and
+/// the log, which would write it to KV, stopped answering) is granted while the far overlay is
+/// live, and refused as unknown once it is not: KV alone decides, and KV has never seen it.
+#[test]
+fn a_stale_overlay_does_not_grant_a_key_kv_has_never_seen() {
+    let kv = MemoryStore::new();
+    let feed = MemoryFeed::default();
+    let near = Location::new(&kv, &feed);
+    seed(&near, 0);
+    kv.fail_from(0, Some(Op::Put));
+    let done = block_on(create_key(&near.keys(), "p", "log only", 10)).unwrap();
+    assert!(done.warning.is_some(), "KV did not take it");
+    let key = done.value.key.expose().to_owned();
+    let far = Location::new(&kv, &feed);
+    assert!(
+        far.verify(&key, INTERVAL).is_ok(),
+        "granted from the live overlay"
+    );
+    feed.unreachable.set(true);
+    for at in [70_000, WINDOW_MS - 1] {
+        let refused = far.verify(&key, at).unwrap_err();
+        assert_eq!(refused.code(), "invalid_key", "at {at}");
+    }
+}
+
+// Issue 16 §4: a revocation does not depend on the change log being reachable.
+
+/// The isolate that made an admin call, about to be evicted: nothing it holds in memory
+/// survives, so only what it wrote to KV and the log counts.
+fn revoke_from_a_passing_isolate<S: Store, F: ChangeFeed>(
+    store: &S,
+    feed: &F,
+    id: &str,
+    now: Millis,
+) -> Done<crate::record::KeyView> {
+    let passing = Location::new(store, feed);
+    block_on(revoke_key(&passing.keys(), id, now)).unwrap()
+}
+
+/// The version of key `id` the log holds now, if it holds one.
+fn logged(feed: &MemoryFeed, id: &str, now: Millis) -> Option<KeyRecord> {
+    let recent = feed.log.borrow().recent(now);
+    recent.into_iter().map(|c| c.record).find(|r| r.id == id)
+}
+
+#[test]
+fn with_the_log_unreachable_a_revoke_lands_in_kv_while_create_and_rotate_refuse() {
+    let kv = MemoryStore::new();
+    let feed = MemoryFeed::default();
+    let near = Location::new(&kv, &feed);
+    let (key, id) = seed(&near, 0);
+    let other = block_on(create_key(&near.keys(), "p", "other", 0)).unwrap();
+    feed.unreachable.set(true);
+    let done = block_on(revoke_key(&near.keys(), &id, 10)).unwrap();
+    assert_eq!(done.value.status, KeyStatus::Revoked);
+    let line = done.warning.unwrap();
+    assert!(line.contains("change log unreachable"), "{line}");
+    assert!(
+        line.contains(&id),
+        "the operator's log names the key: {line}"
+    );
+    assert_eq!(near.verify(&key, 11).unwrap_err().code(), "key_revoked");
+    let stored = block_on(near.keys().repo.key_by_id(&id)).unwrap().unwrap();
+    assert_eq!(stored.revoked_at, Some(10));
+    let events = block_on(audit_log(&near.keys().repo, Some("p"))).unwrap();
+    assert!(events.iter().any(|e| e.action == "key.revoked"));
+    let created = block_on(create_key(&near.keys(), "p", "new", 12));
+    assert_eq!(
+        created.unwrap_err().status(),
+        503,
+        "no commit point, no new key"
+    );
+    let rotated = block_on(rotate_key(&near.keys(), &other.value.api_key.id, GRACE, 12));
+    assert_eq!(rotated.unwrap_err().status(), 503);
+}
+
+/// Asserts that `key` is refused as revoked at `here` at `at`.
+fn refused<S: Store, F: ChangeFeed>(key: &str, at: Millis, here: &Location<'_, S, F>, who: &str) {
+    let answer = here.verify(key, at).map(|g| g.status).map_err(|e| e.code());
+    assert_eq!(answer, Err("key_revoked"), "{who} at {at}");
+}
+
+/// A key created at 0 (its creation, "active", is in the log until settled), revoked at 10 s
+/// while the log cannot be reached, by an isolate that is then evicted (`isolate_stays`:
+/// false) or that keeps serving. KV converges everywhere; the log answers again at 20 s.
+/// Whatever comes after — overlays refreshed from the log, the log's settle, a rotation, the
+/// window passing — the key is never granted again.
+fn revoke_outside_the_log_then_everything_after(isolate_stays: bool) {
+    let kv = MemoryStore::new();
+    let feed = MemoryFeed::default();
+    let near = Location::new(&kv, &feed);
+    let (key, id) = seed(&near, 0);
+    let far_kv = Replica::new(&kv);
+    let far = Location::new(&far_kv, &feed);
+    assert!(
+        far.verify(&key, INTERVAL).is_ok(),
+        "known far away, read kept"
+    );
+    feed.unreachable.set(true);
+    let revoking = Location::new(&kv, &feed);
+    if isolate_stays {
+        block_on(revoke_key(&revoking.keys(), &id, 10_000)).unwrap();
+    } else {
+        revoke_from_a_passing_isolate(&kv, &feed, &id, 10_000);
+    }
+    far_kv.catch_up();
+    feed.unreachable.set(false);
+    // The revoking isolate (if it is still there) commits the revocation at its next refresh.
+    refused(&key, 20_000, &revoking, "the revoking isolate");
+    let in_log = logged(&feed, &id, 20_001).unwrap();
+    assert_eq!(in_log.revoked_at.is_some(), isolate_stays, "{in_log:?}");
+    // A fresh isolate: the log still says "active" unless told, KV says revoked.
+    refused(&key, 20_000, &Location::new(&kv, &feed), "a fresh isolate");
+    // Far away, once the read it kept from before the revoke has expired.
+    refused(&key, INTERVAL + CACHED_FOR_MS, &far, "far away");
+    let rotated = block_on(rotate_key(&near.keys(), &id, GRACE, 30_000));
+    assert_eq!(rotated.unwrap_err().code(), "key_not_rotatable");
+    assert!(
+        logged(&feed, &id, 30_001).unwrap().revoked_at.is_some(),
+        "the log took it"
+    );
+    let (_, failures) = block_on(settle(
+        &feed.log,
+        &near.keys().repo,
+        SETTLE_AFTER_MS + 30_000,
+    ));
+    assert_eq!(failures, Vec::<String>::new());
+    let stored = block_on(near.keys().repo.key_by_id(&id)).unwrap().unwrap();
+    assert_eq!(stored.revoked_at, Some(10_000), "KV stays revoked");
+    far_kv.catch_up();
+    for at in [SETTLE_AFTER_MS + 30_001, WINDOW_MS + 30_000, 3 * WINDOW_MS] {
+        refused(&key, at, &far, "far away");
+        refused(&key, at, &Location::new(&kv, &feed), "a fresh isolate");
+    }
+}
+
+#[test]
+fn a_revoke_made_while_the_log_is_unreachable_is_never_undone() {
+    revoke_outside_the_log_then_everything_after(false);
+}
+
+#[test]
+fn a_revoke_made_while_the_log_is_unreachable_reaches_it_from_the_revoking_isolate() {
+    revoke_outside_the_log_then_everything_after(true);
+}
+
+#[test]
+fn the_logs_settle_never_writes_a_working_version_over_a_revocation_in_kv() {
+    let kv = MemoryStore::new();
+    let feed = MemoryFeed::default();
+    let near = Location::new(&kv, &feed);
+    let (key, id) = seed(&near, 0);
+    feed.unreachable.set(true);
+    revoke_from_a_passing_isolate(&kv, &feed, &id, 10);
+    feed.unreachable.set(false);
+    assert_eq!(
+        logged(&feed, &id, 11).unwrap().revoked_at,
+        None,
+        "the log never heard"
+    );
+    let listed = block_on(list_keys(&near.keys(), Some("p"), 12)).unwrap();
+    let shown = listed.iter().find(|k| k.id == id).unwrap();
+    assert_eq!(
+        shown.status,
+        KeyStatus::Revoked,
+        "the list shows KV's revocation"
+    );
+    let (_, failures) = block_on(settle(&feed.log, &near.keys().repo, SETTLE_AFTER_MS));
+    assert_eq!(failures, Vec::<String>::new());
+    let stored = block_on(near.keys().repo.key_by_id(&id)).unwrap().unwrap();
+    assert_eq!(
+        stored.revoked_at,
+        Some(10),
+        "not overwritten by the creation"
+    );
+    let adopted = logged(&feed, &id, SETTLE_AFTER_MS + 1).unwrap();
+    assert_eq!(
+        adopted.revoked_at,
+        Some(10),
+        "the log adopted the revocation"
+    );
+    let fresh = Location::new(&kv, &feed);
+    assert_eq!(
+        fresh.verify(&key, SETTLE_AFTER_MS + 1).unwrap_err().code(),
+        "key_revoked"
+    );
+}
+
+/// A change log that stops answering once it has taken `commits` more commits.
+struct GoesAway {
+    log: MemoryFeed,
+    commits: std::cell::Cell<usize>,
+}
+
+impl ChangeFeed for GoesAway {
+    fn durable(&self) -> bool {
+        true
+    }
+
+    async fn commit(
+        &self,
+        writes: &[Write],
+        now: Millis,
+    ) -> Result<Result<(), crate::changes::Conflict>, crate::store::StoreError> {
+        let done = self.log.commit(writes, now).await;
+        if matches!(done, Ok(Ok(()))) {
+            self.commits.set(self.commits.get().saturating_sub(1));
+            self.log.unreachable.set(self.commits.get() == 0);
+        }
+        done
+    }
+
+    async fn recent(
+        &self,
+        now: Millis,
+    ) -> Result<Vec<crate::changes::Change>, crate::store::StoreError> {
+        self.log.recent(now).await
+    }
+}
+
+#[test]
+fn a_rotation_racing_a_revoke_as_the_log_goes_away_never_revives_the_key() {
+    for revoke_first in [true, false] {
+        let kv = Yielding(MemoryStore::new());
+        let feed = GoesAway {
+            log: MemoryFeed::default(),
+            commits: std::cell::Cell::new(usize::MAX),
+        };
+        let here = Location::new(&kv, &feed);
+        let (old_key, id) = seed(&here, 0);
+        feed.commits.set(1); // the first of the two commits below is the log's last
+        let (rotated, revoked) = if revoke_first {
+            let (r, v) = race(
+                revoke_key(&here.keys(), &id, 5),
+                rotate_key(&here.keys(), &id, GRACE, 5),
+            );
+            (v, r)
+        } else {
+            race(
+                rotate_key(&here.keys(), &id, GRACE, 5),
+                revoke_key(&here.keys(), &id, 5),
+            )
+        };
+        let label = format!(
+            "revoke_first={revoke_first}, rotated: {:?}",
+            rotated.is_ok()
+        );
+        assert_eq!(revoked.unwrap().value.status, KeyStatus::Revoked, "{label}");
+        assert_eq!(
+            here.verify(&old_key, 6).unwrap_err().code(),
+            "key_revoked",
+            "{label}"
+        );
+        feed.log.unreachable.set(false);
+        feed.commits.set(usize::MAX);
+        for at in [
+            INTERVAL + 6,
+            SETTLE_AFTER_MS + 6,
+            WINDOW_MS + 6,
+            3 * WINDOW_MS,
+        ] {
+            block_on(settle(&feed.log.log, &here.keys().repo, at));
+            let anywhere = Location::new(&kv, &feed);
+            for (who, place) in [("here", &here), ("a fresh isolate", &anywhere)] {
+                let answer = place.verify(&old_key, at).map_err(|e| e.code());
+                assert_eq!(answer.err(), Some("key_revoked"), "{label}: {who} at {at}");
+            }
+        }
+        let stored = block_on(here.keys().repo.key_by_id(&id)).unwrap().unwrap();
+        assert!(stored.revoked_at.is_some(), "{label}: KV ends revoked");
+    }
+}
+
+// Issue 16 §6: a well-formed key KV does not hold costs one KV read a minute per isolate.
+
+/// Verifies `key` (unknown to KV) at `WINDOW_MS + d` for each `d`; returns KV reads made.
+fn reads_for_an_unknown_key<F: ChangeFeed>(feed: F, later: &[Millis]) -> usize {
+    let kv = MemoryStore::new();
+    let here = Location::new(&kv, &feed);
+    let unknown = ApiKey::from_secret_bytes(&[0x77; 32]);
+    for d in later {
+        let refused = here.verify(unknown.expose(), WINDOW_MS + d).unwrap_err();
+        assert_eq!(refused.code(), "invalid_key");
+    }
+    key_reads(&kv)
+}
+
+#[test]
+fn an_unknown_key_costs_one_kv_read_a_minute_while_the_log_is_live() {
+    let repeated = [0, 1, 2, INTERVAL * 3, CACHED_FOR_MS - 1];
+    assert_eq!(
+        reads_for_an_unknown_key(MemoryFeed::default(), &repeated),
+        1
+    );
+    let again = [0, 1, CACHED_FOR_MS];
+    assert_eq!(reads_for_an_unknown_key(MemoryFeed::default(), &again), 2);
+}
+
+#[test]
+fn without_a_live_log_every_request_for_an_unknown_key_reads_kv() {
+    let down = MemoryFeed::default();
+    down.unreachable.set(true);
+    assert_eq!(reads_for_an_unknown_key(down, &[0, 1, 2]), 3);
+    assert_eq!(reads_for_an_unknown_key(NoFeed, &[0, 1, 2]), 3);
+}
+
+#[test]
+fn a_key_created_after_its_miss_was_kept_is_granted_from_the_overlay() {
+    let kv = MemoryStore::new();
+    let feed = MemoryFeed::default();
+    let far_kv = Replica::new(&kv); // never sees the key below
+    let far = Location::new(&far_kv, &feed);
+    let key = ApiKey::from_secret_bytes(&[0x78; 32]);
+    assert_eq!(
+        far.verify(key.expose(), 0).unwrap_err().code(),
+        "invalid_key"
+    );
+    let record = KeyRecord::new("key_late".into(), &key, "k".into(), "p".into(), 1, None);
+    let created = [Write {
+        prev: None,
+        next: record,
+    }];
+    feed.log.borrow_mut().commit(&created, 1).unwrap(); // created elsewhere
+    for at in [INTERVAL, INTERVAL + 1, CACHED_FOR_MS - 1] {
+        assert_eq!(
+            far.verify(key.expose(), at).unwrap().key_id,
+            "key_late",
+            "at {at}"
+        );
+    }
+    assert_eq!(
+        count_key_reads(&far_kv.log()),
+        1,
+        "the miss, kept: nothing read since"
     );
 }

@@ -3,7 +3,7 @@
 //! version that stands; the change log's recent versions win over KV's.
 
 use super::*;
-use crate::changes::MemoryFeed;
+use crate::changes::{refresh, MemoryFeed};
 use crate::leaks::{parse_admin_report, process, Label};
 use crate::store::{MemoryStore, Op};
 use pollster::block_on;
@@ -137,15 +137,57 @@ fn a_key_revoked_meanwhile_keeps_its_first_revocation() {
     assert_eq!(record.revoked_reason, None);
 }
 
+/// Issue 16 §4: GitHub's report still stops a leaked key while the change log is down. The key
+/// is revoked in KV, with its reason and audit event, refused at once here, and the log takes
+/// the revocation at this isolate's first refresh that reaches it.
 #[test]
-fn without_the_change_log_nothing_is_revoked_and_the_report_fails() {
+fn with_the_change_log_unreachable_a_reported_key_is_revoked_in_kv_and_logged_later() {
     let w = World::new();
     let (key, id) = w.seed();
     w.feed.unreachable.set(true);
-    let body = serde_json::json!({ "keys": [key], "source": "s" }).to_string();
-    let report = parse_admin_report(body.as_bytes()).unwrap();
-    let err = block_on(process(&w.keys(), &report, 1_000)).unwrap_err();
-    assert_eq!(ApiError::from(err).status(), 503);
+    assert_eq!(w.report(&[&key], 1_000), [Label::TruePositive]);
+    let stored = block_on(w.keys().repo.key_by_id(&id)).unwrap().unwrap();
+    assert_eq!(stored.revoked_at, Some(1_000));
+    let reason = stored.revoked_reason.clone().unwrap();
+    let events = block_on(audit_log(&w.keys().repo, Some("p"))).unwrap();
+    let audited = events.iter().find(|e| e.action == "key.revoked").unwrap();
+    assert_eq!(audited.reason.as_deref(), Some(reason.as_str()));
+    let header = format!("Bearer {key}");
+    let verify = |at| {
+        block_on(crate::verify::authenticate(
+            &w.kv,
+            &w.overlay,
+            Some(&header),
+            at,
+        ))
+    };
+    assert_eq!(verify(1_001).unwrap_err().code(), "key_revoked");
     w.feed.unreachable.set(false);
-    assert_eq!(w.record(&id, 1_001).revoked_at, None);
+    assert_eq!(block_on(refresh(&w.overlay, &w.feed, 2_000, 2_000)), None);
+    let logged = w.feed.log.borrow().recent(2_001);
+    let logged = logged.iter().find(|c| c.record.id == id).unwrap();
+    assert_eq!(logged.record.revoked_at, Some(1_000));
+    assert_eq!(
+        logged.record.revoked_reason.as_deref(),
+        Some(reason.as_str())
+    );
+    assert_eq!(verify(2_001).unwrap_err().code(), "key_revoked");
+}
+
+#[test]
+fn a_key_named_twice_is_one_entry_one_revocation_and_the_source_as_its_reason() {
+    let w = World::new();
+    let (key, id) = w.seed();
+    assert_eq!(w.report(&[&key, &key], 1_000), [Label::TruePositive]);
+    let record = w.record(&id, 1_001);
+    assert_eq!(record.revoked_at, Some(1_000));
+    let reason = "Leaked: reported by incident INC-9";
+    assert_eq!(record.revoked_reason.as_deref(), Some(reason));
+    let events = block_on(audit_log(&w.keys().repo, Some("p"))).unwrap();
+    let revoked: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "key.revoked")
+        .collect();
+    assert_eq!(revoked.len(), 1, "{events:?}");
+    assert_eq!(revoked[0].reason.as_deref(), Some(reason));
 }

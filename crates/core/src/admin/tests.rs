@@ -596,7 +596,7 @@ fn revoke_under_every_storage_fault_is_safe() {
 }
 
 #[test]
-fn the_sweep_catches_unsafe_write_orders() {
+fn the_sweep_catches_wrong_write_orders() {
     let modes = [Mode::Persistent, Mode::Once];
     for (what, target, symptom) in [
         ("create, record first", None, "not found by id"),
@@ -651,7 +651,7 @@ fn rotation_with_an_ambiguous_write_leaves_no_expiring_key() {
 fn ingest_with_storage_failing_is_503_never_a_grant() {
     let unknown = ApiKey::from_secret_bytes(&[0x5a; 32]);
     let config = crate::api::Config {
-        admin_token: Some("t".into()),
+        admin_token: Some(crate::api::AdminToken::of("t")),
         grace_ms: GRACE,
         refresh_ms: 0,
     };

@@ -8,7 +8,7 @@ use pollster::block_on;
 use serde_json::Value;
 use std::cell::RefCell;
 
-const TOKEN: &str = "test-admin-token-0123456789";
+const TOKEN: &str = "test-admin-token-0123456789abcdef";
 const HOUR: Millis = 3_600_000;
 const GRACE: Millis = 24 * HOUR;
 
@@ -67,7 +67,7 @@ impl<F: ChangeFeed> Api<F> {
             feed,
             overlay: RefCell::default(),
             config: Config {
-                admin_token: Some(TOKEN.into()),
+                admin_token: Some(AdminToken::of(TOKEN)),
                 grace_ms: GRACE,
                 refresh_ms: 2_000,
             },
@@ -393,6 +393,12 @@ fn bad_bodies_are_400_with_clear_codes() {
     assert_eq!((a.status, a.code()), (400, "body_too_large"));
     let a = api.admin("POST", "/admin/v1/keys/k/revoke", r#"{"why":"x"}"#, 0);
     assert_eq!((a.status, a.code()), (400, "unknown_field"));
+    // The leak report route too, without naming the field (it may be a key).
+    let leaked = crate::key::ApiKey::from_secret_bytes(&[9; 32]);
+    let body = format!(r#"{{"keys":[],"source":"s","{}":1}}"#, leaked.expose());
+    let a = api.admin("POST", "/admin/v1/keys/report-leaked", &body, 0);
+    assert_eq!((a.status, a.code()), (400, "unknown_field"), "{}", a.json);
+    assert!(!a.reply.unwrap().body.contains(leaked.expose()));
     let a = api.call(
         HttpRequest {
             content_type: Some("Application/JSON; charset=utf-8"),
@@ -444,7 +450,7 @@ fn admin_routes_need_the_admin_token() {
 fn admin_token_that_looks_like_an_api_key_is_never_accepted() {
     let mut api = Api::new();
     let key = crate::key::ApiKey::from_secret_bytes(&[1; 32]);
-    api.config.admin_token = Some(key.expose().to_owned());
+    api.config.admin_token = Some(AdminToken::of(key.expose()));
     let auth = format!("Bearer {}", key.expose());
     let req = HttpRequest {
         method: "GET",
@@ -457,24 +463,83 @@ fn admin_token_that_looks_like_an_api_key_is_never_accepted() {
 
 #[test]
 fn admin_routes_refuse_everything_without_a_configured_token() {
-    for token in [None, Some(String::new())] {
+    let wrong = Api::new().call(admin_get("/admin/v1/keys", Some("Bearer wrong")), 0);
+    let wrong = wrong.reply.unwrap();
+    for token in [None, Some(AdminToken::of(""))] {
         let mut api = Api::new();
         api.config.admin_token = token;
         let a = api.admin("GET", "/admin/v1/keys", "", 0);
         assert_eq!((a.status, a.code()), (401, "admin_unauthorized"));
-        assert!(a.json["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("ADMIN_TOKEN"));
+        let reply = a.reply.unwrap();
+        // The caller learns nothing about the configuration; the operator's log does.
+        assert_eq!(
+            (reply.status, &reply.body, reply.www_authenticate),
+            (wrong.status, &wrong.body, wrong.www_authenticate)
+        );
+        assert!(reply.log.unwrap().contains("ADMIN_TOKEN is not set"));
+    }
+}
+
+fn admin_get<'a>(path: &'a str, authorization: Option<&'a str>) -> HttpRequest<'a> {
+    HttpRequest {
+        method: "GET",
+        path,
+        authorization,
+        ..Default::default()
     }
 }
 
 #[test]
+fn a_short_admin_token_turns_every_admin_route_away() {
+    let wrong = Api::new().call(admin_get("/admin/v1/keys", Some("Bearer wrong")), 0);
+    let wrong = wrong.reply.unwrap();
+    let anonymous = Api::new().call(admin_get("/admin/v1/keys", None), 0);
+    let anonymous = anonymous.reply.unwrap();
+    let short = "x".repeat(MIN_ADMIN_TOKEN_CHARS - 1);
+    for configured in ["changeme", short.as_str()] {
+        let mut api = Api::new();
+        api.config.admin_token = Some(AdminToken::of(configured));
+        let own = format!("Bearer {configured}");
+        for path in ["/admin/v1/keys", "/admin/v1/projects", "/admin/v1/audit"] {
+            // Its holder is told what is wrong and how to make a good one.
+            let a = api.call(admin_get(path, Some(&own)), 0);
+            assert_eq!(
+                (a.status, a.code()),
+                (403, "admin_token_too_short"),
+                "{path}"
+            );
+            let message = a.json["error"]["message"].as_str().unwrap();
+            assert!(message.contains("openssl rand -hex 32"), "{message}");
+            // Anyone else gets what a wrong token gets; the reason goes to the log.
+            let reply = api
+                .call(admin_get(path, Some("Bearer wrong")), 0)
+                .reply
+                .unwrap();
+            assert_eq!((reply.status, &reply.body), (wrong.status, &wrong.body));
+            assert_eq!(reply.www_authenticate, wrong.www_authenticate);
+            assert!(reply.log.unwrap().contains("shorter than 32"));
+            // No credentials at all: what any deployment answers them (RFC 6750's bare challenge).
+            let reply = api.call(admin_get(path, None), 0).reply.unwrap();
+            assert_eq!(reply, anonymous);
+        }
+        assert!(api.store.log().is_empty(), "nothing read or written");
+    }
+    let mut api = Api::new();
+    let enough = "x".repeat(MIN_ADMIN_TOKEN_CHARS);
+    api.config.admin_token = Some(AdminToken::of(&enough));
+    let auth = format!("Bearer {enough}");
+    assert_eq!(
+        api.call(admin_get("/admin/v1/keys", Some(&auth)), 0).status,
+        200
+    );
+}
+
+#[test]
 fn digest_comparison_matches_only_equal_tokens() {
-    assert!(digests_equal("abc", "abc"));
-    assert!(!digests_equal("abc", "abd"));
-    assert!(!digests_equal("abc", "abcd"));
-    assert!(!digests_equal("", "a"));
+    assert!(digest_matches("abc", &AdminToken::of("abc")));
+    assert!(!digest_matches("abc", &AdminToken::of("abd")));
+    assert!(!digest_matches("abc", &AdminToken::of("abcd")));
+    assert!(!digest_matches("", &AdminToken::of("a")));
 }
 
 both!(audit_records_create_rotate_and_revoke_newest_first);
@@ -555,7 +620,10 @@ fn verify_refusals_are_401_json_with_www_authenticate() {
         let a = api.verify(key, 0);
         assert_eq!((a.status, a.code()), (401, code));
         let www = a.reply.unwrap().www_authenticate;
-        assert_eq!(www, Some(r#"Bearer realm="lumiqtrace""#));
+        assert_eq!(
+            www,
+            Some(r#"Bearer realm="lumiqtrace", error="invalid_token""#)
+        );
     }
     let a = api.call(
         HttpRequest {
@@ -566,6 +634,104 @@ fn verify_refusals_are_401_json_with_www_authenticate() {
         0,
     );
     assert_eq!(a.code(), "missing_key");
+    // RFC 6750 §3.1: a request without credentials gets no error code.
+    let www = a.reply.unwrap().www_authenticate;
+    assert_eq!(www, Some(r#"Bearer realm="lumiqtrace""#));
+}
+
+both!(revoked_and_expired_keys_name_invalid_token_in_the_challenge);
+fn revoked_and_expired_keys_name_invalid_token_in_the_challenge<F: ChangeFeed>(api: Api<F>) {
+    api.project("p");
+    let (revoked, id) = api.key("p", "gone", 0);
+    let path = format!("/admin/v1/keys/{id}/revoke");
+    assert_eq!(api.admin("POST", &path, "", 1).status, 200);
+    let (rotated, id) = api.key("p", "old", 2);
+    let path = format!("/admin/v1/keys/{id}/rotate");
+    assert_eq!(api.admin("POST", &path, "", 3).status, 201);
+    for (key, code) in [(revoked, "key_revoked"), (rotated, "key_expired")] {
+        let a = api.verify(&key, 3 + GRACE + 1);
+        assert_eq!((a.status, a.code()), (401, code));
+        let www = a.reply.unwrap().www_authenticate;
+        assert_eq!(
+            www,
+            Some(r#"Bearer realm="lumiqtrace", error="invalid_token""#)
+        );
+    }
+}
+
+#[test]
+fn admin_401s_name_invalid_token_only_when_credentials_were_sent() {
+    let bare = Some(r#"Bearer realm="lumiqtrace-admin""#);
+    let invalid = Some(r#"Bearer realm="lumiqtrace-admin", error="invalid_token""#);
+    let wrong = format!("Bearer {TOKEN}x");
+    for (configured, authorization, want) in [
+        (Some(TOKEN), None, bare),
+        (Some(TOKEN), Some("  "), bare),
+        (Some(TOKEN), Some(wrong.as_str()), invalid),
+        (Some(TOKEN), Some("Basic dXNlcjpwdw=="), invalid),
+        (Some(TOKEN), Some("Bearer"), invalid),
+        (None, None, bare),
+        (None, Some(wrong.as_str()), invalid),
+    ] {
+        let mut api = Api::new();
+        api.config.admin_token = configured.map(AdminToken::of);
+        let req = HttpRequest {
+            method: "GET",
+            path: "/admin/v1/keys",
+            authorization,
+            ..Default::default()
+        };
+        let a = api.call(req, 0);
+        assert_eq!((a.status, a.code()), (401, "admin_unauthorized"));
+        let www = a.reply.unwrap().www_authenticate;
+        assert_eq!(www, want, "{configured:?} {authorization:?}");
+    }
+}
+
+both!(head_answers_as_get_does_on_every_get_route);
+fn head_answers_as_get_does_on_every_get_route<F: ChangeFeed>(api: Api<F>) {
+    api.project("p");
+    let (key, id) = api.key("p", "k", 0);
+    let admin = format!("Bearer {TOKEN}");
+    let ingest = format!("Bearer {key}");
+    let keys = format!("/admin/v1/keys/{id}");
+    let routes = [
+        ("/v1/auth/verify", Some(ingest.as_str())),
+        ("/v1/auth/verify", None),
+        ("/v1/auth/verify", Some("Bearer lqt_short")),
+        ("/admin/v1/projects", Some(admin.as_str())),
+        ("/admin/v1/keys", Some(admin.as_str())),
+        (keys.as_str(), Some(admin.as_str())),
+        ("/admin/v1/keys/key_nope", Some(admin.as_str())),
+        ("/admin/v1/audit", Some(admin.as_str())),
+        ("/admin/v1/audit", None),
+    ];
+    for (path, authorization) in routes {
+        let req = |method| HttpRequest {
+            method,
+            path,
+            authorization,
+            ..Default::default()
+        };
+        let get = api.call(req("GET"), 1).reply.unwrap();
+        let head = api.call(req("HEAD"), 1).reply.unwrap();
+        assert_eq!(head, get, "HEAD {path} {authorization:?}");
+        if path.starts_with("/v1/") {
+            let at_once = refused_at_once("HEAD", path, authorization);
+            assert_eq!(
+                at_once.map(|e| e.code()),
+                refused_at_once("GET", path, authorization).map(|e| e.code())
+            );
+        }
+    }
+    // An ingest route other than verify is granted, and forwarded as HEAD by the shell.
+    let req = HttpRequest {
+        method: "HEAD",
+        path: "/v1/projects/p/traces",
+        authorization: Some(&ingest),
+        ..Default::default()
+    };
+    assert!(api.call(req, 1).grant.is_some());
 }
 
 both!(ingest_routes_grant_or_refuse_and_check_the_project);
@@ -600,6 +766,55 @@ fn ingest_routes_grant_or_refuse_and_check_the_project<F: ChangeFeed>(api: Api<F
         let a = api.call(req, 1);
         assert_eq!((a.status, a.code()), (403, "project_mismatch"));
     }
+}
+
+both!(ingest_paths_are_canonical_and_the_forward_gets_the_one_checked);
+fn ingest_paths_are_canonical_and_the_forward_gets_the_one_checked<F: ChangeFeed>(api: Api<F>) {
+    api.project("web-app");
+    let (key, _) = api.key("web-app", "k", 0);
+    let auth = format!("Bearer {key}");
+    let keys = Keys {
+        repo: Repo::new(&api.store),
+        feed: &api.feed,
+        overlay: &api.overlay,
+    };
+    let ingest = |path, query, authorization| {
+        let req = HttpRequest {
+            method: "POST",
+            path,
+            query,
+            authorization,
+            ..Default::default()
+        };
+        block_on(handle(&keys, &api.config, &req, 1))
+    };
+    let reads = api.store.log().len();
+    for (path, query) in [
+        ("/v1//projects/mobile/ingest", None),
+        ("/v1/Projects/mobile/ingest", None),
+        ("/v1/projects%2Fmobile/ingest", None),
+        ("/v1/projects/web-app/..%2Fmobile/ingest", None),
+        ("/v1/projects/web-app/ingest", Some("project_id=mobile")),
+    ] {
+        let Outcome::Reply(reply) = ingest(path, query, Some(&auth)) else {
+            panic!("{path} {query:?} was let through");
+        };
+        assert_eq!(reply.status, 400, "{path} {query:?}");
+        assert!(reply.body.contains("non_canonical_path"), "{}", reply.body);
+    }
+    assert_eq!(api.store.log().len(), reads, "refused before any lookup");
+    // The key's format is checked first: no key is still 401.
+    let Outcome::Reply(reply) = ingest("/v1//projects/mobile/ingest", None, None) else {
+        panic!("no key was let through");
+    };
+    assert_eq!(reply.status, 401);
+    let Outcome::Forward { grant, target, .. } =
+        ingest("/v1/projects/web-app/ingest", Some("batch=7"), Some(&auth))
+    else {
+        panic!("the key's own project was refused");
+    };
+    assert_eq!(grant.project_id, "web-app");
+    assert_eq!(target.target(), "/v1/projects/web-app/ingest?batch=7");
 }
 
 both!(storage_failure_on_verify_is_503_with_the_cause_only_in_the_log);
@@ -660,7 +875,8 @@ fn a_refusal_at_once_is_the_one_handle_gives_and_reads_nothing() {
             Some("malformed_key"),
         ),
         ("GET", "/v1/auth/verify", None, Some("missing_key")),
-        ("HEAD", "/v1/auth/verify", None, Some("method_not_allowed")),
+        ("HEAD", "/v1/auth/verify", None, Some("missing_key")),
+        ("PUT", "/v1/auth/verify", None, Some("method_not_allowed")),
         (
             "POST",
             "/v1/auth/verify",
@@ -860,9 +1076,13 @@ fn a_bad_admin_body_is_refused_for_the_first_thing_wrong_in_it() {
 fn method_not_allowed_names_the_allowed_methods() {
     let api = Api::new();
     for (method, path, allow) in [
-        ("DELETE", "/admin/v1/projects", "GET, POST"),
+        ("DELETE", "/admin/v1/projects", "GET, HEAD, POST"),
         ("GET", "/admin/v1/keys/k/rotate", "POST"),
-        ("POST", "/admin/v1/keys", "GET"),
+        ("HEAD", "/admin/v1/keys/k/revoke", "POST"),
+        ("POST", "/admin/v1/keys", "GET, HEAD"),
+        ("PUT", "/admin/v1/keys/k", "GET, HEAD"),
+        ("DELETE", "/admin/v1/audit", "GET, HEAD"),
+        ("POST", "/v1/auth/verify", "GET, HEAD"),
     ] {
         let a = api.admin(method, path, "", 0);
         assert_eq!(a.status, 405, "{method} {path}");

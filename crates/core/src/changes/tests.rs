@@ -329,6 +329,57 @@ fn the_cache_holds_at_most_cache_max_records_dropping_expired_ones_first() {
 }
 
 #[test]
+fn the_negative_cache_holds_at_most_absent_max_hashes_dropping_expired_then_the_oldest() {
+    let mut overlay = Overlay {
+        live_until: Millis::MAX,
+        ..Overlay::default()
+    };
+    let max = ABSENT_MAX as u32;
+    overlay.remember_absent(hash(0), 0);
+    for n in 1..max {
+        overlay.remember_absent(hash(n), CACHED_FOR_MS + Millis::from(n));
+    }
+    let now = CACHED_FOR_MS + Millis::from(max);
+    assert!(!overlay.known_absent(&hash(0), now), "expired");
+    overlay.remember_absent(hash(max), now);
+    assert_eq!(overlay.absent.len(), ABSENT_MAX, "the expired one went");
+    overlay.remember_absent(hash(max + 1), now);
+    assert_eq!(overlay.absent.len(), ABSENT_MAX, "then the oldest");
+    assert!(!overlay.known_absent(&hash(1), now));
+    for n in [2, max, max + 1] {
+        assert!(overlay.known_absent(&hash(n), now), "{n}");
+    }
+}
+
+#[test]
+fn a_kept_miss_gives_way_to_a_read_record_and_to_an_own_write() {
+    let mut overlay = Overlay {
+        live_until: Millis::MAX,
+        ..Overlay::default()
+    };
+    let a = record(1);
+    overlay.remember_absent(a.hash.clone(), 0);
+    assert!(overlay.known_absent(&a.hash, 1));
+    overlay.remember(a.hash.clone(), a.clone(), 1);
+    assert!(!overlay.known_absent(&a.hash, 2));
+    overlay.remember_absent(a.hash.clone(), 2);
+    assert!(overlay.cached(&a.hash, 3).is_none());
+    overlay.observe(&[write(None, &a)], 3);
+    assert!(!overlay.known_absent(&a.hash, 4));
+}
+
+#[test]
+fn an_overlay_refreshed_every_request_is_live_at_the_instant_of_its_refresh() {
+    let overlay = RefCell::new(Overlay::default());
+    block_on(refresh(&overlay, &MemoryFeed::default(), 10, 0));
+    assert!(overlay.borrow().live(10));
+    assert!(
+        !overlay.borrow().live(11),
+        "until the next request refreshes it"
+    );
+}
+
+#[test]
 fn an_unsettled_change_is_shown_past_the_window_then_two_minutes_after_its_late_settle() {
     let mut log = ChangeLog::default();
     let a = revoked(&record(1), 0);

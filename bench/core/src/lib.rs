@@ -1,1 +1,0 @@
-//! bench/core: empty library; the benchmark itself lives in `benches/verify.rs`.
