@@ -5,7 +5,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/.tools"
-WORKER_BUILD_VERSION="0.8.7"   # keep equal to the `worker` version in Cargo.toml
+WORKER_BUILD_VERSION="0.8.7"   # keep equal to the `worker` version in crates/worker/Cargo.toml
 # wasm-bindgen-cli must match the wasm-bindgen library in Cargo.lock exactly.
 WASM_BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock")"
 

@@ -79,8 +79,8 @@ test("refusals are 401 JSON with their code and a Bearer challenge", async () =>
     [keys.expired, "key_expired"],
     [keys.revoked, "key_revoked"],
   ];
-  // Twice: a GET with a missing or malformed key is answered at once, from parts the isolate
-  // made on first use (src/entry.rs), which must stay each refusal's own.
+  // Twice: an isolate answers each refusal the same way every time, and each with its own
+  // status, headers and body.
   const answer = (r) => JSON.stringify([[...r.headers].filter(([n]) => n !== "date"), r.text]);
   const first = new Map();
   for (const pass of [1, 2]) {
@@ -149,7 +149,7 @@ test("a 405 names the allowed methods, and the answers after it carry no Allow h
   const put = await call(worker.url, "PUT", "/v1/auth/verify", { token: null });
   assert.equal(put.status, 405);
   assert.equal(put.headers.get("allow"), "GET, HEAD");
-  // The JSON headers are shared per isolate (src/entry.rs): the 405's own header must stay its own.
+  // The 405's `Allow` header is its own: no other answer of the isolate carries it.
   for (const token of [keys.active, "lqt_nope", null]) {
     const r = await call(worker.url, "GET", "/v1/auth/verify", { token });
     assert.equal(r.headers.get("allow"), null, `${r.status} ${r.json?.error?.code ?? ""}`);
@@ -183,9 +183,9 @@ function raw(base, method, route, token) {
 test("HEAD answers as GET does, without a body: verify and the admin reads", async () => {
   const cases = [
     ["/v1/auth/verify", keys.active, 200],
-    ["/v1/auth/verify", undefined, 401], // answered at once (src/entry.rs)
-    ["/v1/auth/verify", "lqt_nope", 401], // answered at once
-    ["/v1/auth/verify", keys.revoked, 401], // answered the long way
+    ["/v1/auth/verify", undefined, 401], // refused from the request line alone
+    ["/v1/auth/verify", "lqt_nope", 401], // malformed: no lookup either
+    ["/v1/auth/verify", keys.revoked, 401], // refused after the lookup
     ["/v1/auth/verify", newKey(), 401],
     ["/admin/v1/keys", ADMIN_TOKEN, 200],
     [`/admin/v1/keys/${records.active.id}`, ADMIN_TOKEN, 404], // seeded without its id pointer

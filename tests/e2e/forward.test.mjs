@@ -11,7 +11,7 @@ import { assertDocumented } from "../support/openapi.mjs";
 
 const OWN = "ours";
 const OTHER = "evil";
-/** The request headers the worker passes on (src/forward.rs, FORWARDED_HEADERS; docs/design.md, README Routes). */
+/** The request headers the worker passes on (crates/core/src/forward.rs, FORWARDED_HEADERS; docs/design.md, README Routes). */
 const FORWARDED = [
   "accept",
   "accept-encoding",
