@@ -155,10 +155,15 @@ impl Reply {
     }
 }
 
-/// `{"accepted": true, "project_id", "key_id"}`: see [`accepted`].
+/// `{"accepted": true, "project_id", "key_id"}`: the answer to an authorized ingest call when
+/// no `INGEST_ORIGIN` is configured (202).
 #[derive(Serialize)]
-struct Accepted<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Accepted<'a> {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::always_true))]
     accepted: bool,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::project_id))]
     project_id: &'a str,
     key_id: &'a str,
 }
@@ -397,27 +402,50 @@ async fn admin_route<S: Store, F: ChangeFeed>(
     }
 }
 
-/// The answer to create and rotate: `{"key", "api_key", "previous"}` (`previous` only for a
-/// rotation).
+/// The answer to create: `{"key", "api_key"}`.
 #[derive(Serialize)]
-struct IssuedBody<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IssuedKey<'a> {
+    /// The full key: shown in this response only
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::full_key))]
     key: &'a str,
     api_key: &'a KeyView,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    previous: Option<&'a KeyView>,
+}
+
+/// The answer to rotate: `{"key", "api_key", "previous"}`.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RotatedKey<'a> {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::full_key))]
+    key: &'a str,
+    api_key: &'a KeyView,
+    previous: &'a KeyView,
 }
 
 /// The one place a plaintext key leaves the service: the answer to create and rotate.
 fn issued_reply(done: Done<Issued>) -> Reply {
-    let issued = done.value;
-    let body = IssuedBody {
-        key: issued.key.expose(),
-        api_key: &issued.api_key,
-        previous: issued.previous.as_ref(),
+    let Issued {
+        key,
+        api_key,
+        previous,
+    } = &done.value;
+    let key = key.expose();
+    let reply = match previous {
+        None => Reply::json(201, &IssuedKey { key, api_key }),
+        Some(previous) => Reply::json(
+            201,
+            &RotatedKey {
+                key,
+                api_key,
+                previous,
+            },
+        ),
     };
     Reply {
         log: done.warning,
-        ..Reply::json(201, &body)
+        ..reply
     }
 }
 
@@ -499,9 +527,12 @@ fn require_json(req: &HttpRequest<'_>) -> Result<(), ApiError> {
 
 /// `POST /admin/v1/projects`.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-struct NewProject {
+pub(crate) struct NewProject {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::project_id))]
     id: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::new_name))]
     name: String,
 }
 
@@ -511,8 +542,10 @@ impl NewProject {
 
 /// `POST /admin/v1/projects/{id}/keys`.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-struct NewKey {
+pub(crate) struct NewKey {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::new_name))]
     name: String,
 }
 
@@ -522,8 +555,13 @@ impl NewKey {
 
 /// Rotate and revoke take no input: `{}` (or an empty body).
 #[derive(Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(max_properties = 0)
+)]
 #[serde(deny_unknown_fields)]
-struct NoInput {}
+pub(crate) struct NoInput {}
 
 /// Decodes a JSON body: at most [`MAX_ADMIN_BODY`] bytes, `application/json`, then in this
 /// order, so that each refusal names the first thing wrong: valid JSON (else `invalid_json`);

@@ -160,6 +160,103 @@ impl ApiError {
         }
     }
 
+    /// Every [`ApiError::code`], each once, in the order of the variants: the values the
+    /// OpenAPI document lists for `error.code`.
+    pub fn codes() -> Vec<&'static str> {
+        let mut codes: Vec<&'static str> = Vec::new();
+        for code in Self::one_of_each().iter().map(ApiError::code) {
+            if !codes.contains(&code) {
+                codes.push(code);
+            }
+        }
+        codes
+    }
+
+    /// One value of each variant.
+    fn one_of_each() -> Vec<ApiError> {
+        use ApiError::*;
+        let all = vec![
+            MissingKey,
+            MalformedKey,
+            InvalidKey,
+            KeyRevoked,
+            KeyExpired,
+            ProjectMismatch,
+            NonCanonicalPath(""),
+            AdminMissingToken,
+            AdminUnauthorized,
+            AdminDisabled(""),
+            AdminTokenTooShort,
+            TooManyAttempts(0),
+            NotFound,
+            MethodNotAllowed(""),
+            ProjectNotFound,
+            KeyNotFound,
+            ProjectExists,
+            KeyNotRotatable(""),
+            Conflict,
+            InvalidName,
+            InvalidProjectId,
+            InvalidJson(String::new()),
+            UnknownField(String::new()),
+            InvalidBody(String::new()),
+            UnsupportedContentType,
+            BodyTooLarge(0),
+            PayloadTooLarge(String::new()),
+            InvalidSource,
+            MissingSignature,
+            UnknownSigningKey,
+            InvalidSignature,
+            SigningKeysUnavailable(String::new()),
+            ReportIncomplete(String::new()),
+            UpstreamUnavailable(String::new()),
+            Unavailable(RepoError::Store(crate::store::StoreError(String::new()))),
+            Internal(String::new()),
+        ];
+        // No wildcard: a new variant does not compile until it is listed here and above.
+        for e in &all {
+            match e {
+                MissingKey
+                | MalformedKey
+                | InvalidKey
+                | KeyRevoked
+                | KeyExpired
+                | ProjectMismatch
+                | NonCanonicalPath(_)
+                | AdminMissingToken
+                | AdminUnauthorized
+                | AdminDisabled(_)
+                | AdminTokenTooShort
+                | TooManyAttempts(_)
+                | NotFound
+                | MethodNotAllowed(_)
+                | ProjectNotFound
+                | KeyNotFound
+                | ProjectExists
+                | KeyNotRotatable(_)
+                | Conflict
+                | InvalidName
+                | InvalidProjectId
+                | InvalidJson(_)
+                | UnknownField(_)
+                | InvalidBody(_)
+                | UnsupportedContentType
+                | BodyTooLarge(_)
+                | PayloadTooLarge(_)
+                | InvalidSource
+                | MissingSignature
+                | UnknownSigningKey
+                | InvalidSignature
+                | SigningKeysUnavailable(_)
+                | ReportIncomplete(_)
+                | UpstreamUnavailable(_)
+                | Unavailable(_)
+                | Internal(_) => {}
+            }
+        }
+        all
+    }
+
     /// The `Allow` header of a 405.
     pub fn allow(&self) -> Option<&'static str> {
         match self {
@@ -238,12 +335,19 @@ impl ApiError {
 
 /// `{"error": {"code", "message"}}`: every refusal's body.
 #[derive(Serialize)]
-struct ErrorBody<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Error))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ErrorBody<'a> {
+    #[cfg_attr(feature = "openapi", schema(inline))]
     error: ErrorDetail<'a>,
 }
 
 #[derive(Serialize)]
-struct ErrorDetail<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ErrorDetail<'a> {
+    /// One of [`ApiError::codes`].
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::error_code))]
     code: &'static str,
     message: &'a str,
 }

@@ -9,11 +9,11 @@ use std::fmt;
 
 /// Every key starts with this.
 pub const KEY_PREFIX: &str = "lqt_";
-const SECRET_HEX_LEN: usize = 64;
+pub(crate) const SECRET_HEX_LEN: usize = 64;
 /// Length of a full key: `lqt_` + 64 hex.
 pub const KEY_LEN: usize = KEY_PREFIX.len() + SECRET_HEX_LEN;
 /// Hex characters of the secret shown in listings after `lqt_`.
-const DISPLAY_HEX_LEN: usize = 8;
+pub(crate) const DISPLAY_HEX_LEN: usize = 8;
 
 /// A plaintext API key. It is shown once, at creation; its `Debug` is redacted and it has no
 /// `Serialize`, so it cannot end up in a log line or a stored record by accident.

@@ -86,6 +86,7 @@ pub enum LeakError {
 
 /// GitHub's verdict vocabulary: `"true_positive"`, `"false_positive"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Label {
     TruePositive,
@@ -94,9 +95,13 @@ pub enum Label {
 
 /// One element of the answer: the token's SHA-256 (hex), its type as reported, the verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Feedback {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::token_hash))]
     pub token_hash: String,
     pub token_type: String,
+    #[cfg_attr(feature = "openapi", schema(inline))]
     pub label: Label,
 }
 
@@ -210,9 +215,11 @@ impl Processed {
 
 /// One match of GitHub's report (fields GitHub may add later are ignored).
 #[derive(Deserialize)]
-struct GitHubMatch {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub(crate) struct GitHubMatch {
     token: String,
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     token_type: Option<String>,
     source: Option<String>,
     url: Option<String>,
@@ -220,9 +227,12 @@ struct GitHubMatch {
 
 /// The admin route's report.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = LeakReport))]
 #[serde(deny_unknown_fields)]
-struct AdminReport {
+pub(crate) struct AdminReport {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::reported_keys))]
     keys: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::source))]
     source: String,
 }
 

@@ -11,6 +11,8 @@ pub mod forward;
 pub mod json_object;
 pub mod key;
 pub mod leaks;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod record;
 pub mod repo;
 pub mod signature;

@@ -33,6 +33,7 @@ pub struct KeyRecord {
 
 /// What a key is at a given instant; in JSON `"active"`, `"grace"`, `"expired"`, `"revoked"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum KeyStatus {
     Active,
@@ -54,11 +55,17 @@ pub struct NotRotatable(pub KeyStatus);
 
 /// What an authorized request learns about its key (the body of `GET /v1/auth/verify`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Grant {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::project_id))]
     pub project_id: String,
     pub key_id: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::name))]
     pub key_name: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::granted_status))]
     pub status: KeyStatus,
+    #[cfg_attr(feature = "openapi", schema(required, format = DateTime))]
     pub grace_expires_at: Option<String>,
 }
 
@@ -176,18 +183,30 @@ pub fn authorize(record: &KeyRecord, now: Millis) -> Result<Grant, Denied> {
 
 /// A key as the admin API and the dashboard show it (absent values are `null`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct KeyView {
     pub id: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::name))]
     pub name: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::project_id))]
     pub project_id: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::key_prefix))]
     pub prefix: String,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub created_at: String,
+    #[cfg_attr(feature = "openapi", schema(inline))]
     pub status: KeyStatus,
+    #[cfg_attr(feature = "openapi", schema(required, format = DateTime))]
     pub grace_expires_at: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(required, format = DateTime))]
     pub revoked_at: Option<String>,
     /// Shown on the dashboard's revoked row ("Reason: …").
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::revoked_reason))]
     pub revoked_reason: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub rotated_from: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub rotated_to: Option<String>,
 }
 
@@ -201,9 +220,14 @@ pub struct Project {
 
 /// A project as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Project))]
+#[serde(deny_unknown_fields)]
 pub struct ProjectView {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::project_id))]
     pub id: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::name))]
     pub name: String,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub created_at: String,
 }
 
@@ -232,16 +256,22 @@ pub struct AuditEvent {
     pub at: Millis,
 }
 
-/// An audit entry as the API shows it (`reason` left out when `None`).
+/// An audit entry as the API shows it (`reason` left out when there is none).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = AuditEvent))]
+#[serde(deny_unknown_fields)]
 pub struct AuditView {
     pub id: String,
     pub actor: String,
     pub action: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::project_id))]
     pub project_id: String,
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub key_id: Option<String>,
+    /// Why, for a leak revocation: who reported it and where it was found
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub at: String,
 }
 
@@ -259,7 +289,12 @@ impl AuditEvent {
     }
 }
 
-/// `^[a-z0-9][a-z0-9-]{0,62}$`
+/// A project id: what [`is_valid_project_id`] accepts, as a regular expression.
+pub const PROJECT_ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,62}$";
+/// A display name (of a project or a key): at most this many characters, after trimming.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// `^[a-z0-9][a-z0-9-]{0,62}$` ([`PROJECT_ID_PATTERN`])
 pub fn is_valid_project_id(id: &str) -> bool {
     let bytes = id.as_bytes();
     !bytes.is_empty()
@@ -270,11 +305,13 @@ pub fn is_valid_project_id(id: &str) -> bool {
             .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'))
 }
 
-/// A display name: trimmed, then 1–64 characters, none of them control characters.
+/// A display name: trimmed, then 1 to [`MAX_NAME_CHARS`] characters, none of them control
+/// characters.
 pub fn normalize_name(raw: &str) -> Option<String> {
     let name = raw.trim();
     let count = name.chars().count();
-    ((1..=64).contains(&count) && !name.chars().any(char::is_control)).then(|| name.to_owned())
+    ((1..=MAX_NAME_CHARS).contains(&count) && !name.chars().any(char::is_control))
+        .then(|| name.to_owned())
 }
 
 #[cfg(test)]
