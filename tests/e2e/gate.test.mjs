@@ -85,6 +85,10 @@ test("an unauthenticated 1 MiB chunked upload is refused before it is read to th
     ["wrong token", REPORT_ROUTE, { authorization: "Bearer wrong" }, 401, "admin_unauthorized"],
     ["no signature", GITHUB_ROUTE, {}, 401, "missing_signature"],
     ["garbled signature", GITHUB_ROUTE, { "github-public-key-identifier": KEY_ID, "github-public-key-signature": "!!" }, 401, "invalid_signature"],
+    // Ingest refusals too: a made-up key, another project's path, a path not canonical.
+    ["malformed key", "/v1/ingest", { authorization: "Bearer nope" }, 401, "malformed_key"],
+    ["unknown key", "/v1/ingest", { authorization: `Bearer lqt_${"ab".repeat(32)}` }, 401, "invalid_key"],
+    ["unknown key", "/v1/projects/p/ingest", { authorization: `Bearer lqt_${"cd".repeat(32)}` }, 401, "invalid_key"],
     ["unknown key id", GITHUB_ROUTE, { "github-public-key-identifier": "other", "github-public-key-signature": sign("sha256", Buffer.from("[]"), github.privateKey).toString("base64") }, 401, "unknown_signing_key"],
   ];
   for (const [what, route, headers, status, code] of cases) {

@@ -17,8 +17,6 @@ use utoipa::openapi::{RefOr, Schema};
 /// Where the document is written, from the workspace root.
 pub const OUTPUT: &str = "public/openapi.json";
 
-/// Error codes the contract has that the core on this branch does not answer yet.
-
 /// The document as JSON.
 pub fn document() -> Value {
     let mut schemas = Map::new();

@@ -38,7 +38,7 @@ pub async fn read_limited(req: &Request, limit: usize) -> Result<Vec<u8>, ApiErr
 /// Reads and drops a request body the worker answers without using. In workerd, answering
 /// while the body is still unread can fail the next request on the same keep-alive connection
 /// (seen locally: `fetch failed` on about 1 follow-up request in 8).
-pub async fn discard(req: &Request) {
+async fn discard(req: &Request) {
     if let Some(mut stream) = stream(req) {
         while let Some(Ok(_)) = stream.next().await {}
     }

@@ -2,8 +2,9 @@
 //! the core, and turns its [`Reply`] into a response (or forwards an authorized ingest call).
 //! A body is read only once the caller is authenticated (the admin token, with failed sign-ins
 //! throttled, or GitHub's signature headers), and only up to its route's limit (`body`).
-//! Per-isolate state lives here: the overlay of recent key changes (with the records read
-//! lately), shared by every request the isolate serves.
+//! Per-isolate state here: the overlay of recent key changes (with the records read
+//! lately), shared by every request the isolate serves; the settings, GitHub's keys and the
+//! sign-in throttle keep theirs in their own modules.
 //!
 //! `/admin/` (the dashboard) and `/openapi.json` never reach this code: the assets binding
 //! (`[assets]` in wrangler.toml) serves files of `public/` before the worker runs.
@@ -148,7 +149,9 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
         }
     };
     if !matches!(method.as_str(), "GET" | "HEAD") {
-        body::discard(&req).await; // GET and HEAD requests carry no body
+        // Whatever the answer, a body not yet read is never read to its end: small ones are
+        // drained (the connection stays usable), the rest cancelled. GET and HEAD carry none.
+        body::refuse(&req).await;
     }
     respond(reply)
 }

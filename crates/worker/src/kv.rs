@@ -55,13 +55,16 @@ impl Store for Kv<'_> {
     /// One bulk read (`KvStore::get_bulk`), in the order of `keys`.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
         let first = keys.first().map_or("", String::as_str);
-        let mut found = self
+        let found = self
             .store()?
             .get_bulk(keys)
             .text()
             .await
             .map_err(failed("get", first))?;
-        Ok(keys.iter().map(|k| found.remove(k).flatten()).collect())
+        Ok(keys
+            .iter()
+            .map(|k| found.get(k).cloned().flatten())
+            .collect())
     }
 
     async fn put(&self, key: &str, value: &str, metadata: Option<&str>) -> Result<(), StoreError> {

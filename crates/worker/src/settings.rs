@@ -67,7 +67,8 @@ fn config(env: &Env) -> Config {
         None => DEFAULT_REFRESH_MS,
     };
     Config {
-        admin_token: var(env, "ADMIN_TOKEN").map(|token| admin_token(&token)),
+        // Trimmed as the token a caller presents is: a secret saved with a trailing newline still works.
+        admin_token: var(env, "ADMIN_TOKEN").map(|token| admin_token(token.trim())),
         grace_ms: grace_seconds.saturating_mul(1000),
         refresh_ms,
     }
