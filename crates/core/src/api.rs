@@ -6,7 +6,7 @@
 use crate::admin::{self, Done, Issued, Keys};
 use crate::changes::{self, ChangeFeed};
 use crate::error::ApiError;
-use crate::forward::CanonicalPath;
+use crate::forward::{self, CanonicalPath};
 use crate::json_object;
 use crate::key::{is_well_formed, ApiKey};
 use crate::leaks::{self, Processed};
@@ -314,6 +314,9 @@ fn ingest_key(
     }
     if path == VERIFY && routed_method(method) != "GET" {
         return Some(Err(ApiError::MethodNotAllowed("GET, HEAD")));
+    }
+    if path != VERIFY && !forward::is_forwarded_method(method) {
+        return Some(Err(ApiError::MethodNotAllowed(forward::FORWARDED_METHODS)));
     }
     Some(verify::bearer_key(authorization))
 }

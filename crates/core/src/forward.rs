@@ -11,6 +11,16 @@
 
 use crate::error::ApiError;
 
+/// The methods an ingest call may be forwarded with, as `Allow` lists them. Any other (`TRACE`,
+/// `CONNECT`, `OPTIONS`, an unknown token) is `405 method_not_allowed` before the key is looked
+/// up: a gateway has no business relaying them, and the contract documents exactly these.
+pub const FORWARDED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
+
+/// Whether `method` is one of [`FORWARDED_METHODS`] (methods are case-sensitive, RFC 9110 §9.1).
+pub fn is_forwarded_method(method: &str) -> bool {
+    FORWARDED_METHODS.split(", ").any(|m| m == method)
+}
+
 /// Request headers passed on to the origin (lowercase). Every other header the client sent is
 /// dropped: cookies, `Authorization`, and every `X-LumiqTrace-*` (the worker sets its own
 /// `X-LumiqTrace-Project-Id` and `X-LumiqTrace-Key-Id`).

@@ -9,6 +9,7 @@
 
 use lumiqtrace_core::api::GITHUB_ROUTE;
 use lumiqtrace_core::error::ApiError;
+use lumiqtrace_core::forward::FORWARDED_METHODS;
 use lumiqtrace_core::openapi;
 use lumiqtrace_core::record::PROJECT_ID_PATTERN;
 use serde_json::{json, Map, Value};
@@ -138,8 +139,8 @@ fn paths() -> Value {
 
     json!({
         "/v1/auth/verify": { "get": verify.get(), "head": verify.head() },
-        "/v1/ingest": { "post": ingest.0 },
-        "/v1/projects/{project_id}/ingest": { "post": project_ingest.0 },
+        "/v1/ingest": forwarded(&ingest),
+        "/v1/projects/{project_id}/ingest": forwarded(&project_ingest),
         GITHUB_ROUTE: { "post": github().0 },
         "/openapi.json": { "get": {
             "summary": "This document",
@@ -230,7 +231,43 @@ fn ingest_answers() -> Op {
             "Accepted (no INGEST_ORIGIN configured)",
             schema("Accepted"),
         )
+        .error(
+            "405",
+            "A method the worker does not forward (`method_not_allowed`)",
+        )
+        .header(
+            "405",
+            "Allow",
+            json!({
+                "description": "The methods an ingest call is forwarded with",
+                "required": true,
+                "schema": { "const": FORWARDED_METHODS }
+            }),
+        )
         .error("502", "Ingest origin unreachable (`upstream_unavailable`)")
+}
+
+/// An ingest route as every method in [`FORWARDED_METHODS`] reaches it: the same answers; a
+/// body (optional) for those that carry one, none for `GET` and `HEAD`.
+fn forwarded(ingest: &Op) -> Value {
+    let mut ops = Map::new();
+    for method in FORWARDED_METHODS.split(", ") {
+        let op = match method {
+            "GET" | "HEAD" => {
+                let mut get = ingest.get();
+                get.as_object_mut().map(|o| o.remove("requestBody"));
+                let get = Op(get);
+                if method == "GET" {
+                    get.get()
+                } else {
+                    get.head()
+                }
+            }
+            _ => ingest.get(),
+        };
+        ops.insert(method.to_lowercase(), op);
+    }
+    Value::Object(ops)
 }
 
 /// Refusals every admin route gives.

@@ -1083,6 +1083,23 @@ fn method_not_allowed_names_the_allowed_methods() {
         ("PUT", "/admin/v1/keys/k", "GET, HEAD"),
         ("DELETE", "/admin/v1/audit", "GET, HEAD"),
         ("POST", "/v1/auth/verify", "GET, HEAD"),
+        // Ingest calls are forwarded with the ordinary methods only (whatever the key).
+        ("TRACE", "/v1/ingest", "GET, HEAD, POST, PUT, PATCH, DELETE"),
+        (
+            "CONNECT",
+            "/v1/projects/p/ingest",
+            "GET, HEAD, POST, PUT, PATCH, DELETE",
+        ),
+        (
+            "OPTIONS",
+            "/v1/ingest",
+            "GET, HEAD, POST, PUT, PATCH, DELETE",
+        ),
+        (
+            "QUERY",
+            "/v1/anything",
+            "GET, HEAD, POST, PUT, PATCH, DELETE",
+        ),
     ] {
         let a = api.admin(method, path, "", 0);
         assert_eq!(a.status, 405, "{method} {path}");
