@@ -11,10 +11,11 @@
 
 use crate::error::ApiError;
 
-/// The methods an ingest call may be forwarded with, as `Allow` lists them. Any other (`TRACE`,
-/// `CONNECT`, `OPTIONS`, an unknown token) is `405 method_not_allowed` before the key is looked
-/// up: a gateway has no business relaying them, and the contract documents exactly these.
-pub const FORWARDED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
+/// The methods an ingest call may be forwarded with, as `Allow` lists them. Any other (`DELETE`,
+/// `TRACE`, `CONNECT`, `OPTIONS`, an unknown token) is `405 method_not_allowed` before the key is
+/// looked up: ingest sends data, deletes nothing, and a gateway has no business relaying the
+/// others; the contract documents exactly these.
+pub const FORWARDED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH";
 
 /// Whether `method` is one of [`FORWARDED_METHODS`] (methods are case-sensitive, RFC 9110 §9.1).
 pub fn is_forwarded_method(method: &str) -> bool {
