@@ -58,7 +58,10 @@ export async function startWorker({ vars = {}, kv = true, persist = false, extra
     compatibilityDate: COMPATIBILITY_DATE,
     kvNamespaces: kv ? ["KEYS"] : [],
     kvPersist: persist,
-    durableObjects: { KEY_CHANGES: { className: "KeyChanges", useSQLite: true } },
+    durableObjects: {
+      KEY_CHANGES: { className: "KeyChanges", useSQLite: true },
+      ADMIN_TOKENS: { className: "AdminTokens", useSQLite: true },
+    },
     durableObjectsPersist: persist,
     bindings: { ADMIN_TOKEN, ROTATION_GRACE_SECONDS: "86400", ...vars },
     ratelimits: signinLimiter(),

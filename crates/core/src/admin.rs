@@ -24,7 +24,8 @@ use crate::changes::{ChangeFeed, Conflict, Overlay, Write};
 use crate::error::ApiError;
 use crate::key::KeyHash;
 use crate::key::{random_bytes, ApiKey};
-use crate::leaks::{Revocation, Revoker};
+use crate::leaks::{self, Revocation, Revoker};
+use crate::orgs::Actor;
 use crate::record::KeyStatus;
 use crate::record::{
     is_valid_project_id, normalize_name, AuditEvent, AuditView, KeyRecord, KeyView, Project,
@@ -50,8 +51,12 @@ pub struct Issued {
     pub previous: Option<KeyView>,
 }
 
+/// A project in organization `org_id` (which the caller resolved: `orgs::project_org`), created
+/// by `actor`.
 pub async fn create_project<S: Store>(
     repo: &Repo<'_, S>,
+    actor: &Actor,
+    org_id: &str,
     id: &str,
     name: &str,
     now: Millis,
@@ -67,9 +72,10 @@ pub async fn create_project<S: Store>(
         id: id.to_owned(),
         name,
         created_at: now,
+        org_id: org_id.to_owned(),
     };
     repo.put_project(&project).await?;
-    let warning = audit(repo, "project.created", id, None, now).await;
+    let warning = audit(repo, actor, "project.created", id, None, now).await;
     Ok(Done {
         value: project.view(),
         warning,
@@ -84,11 +90,13 @@ pub async fn list_projects<S: Store>(repo: &Repo<'_, S>) -> Result<Vec<ProjectVi
 }
 
 /// What key operations work against: KV through the repo, the change log (a Durable Object,
-/// or [`crate::changes::NoFeed`] when the overlay is off) and this isolate's overlay.
+/// or [`crate::changes::NoFeed`] when the overlay is off) and this isolate's overlay; `actor`
+/// is who their audit events name (the signed-in admin; on ingest routes unused).
 pub struct Keys<'a, S, F> {
     pub repo: Repo<'a, S>,
     pub feed: &'a F,
     pub overlay: &'a RefCell<Overlay>,
+    pub actor: &'a Actor,
 }
 
 pub async fn create_key<S: Store, F: ChangeFeed>(
@@ -111,7 +119,15 @@ pub async fn create_key<S: Store, F: ChangeFeed>(
         Ok(Commit::Lost(_)) => return Err(ApiError::Internal("new key id collided".into())),
         Err((_, e)) => return Err(e),
     };
-    let audited = audit(&keys.repo, "key.created", project_id, Some(&record.id), now).await;
+    let audited = audit(
+        &keys.repo,
+        keys.actor,
+        "key.created",
+        project_id,
+        Some(&record.id),
+        now,
+    )
+    .await;
     Ok(Done {
         value: Issued {
             key,
@@ -212,7 +228,14 @@ pub async fn rotate_key<S: Store, F: ChangeFeed>(
             }
             Err((_, e)) => return Err(e),
         };
-        let audited = audit(&keys.repo, "key.rotated", &old.project_id, Some(id), now);
+        let audited = audit(
+            &keys.repo,
+            keys.actor,
+            "key.rotated",
+            &old.project_id,
+            Some(id),
+            now,
+        );
         return Ok(Done {
             value: Issued {
                 key,
@@ -258,7 +281,15 @@ pub async fn revoke_key<S: Store, F: ChangeFeed>(
             Err((_, e)) => return Err(e),
         };
         let project = &revoked.project_id;
-        let audited = audit(&keys.repo, "key.revoked", project, Some(id), now).await;
+        let audited = audit(
+            &keys.repo,
+            keys.actor,
+            "key.revoked",
+            project,
+            Some(id),
+            now,
+        );
+        let audited = audited.await;
         return Ok(Done {
             value: revoked.view(now),
             warning: join(warning, audited),
@@ -376,9 +407,14 @@ impl<S: Store, F: ChangeFeed> Revoker for Keys<'_, S, F> {
             for (w, why) in writes.iter().zip(reasons) {
                 let (project, id) = (&w.next.project_id, Some(w.next.id.as_str()));
                 let reason = Some(why.reason.as_str());
+                // A leak report sent to the admin route names who sent it.
+                let (name, token_id, token_name) = match why.actor {
+                    leaks::ADMIN_ACTOR => self.actor.audit_fields(),
+                    other => (other, None, None),
+                };
                 let audited = audit_by(
                     &self.repo,
-                    why.actor,
+                    (name, token_id, token_name),
                     "key.revoked",
                     project,
                     id,
@@ -525,17 +561,20 @@ fn new_key(
 
 async fn audit<S: Store>(
     repo: &Repo<'_, S>,
+    actor: &Actor,
     action: &str,
     project_id: &str,
     key_id: Option<&str>,
     now: Millis,
 ) -> Option<String> {
-    audit_by(repo, "admin", action, project_id, key_id, None, now).await
+    let who = actor.audit_fields();
+    audit_by(repo, who, action, project_id, key_id, None, now).await
 }
 
+/// `who`: the event's `actor`, `actor_token_id` and `actor_token_name`.
 async fn audit_by<S: Store>(
     repo: &Repo<'_, S>,
-    actor: &str,
+    who: (&str, Option<&str>, Option<&str>),
     action: &str,
     project_id: &str,
     key_id: Option<&str>,
@@ -547,7 +586,9 @@ async fn audit_by<S: Store>(
             Ok(id) => id,
             Err(e) => return Some(format!("audit {action} not appended: {e}")),
         },
-        actor: actor.into(),
+        actor: who.0.into(),
+        actor_token_id: who.1.map(str::to_owned),
+        actor_token_name: who.2.map(str::to_owned),
         action: action.into(),
         project_id: project_id.into(),
         key_id: key_id.map(str::to_owned),

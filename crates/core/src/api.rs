@@ -8,9 +8,11 @@ use crate::changes::{self, ChangeFeed};
 use crate::error::ApiError;
 use crate::forward::{self, CanonicalPath};
 use crate::json_object;
-use crate::key::{is_well_formed, ApiKey};
+use crate::key::{is_well_formed, ApiKey, OrgAdminToken};
 use crate::leaks::{self, Processed};
-use crate::record::{is_valid_project_id, Grant, KeyView};
+use crate::orgs::{self, Actor, IssuedToken, Scope, ScopedRevoker, TokenAuthority, Tokens};
+use crate::record::{is_valid_project_id, AdminTokenView, Grant, KeyView};
+use crate::repo::Repo;
 use crate::signature::{GitHubSignatures, KeysFetcher};
 use crate::store::Store;
 use crate::time::Millis;
@@ -244,10 +246,12 @@ fn leak_reply(done: Result<Processed, leaks::LeakError>) -> Reply {
 }
 
 /// Routes and answers one request at instant `now`. `keys` carries KV, the change log and this
-/// isolate's overlay of recent changes.
-pub async fn handle<S: Store, F: ChangeFeed>(
+/// isolate's overlay of recent changes; `tokens` the organization admin tokens. An admin route
+/// signs its caller in ([`sign_in`]) and acts as that [`Actor`], inside its [`Scope`].
+pub async fn handle<S: Store, F: ChangeFeed, T: TokenAuthority>(
     keys: &Keys<'_, S, F>,
     config: &Config,
+    tokens: &Tokens<'_, T>,
     req: &HttpRequest<'_>,
     now: Millis,
 ) -> Outcome {
@@ -257,8 +261,16 @@ pub async fn handle<S: Store, F: ChangeFeed>(
     };
     let req = &routed;
     let result = if let Some(rest) = req.path.strip_prefix(ADMIN_PREFIX) {
-        match admin_auth(config, req.authorization) {
-            Ok(()) => admin_route(keys, config, req, rest, now).await,
+        match sign_in(config, tokens, req.authorization, now).await {
+            Ok(actor) => {
+                let keys = Keys {
+                    repo: Repo::new(keys.repo.store()),
+                    feed: keys.feed,
+                    overlay: keys.overlay,
+                    actor: &actor,
+                };
+                admin_route(&keys, config, tokens, req, rest, now).await
+            }
             Err(e) => Err(e),
         }
     } else if let Some(key) = ingest_key(req.method, req.path, req.authorization) {
@@ -347,61 +359,170 @@ async fn verify_key<S: Store, F: ChangeFeed>(
     (granted, log)
 }
 
-async fn admin_route<S: Store, F: ChangeFeed>(
+async fn admin_route<S: Store, F: ChangeFeed, T: TokenAuthority>(
     keys: &Keys<'_, S, F>,
     config: &Config,
+    tokens: &Tokens<'_, T>,
     req: &HttpRequest<'_>,
     rest: &str,
     now: Millis,
 ) -> Result<Reply, ApiError> {
     let repo = &keys.repo;
+    let scope = Scope(keys.actor);
+    let operator = *keys.actor == Actor::Operator;
     let segments: Vec<&str> = rest.split('/').collect();
     match (req.method, segments.as_slice()) {
+        ("POST", ["orgs"]) if operator => {
+            let NewOrg { id, name } = decode(req, NewOrg::FIELDS)?;
+            let org = orgs::create_org(repo, &id, &name, now).await?;
+            Ok(Reply::json(201, &org))
+        }
+        ("GET", ["orgs"]) => {
+            let listed = orgs::list_orgs(repo, scope, now).await?;
+            Ok(Reply::listing(200, "orgs", &listed))
+        }
+        ("GET", ["orgs", id]) => {
+            let org = orgs::get_org(repo, scope, id, now).await?;
+            Ok(Reply::json(200, &org.view()))
+        }
+        ("POST", ["orgs", id, "admin-tokens"]) if operator => {
+            let NewKey { name } = decode(req, NewKey::FIELDS)?;
+            let done = orgs::create_admin_token(repo, tokens.authority, id, &name, now).await?;
+            let IssuedToken { token, admin_token } = &done.value;
+            let token = token.expose();
+            Ok(Reply::json(201, &IssuedAdminToken { token, admin_token }))
+        }
+        ("GET", ["orgs", id, "admin-tokens"]) if operator => {
+            let listed = orgs::list_admin_tokens(repo, tokens.authority, id, now).await?;
+            Ok(Reply::listing(200, "admin_tokens", &listed))
+        }
+        ("POST", ["admin-tokens", id, "revoke"]) if operator => {
+            decode_empty(req)?;
+            let revoked = orgs::revoke_admin_token(tokens.authority, tokens.cache, id, now);
+            Ok(Reply::json(200, &revoked.await?))
+        }
         ("POST", ["projects"]) => {
-            let NewProject { id, name } = decode(req, NewProject::FIELDS)?;
-            let done = admin::create_project(repo, &id, &name, now).await?;
+            let NewProject { id, name, org_id } = decode(req, NewProject::FIELDS)?;
+            if !is_valid_project_id(&id) {
+                return Err(ApiError::InvalidProjectId);
+            }
+            let org = orgs::project_org(repo, scope, org_id.as_deref(), now).await?;
+            let done = admin::create_project(repo, keys.actor, &org, &id, &name, now).await?;
             Ok(Reply::done(201, done))
         }
         ("GET", ["projects"]) => {
-            let projects = admin::list_projects(repo).await?;
+            let org = id_filter(req.query, "org_id", ApiError::InvalidOrgId)?;
+            let visible = scope.project_ids(repo, org.as_deref()).await?;
+            let mut projects = admin::list_projects(repo).await?;
+            projects.retain(|p| visible.contains(&p.id));
             Ok(Reply::listing(200, "projects", &projects))
         }
         ("POST", ["projects", project_id, "keys"]) => {
             let NewKey { name } = decode(req, NewKey::FIELDS)?;
+            scope.project(repo, project_id).await?;
             let done = admin::create_key(keys, project_id, &name, now).await?;
             Ok(issued_reply(done))
         }
         ("GET", ["keys"]) => {
             let project = project_filter(req.query)?;
-            let listed = admin::list_keys(keys, project.as_deref(), now).await?;
+            let visible = match &project {
+                Some(p) => [scope.project(repo, p).await?.id].into(),
+                None => scope.project_ids(repo, None).await?,
+            };
+            let mut listed = admin::list_keys(keys, project.as_deref(), now).await?;
+            if keys.actor.org().is_some() {
+                listed.retain(|k| visible.contains(&k.project_id));
+            }
             Ok(Reply::listing(200, "keys", &listed))
         }
         ("POST", ["keys", "report-leaked"]) => {
             require_json(req)?;
             let report = leaks::parse_admin_report(req.body)?;
-            Ok(leak_reply(leaks::process(keys, &report, now).await))
+            let projects = match keys.actor.org() {
+                Some(_) => scope.project_ids(repo, None).await?,
+                None => Default::default(),
+            };
+            let revoker = ScopedRevoker {
+                keys,
+                scope,
+                projects,
+            };
+            Ok(leak_reply(leaks::process(&revoker, &report, now).await))
         }
-        ("GET", ["keys", id]) => Ok(Reply::json(200, &admin::get_key(keys, id, now).await?)),
+        ("GET", ["keys", id]) => Ok(Reply::json(200, &scope.key(keys, id, now).await?)),
         ("POST", ["keys", id, "rotate"]) => {
             decode_empty(req)?;
+            scope.key(keys, id, now).await?;
             let done = admin::rotate_key(keys, id, config.grace_ms, now).await?;
             Ok(issued_reply(done))
         }
         ("POST", ["keys", id, "revoke"]) => {
             decode_empty(req)?;
+            scope.key(keys, id, now).await?;
             Ok(Reply::done(200, admin::revoke_key(keys, id, now).await?))
         }
         ("GET", ["audit"]) => {
             let project = project_filter(req.query)?;
-            let events = admin::audit_log(repo, project.as_deref()).await?;
+            let org = id_filter(req.query, "org_id", ApiError::InvalidOrgId)?;
+            if let Some(p) = &project {
+                let found = scope.project(repo, p).await?;
+                if org.as_ref().is_some_and(|o| *o != found.org_id) {
+                    return Err(ApiError::ProjectNotFound);
+                }
+            }
+            let mut events = admin::audit_log(repo, project.as_deref()).await?;
+            if keys.actor.org().is_some() || org.is_some() {
+                let visible = scope.project_ids(repo, org.as_deref()).await?;
+                events.retain(|e| visible.contains(&e.project_id));
+            }
             Ok(Reply::listing(200, "events", &events))
         }
-        (_, ["projects"]) => Err(ApiError::MethodNotAllowed("GET, HEAD, POST")),
-        (_, ["projects", _, "keys"] | ["keys", _, "rotate" | "revoke"]) => {
-            Err(ApiError::MethodNotAllowed("POST"))
+        // Organizations and admin tokens are the operator's: to anyone else they do not exist.
+        (_, ["orgs"] | ["orgs", _, "admin-tokens"] | ["admin-tokens", _, "revoke"])
+            if !operator =>
+        {
+            Err(ApiError::NotFound)
         }
-        (_, ["keys"] | ["keys", _] | ["audit"]) => Err(ApiError::MethodNotAllowed("GET, HEAD")),
+        (_, ["projects"] | ["orgs"]) => Err(ApiError::MethodNotAllowed("GET, HEAD, POST")),
+        (_, ["orgs", _, "admin-tokens"]) => Err(ApiError::MethodNotAllowed("GET, HEAD, POST")),
+        (_, ["projects", _, "keys"] | ["keys", _, "rotate" | "revoke"])
+        | (_, ["admin-tokens", _, "revoke"]) => Err(ApiError::MethodNotAllowed("POST")),
+        (_, ["keys"] | ["keys", _] | ["audit"] | ["orgs", _]) => {
+            Err(ApiError::MethodNotAllowed("GET, HEAD"))
+        }
         _ => Err(ApiError::NotFound),
+    }
+}
+
+/// The answer to creating an admin token: `{"token", "admin_token"}`.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IssuedAdminToken<'a> {
+    /// The full admin token: shown in this response only
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::full_admin_token))]
+    token: &'a str,
+    admin_token: &'a AdminTokenView,
+}
+
+/// Signs in an admin caller: an `lqta_` token is an organization admin token, checked with the
+/// authority (or this isolate's recent answer, see [`orgs::authenticate`]); anything else must be
+/// the deployment's `ADMIN_TOKEN` ([`admin_auth`]).
+pub async fn sign_in<T: TokenAuthority>(
+    config: &Config,
+    tokens: &Tokens<'_, T>,
+    authorization: Option<&str>,
+    now: Millis,
+) -> Result<Actor, ApiError> {
+    let presented = (authorization.map(str::trim).and_then(|a| a.split_once(' ')))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .and_then(|(_, token)| OrgAdminToken::parse(token.trim()));
+    match presented {
+        Some(token) => {
+            let ttl = config.refresh_ms;
+            orgs::authenticate(tokens.authority, tokens.cache, &token, now, ttl).await
+        }
+        None => admin_auth(config, authorization).map(|()| Actor::Operator),
     }
 }
 
@@ -506,16 +627,25 @@ impl AdminToken {
 }
 
 fn project_filter(query: Option<&str>) -> Result<Option<String>, ApiError> {
+    id_filter(query, "project_id", ApiError::InvalidProjectId)
+}
+
+/// The query parameter `name`, an id (of a project or an organization); `invalid` if malformed.
+fn id_filter(
+    query: Option<&str>,
+    name: &str,
+    invalid: ApiError,
+) -> Result<Option<String>, ApiError> {
     let value = query
         .unwrap_or_default()
         .split('&')
         .filter_map(|pair| pair.split_once('='))
-        .find(|(name, _)| *name == "project_id")
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value);
     match value {
         None => Ok(None),
         Some(id) if is_valid_project_id(id) => Ok(Some(id.to_owned())),
-        Some(_) => Err(ApiError::InvalidProjectId),
+        Some(_) => Err(invalid),
     }
 }
 
@@ -528,7 +658,8 @@ fn require_json(req: &HttpRequest<'_>) -> Result<(), ApiError> {
     }
 }
 
-/// `POST /admin/v1/projects`.
+/// `POST /admin/v1/projects`. `org_id`: the organization (the operator's default: `default`;
+/// an organization admin's: its own, the only one it may name).
 #[derive(Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -537,13 +668,31 @@ pub(crate) struct NewProject {
     id: String,
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::new_name))]
     name: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::project_id))]
+    org_id: Option<String>,
 }
 
 impl NewProject {
+    const FIELDS: &'static [&'static str] = &["id", "name", "org_id"];
+}
+
+/// `POST /admin/v1/orgs`.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewOrg {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::project_id))]
+    id: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::new_name))]
+    name: String,
+}
+
+impl NewOrg {
     const FIELDS: &'static [&'static str] = &["id", "name"];
 }
 
-/// `POST /admin/v1/projects/{id}/keys`.
+/// `POST /admin/v1/projects/{id}/keys` and `POST /admin/v1/orgs/{id}/admin-tokens`.
 #[derive(Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]

@@ -48,6 +48,14 @@ pub enum ApiError {
     KeyNotFound,
     #[error("a project with this id already exists")]
     ProjectExists,
+    #[error("no organization with this id")]
+    OrgNotFound,
+    #[error("an organization with this id already exists")]
+    OrgExists,
+    #[error("organization id must match ^[a-z0-9][a-z0-9-]{{0,62}}$")]
+    InvalidOrgId,
+    #[error("no admin token with this id")]
+    AdminTokenNotFound,
     #[error("only active keys can be rotated; this key is {0}")]
     KeyNotRotatable(&'static str),
     #[error("the key changed concurrently; read it again and retry")]
@@ -102,11 +110,12 @@ impl ApiError {
             SigningKeysUnavailable(_) | ReportIncomplete(_) => 503,
             ProjectMismatch | AdminTokenTooShort => 403,
             TooManyAttempts(_) => 429,
-            NotFound | ProjectNotFound | KeyNotFound => 404,
+            NotFound | ProjectNotFound | KeyNotFound | OrgNotFound | AdminTokenNotFound => 404,
             MethodNotAllowed(_) => 405,
-            ProjectExists | KeyNotRotatable(_) | Conflict => 409,
+            ProjectExists | OrgExists | KeyNotRotatable(_) | Conflict => 409,
             InvalidName
             | InvalidProjectId
+            | InvalidOrgId
             | InvalidJson(_)
             | UnknownField(_)
             | InvalidBody(_)
@@ -138,6 +147,10 @@ impl ApiError {
             ProjectNotFound => "project_not_found",
             KeyNotFound => "key_not_found",
             ProjectExists => "project_exists",
+            OrgNotFound => "org_not_found",
+            OrgExists => "org_exists",
+            InvalidOrgId => "invalid_org_id",
+            AdminTokenNotFound => "admin_token_not_found",
             KeyNotRotatable(_) => "key_not_rotatable",
             Conflict => "conflict",
             InvalidName => "invalid_name",
@@ -193,6 +206,10 @@ impl ApiError {
             ProjectNotFound,
             KeyNotFound,
             ProjectExists,
+            OrgNotFound,
+            OrgExists,
+            InvalidOrgId,
+            AdminTokenNotFound,
             KeyNotRotatable(""),
             Conflict,
             InvalidName,
@@ -233,6 +250,10 @@ impl ApiError {
                 | ProjectNotFound
                 | KeyNotFound
                 | ProjectExists
+                | OrgNotFound
+                | OrgExists
+                | InvalidOrgId
+                | AdminTokenNotFound
                 | KeyNotRotatable(_)
                 | Conflict
                 | InvalidName

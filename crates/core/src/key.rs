@@ -67,6 +67,58 @@ impl fmt::Debug for ApiKey {
     }
 }
 
+/// Every organization admin token starts with this: never a valid [`ApiKey`] (one more
+/// character before the hex), so neither is ever taken for the other.
+pub const ORG_TOKEN_PREFIX: &str = "lqta_";
+/// Length of a full organization admin token: `lqta_` + 64 hex.
+pub const ORG_TOKEN_LEN: usize = ORG_TOKEN_PREFIX.len() + SECRET_HEX_LEN;
+
+/// A plaintext organization admin token (`lqta_` + 64 lowercase hex, 32 bytes from the CSPRNG):
+/// shown once, at creation; redacted `Debug`, no `Serialize`. Only its SHA-256 is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OrgAdminToken(String);
+
+impl OrgAdminToken {
+    /// A fresh token from 32 bytes of the platform CSPRNG.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        Ok(Self::from_secret_bytes(&random_bytes::<32>()?))
+    }
+
+    /// The token made of these secret bytes (deterministic; tests and [`Self::generate`]).
+    pub fn from_secret_bytes(bytes: &[u8; 32]) -> Self {
+        Self(format!("{ORG_TOKEN_PREFIX}{}", hex::encode(bytes)))
+    }
+
+    /// Strict parse: exactly `lqta_` + 64 lowercase hex; `None` for anything else.
+    pub fn parse(input: &str) -> Option<Self> {
+        let hex = input.strip_prefix(ORG_TOKEN_PREFIX)?;
+        (input.len() == ORG_TOKEN_LEN
+            && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .then(|| Self(input.to_owned()))
+    }
+
+    /// The stored identity: hex SHA-256 of the full token string.
+    pub fn hash(&self) -> KeyHash {
+        KeyHash(sha256_hex(&self.0))
+    }
+
+    /// `lqta_` + the first 8 hex characters: what listings show.
+    pub fn display_prefix(&self) -> String {
+        self.0[..ORG_TOKEN_PREFIX.len() + DISPLAY_HEX_LEN].to_owned()
+    }
+
+    /// The plaintext, for the one response that hands the token to the operator.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for OrgAdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OrgAdminToken(<redacted>)")
+    }
+}
+
 /// True when `input` is exactly `lqt_` + 64 lowercase hex characters.
 pub fn is_well_formed(input: &str) -> bool {
     input.len() == KEY_LEN
@@ -196,6 +248,23 @@ mod tests {
         let shown = format!("{key:?}");
         assert!(!shown.contains("abab"), "{shown}");
         assert!(shown.contains("redacted"));
+    }
+
+    #[test]
+    fn org_tokens_and_api_keys_are_never_taken_for_each_other() {
+        let token = OrgAdminToken::from_secret_bytes(&[0xab; 32]);
+        assert_eq!(token.expose().len(), 69);
+        assert_eq!(OrgAdminToken::parse(token.expose()), Some(token.clone()));
+        assert_eq!(ApiKey::parse(token.expose()), Err(MalformedKey));
+        assert_eq!(OrgAdminToken::parse(sample().expose()), None);
+        assert_eq!(OrgAdminToken::parse(&token.expose().to_uppercase()), None);
+        assert_eq!(OrgAdminToken::parse(&token.expose()[..68]), None);
+        assert_eq!(token.display_prefix(), "lqta_abababab");
+        assert!(!format!("{token:?}").contains("abab"));
+        assert_ne!(
+            OrgAdminToken::generate().unwrap(),
+            OrgAdminToken::generate().unwrap()
+        );
     }
 
     #[test]

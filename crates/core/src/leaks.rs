@@ -136,6 +136,10 @@ pub struct Report {
     pub findings: Vec<Finding>,
 }
 
+/// The [`Revocation::actor`] of a report sent to the admin route: its audit event names the
+/// signed-in admin instead (`operator`, or the admin token).
+pub const ADMIN_ACTOR: &str = "admin";
+
 /// What a leak revocation records on the key (`revoked_reason`) and in its audit event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revocation {
@@ -433,7 +437,7 @@ pub fn revocation(reporter: &Reporter, finding: &Finding) -> Revocation {
             }
             ("github-secret-scanning", reason)
         }
-        Reporter::Admin { source } => ("admin", format!("Leaked: reported by {source}")),
+        Reporter::Admin { source } => (ADMIN_ACTOR, format!("Leaked: reported by {source}")),
     };
     Revocation {
         actor,

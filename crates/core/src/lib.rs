@@ -13,6 +13,7 @@ pub mod key;
 pub mod leaks;
 #[cfg(feature = "openapi")]
 pub mod openapi;
+pub mod orgs;
 pub mod record;
 pub mod repo;
 pub mod signature;

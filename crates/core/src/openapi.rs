@@ -7,12 +7,14 @@
 //! ignores it when serializing, utoipa reads it as `additionalProperties: false`, so the schema
 //! says the answer has no other field. A type's doc comment is its schema's description.
 
-use crate::api::{Accepted, IssuedKey, NewKey, NewProject, NoInput, RotatedKey};
+use crate::api::{
+    Accepted, IssuedAdminToken, IssuedKey, NewKey, NewOrg, NewProject, NoInput, RotatedKey,
+};
 use crate::error::{ApiError, ErrorBody};
-use crate::key::{DISPLAY_HEX_LEN, KEY_PREFIX, SECRET_HEX_LEN};
+use crate::key::{DISPLAY_HEX_LEN, KEY_PREFIX, ORG_TOKEN_PREFIX, SECRET_HEX_LEN};
 use crate::leaks::MAX_SOURCE_CHARS;
 use crate::leaks::{AdminReport, Feedback, GitHubMatch, MAX_REASON_BYTES, MAX_REPORT_ENTRIES};
-use crate::record::{AuditView, Grant, KeyStatus, KeyView, ProjectView};
+use crate::record::{AdminTokenView, AuditView, Grant, KeyStatus, KeyView, OrgView, ProjectView};
 use crate::record::{MAX_NAME_CHARS, PROJECT_ID_PATTERN};
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder};
 use utoipa::openapi::schema::{SchemaType, Type};
@@ -44,6 +46,10 @@ pub fn components() -> Vec<(String, RefOr<Schema>)> {
         ("LeakFeedback".into(), leak_feedback.into()),
         ("GitHubReport".into(), github_report.into()),
         named::<AdminReport>(),
+        named::<OrgView>(),
+        named::<NewOrg>(),
+        named::<AdminTokenView>(),
+        named::<IssuedAdminToken>(),
     ]
 }
 
@@ -142,6 +148,22 @@ pub fn full_key() -> ObjectBuilder {
     string()
         .pattern(Some(format!("^{KEY_PREFIX}[0-9a-f]{{{SECRET_HEX_LEN}}}$")))
         .description(Some("The full key: shown in this response only"))
+}
+
+/// An admin token's display prefix ([`crate::key::OrgAdminToken::display_prefix`]).
+pub fn admin_token_prefix() -> ObjectBuilder {
+    string().pattern(Some(format!(
+        "^{ORG_TOKEN_PREFIX}[0-9a-f]{{{DISPLAY_HEX_LEN}}}$"
+    )))
+}
+
+/// A full organization admin token ([`crate::key::OrgAdminToken::parse`]).
+pub fn full_admin_token() -> ObjectBuilder {
+    string()
+        .pattern(Some(format!(
+            "^{ORG_TOKEN_PREFIX}[0-9a-f]{{{SECRET_HEX_LEN}}}$"
+        )))
+        .description(Some("The full admin token: shown in this response only"))
 }
 
 /// `revoked_reason`: bounded by [`MAX_REASON_BYTES`] (bytes once JSON-escaped, so never more

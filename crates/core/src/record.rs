@@ -210,12 +210,118 @@ pub struct KeyView {
     pub rotated_to: Option<String>,
 }
 
-/// A project, as stored.
+/// The organization of every project stored before organizations existed, and of projects the
+/// operator creates without naming one. Created on first need (`orgs::ensure_default`).
+pub const DEFAULT_ORG: &str = "default";
+
+/// A project, as stored. A project written before organizations existed has no `org_id`: it
+/// reads as [`DEFAULT_ORG`] (no migration step).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {
     pub id: String,
     pub name: String,
     pub created_at: Millis,
+    #[serde(default = "default_org")]
+    pub org_id: String,
+}
+
+fn default_org() -> String {
+    DEFAULT_ORG.to_owned()
+}
+
+/// An organization, as stored: the scope above projects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Org {
+    pub id: String,
+    pub name: String,
+    pub created_at: Millis,
+}
+
+/// An organization as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Organization))]
+#[serde(deny_unknown_fields)]
+pub struct OrgView {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::project_id))]
+    pub id: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::name))]
+    pub name: String,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    pub created_at: String,
+}
+
+impl Org {
+    pub fn view(&self) -> OrgView {
+        OrgView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            created_at: rfc3339(self.created_at),
+        }
+    }
+}
+
+/// An organization admin token as stored (in the `AdminTokens` Durable Object), under its
+/// SHA-256. Never holds the plaintext.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminTokenRecord {
+    pub id: String,
+    pub hash: KeyHash,
+    pub name: String,
+    pub org_id: String,
+    /// `lqta_` + the first 8 hex characters.
+    pub prefix: String,
+    pub created_at: Millis,
+    pub revoked_at: Option<Millis>,
+}
+
+/// An admin token's status: `"active"` or `"revoked"` (revocation is at once and final).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum AdminTokenStatus {
+    Active,
+    Revoked,
+}
+
+/// An admin token as the API shows it: never the token, never its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = AdminToken))]
+#[serde(deny_unknown_fields)]
+pub struct AdminTokenView {
+    pub id: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::name))]
+    pub name: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::project_id))]
+    pub org_id: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::admin_token_prefix))]
+    pub prefix: String,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    pub created_at: String,
+    #[cfg_attr(feature = "openapi", schema(inline))]
+    pub status: AdminTokenStatus,
+    #[cfg_attr(feature = "openapi", schema(required, format = DateTime))]
+    pub revoked_at: Option<String>,
+}
+
+impl AdminTokenRecord {
+    pub fn status(&self) -> AdminTokenStatus {
+        match self.revoked_at {
+            Some(_) => AdminTokenStatus::Revoked,
+            None => AdminTokenStatus::Active,
+        }
+    }
+
+    pub fn view(&self) -> AdminTokenView {
+        AdminTokenView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            org_id: self.org_id.clone(),
+            prefix: self.prefix.clone(),
+            created_at: rfc3339(self.created_at),
+            status: self.status(),
+            revoked_at: self.revoked_at.map(rfc3339),
+        }
+    }
 }
 
 /// A project as the API shows it.
@@ -229,6 +335,8 @@ pub struct ProjectView {
     pub name: String,
     #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub created_at: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::project_id))]
+    pub org_id: String,
 }
 
 impl Project {
@@ -237,15 +345,24 @@ impl Project {
             id: self.id.clone(),
             name: self.name.clone(),
             created_at: rfc3339(self.created_at),
+            org_id: self.org_id.clone(),
         }
     }
 }
 
-/// An append-only audit entry for a create, rotate or revoke.
+/// An append-only audit entry for a create, rotate or revoke. `actor` is who acted:
+/// `operator` (the deployment's `ADMIN_TOKEN`), `admin_token` (an organization admin token,
+/// named by `actor_token_id` and `actor_token_name`) or `github-secret-scanning`; events written
+/// before organizations existed say `admin` (the operator).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     pub id: String,
     pub actor: String,
+    /// The admin token that acted, when `actor` is `admin_token`. Left out of the JSON when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_token_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_token_name: Option<String>,
     pub action: String,
     pub project_id: String,
     pub key_id: Option<String>,
@@ -262,7 +379,14 @@ pub struct AuditEvent {
 #[serde(deny_unknown_fields)]
 pub struct AuditView {
     pub id: String,
+    /// `operator`, `admin_token`, `github-secret-scanning` (or `admin`: the operator, before organizations)
     pub actor: String,
+    /// The admin token that acted (with `actor` `admin_token`)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_token_id: Option<String>,
+    /// The name of the admin token that acted (with `actor` `admin_token`)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_token_name: Option<String>,
     pub action: String,
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::project_id))]
     pub project_id: String,
@@ -280,6 +404,8 @@ impl AuditEvent {
         AuditView {
             id: self.id.clone(),
             actor: self.actor.clone(),
+            actor_token_id: self.actor_token_id.clone(),
+            actor_token_name: self.actor_token_name.clone(),
             action: self.action.clone(),
             project_id: self.project_id.clone(),
             key_id: self.key_id.clone(),
@@ -469,6 +595,8 @@ pub(crate) mod tests {
         let event = AuditEvent {
             id: "evt_1".into(),
             actor: "admin".into(),
+            actor_token_id: None,
+            actor_token_name: None,
             action: "key.created".into(),
             project_id: "p".into(),
             key_id: None,

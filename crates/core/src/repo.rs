@@ -4,8 +4,12 @@
 //! |-------------------------------------|-------------------------------|-------------------|
 //! | `key/{sha256 hex}`                  | [`KeyRecord`] (the verify path reads only this) | same JSON, when it fits |
 //! | `id/{key id}`                       | the key's SHA-256 hex         | none              |
-//! | `project/{project id}`              | [`Project`]                   | same JSON         |
+//! | `org/{org id}`                      | [`Org`]                       | same JSON         |
+//! | `project/{project id}`              | [`Project`] (no `org_id`: `default`) | same JSON  |
 //! | `audit/{project id}/{ms:013}-{id}`  | [`AuditEvent`]                | same JSON         |
+//!
+//! Organization admin tokens are not in KV: their source of truth is the `AdminTokens` Durable
+//! Object (`orgs::TokenBook`), so a revocation holds everywhere at once.
 //!
 //! Metadata copies let one list call return whole records (KV caps metadata at 1024 bytes;
 //! a record too large for it is read back with a get instead). Values are written with
@@ -14,7 +18,7 @@
 
 use crate::json_object;
 use crate::key::KeyHash;
-use crate::record::{AuditEvent, KeyRecord, Project};
+use crate::record::{AuditEvent, KeyRecord, Org, Project};
 use crate::store::{Store, StoreError, GET_MANY_MAX, METADATA_MAX_BYTES};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -22,6 +26,7 @@ use serde::Serialize;
 const KEY: &str = "key/";
 const KEY_ID: &str = "id/";
 const PROJECT: &str = "project/";
+const ORG: &str = "org/";
 const AUDIT: &str = "audit/";
 /// A longer name cannot name anything stored: KV refuses such names (an error, not a miss).
 const KV_NAME_MAX_BYTES: usize = crate::store::KV_KEY_MAX_BYTES;
@@ -118,6 +123,18 @@ impl<'s, S: Store> Repo<'s, S> {
 
     pub async fn list_projects(&self) -> Result<Vec<Project>, RepoError> {
         self.list_json(PROJECT).await
+    }
+
+    pub async fn org(&self, id: &str) -> Result<Option<Org>, RepoError> {
+        self.get_json(&format!("{ORG}{id}")).await
+    }
+
+    pub async fn put_org(&self, org: &Org) -> Result<(), RepoError> {
+        self.put_json(&format!("{ORG}{}", org.id), org).await
+    }
+
+    pub async fn list_orgs(&self) -> Result<Vec<Org>, RepoError> {
+        self.list_json(ORG).await
     }
 
     pub async fn append_audit(&self, event: &AuditEvent) -> Result<(), RepoError> {
@@ -273,6 +290,8 @@ mod tests {
         let event = |project: &str, at| AuditEvent {
             id: format!("{project}{at}"),
             actor: "admin".into(),
+            actor_token_id: None,
+            actor_token_name: None,
             action: "key.created".into(),
             project_id: project.into(),
             key_id: None,

@@ -9,8 +9,9 @@
 //! (set by Cloudflare's edge, and by `wrangler dev`), so an admin is slowed only by failures
 //! from its own address; requests without that header share one budget ([`UNKNOWN_CLIENT`]).
 
-use crate::api::{admin_auth, Config};
+use crate::api::{sign_in, Config};
 use crate::error::ApiError;
+use crate::orgs::{Actor, TokenAuthority, Tokens};
 use crate::time::Millis;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -59,23 +60,25 @@ impl Throttled {
 }
 
 /// Checks the admin token of a request from `client` (its [`CLIENT_HEADER`], if any) at `now`:
-/// 429 [`ApiError::TooManyAttempts`] if the client is throttled, else what [`admin_auth`]
-/// decides; a failure that sent `Authorization` is counted by `limiter`, and the one that goes
-/// over the budget is already answered 429.
-pub async fn admin_sign_in<L: AttemptLimiter>(
+/// 429 [`ApiError::TooManyAttempts`] if the client is throttled, else what [`sign_in`]
+/// decides (the operator's token, or an organization admin token); a failure that sent
+/// `Authorization` is counted by `limiter`, and the one that goes over the budget is already
+/// answered 429. An authority that cannot answer (503) counts nothing.
+pub async fn admin_sign_in<L: AttemptLimiter, T: TokenAuthority>(
     config: &Config,
+    tokens: &Tokens<'_, T>,
     authorization: Option<&str>,
     client: Option<&str>,
     limiter: &L,
     throttled: &RefCell<Throttled>,
     now: Millis,
-) -> Result<(), ApiError> {
+) -> Result<Actor, ApiError> {
     let client = client.map(str::trim).filter(|c| !c.is_empty());
     let client = client.unwrap_or(UNKNOWN_CLIENT);
     if throttled.borrow().is_throttled(client, now) {
         return Err(ApiError::TooManyAttempts(PERIOD_SECONDS));
     }
-    let refused = match admin_auth(config, authorization) {
+    let refused = match sign_in(config, tokens, authorization, now).await {
         Err(e @ (ApiError::AdminUnauthorized | ApiError::AdminDisabled(_))) => e,
         decided => return decided,
     };

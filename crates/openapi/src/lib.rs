@@ -47,7 +47,7 @@ pub fn document() -> Value {
                 "adminToken": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "The worker's ADMIN_TOKEN secret: at least 32 characters (`openssl rand -hex 32`)"
+                    "description": "The worker's ADMIN_TOKEN secret (the operator: every organization), at least 32 characters (`openssl rand -hex 32`); or an organization admin token (`lqta_` + 64 lowercase hex), with which every admin route acts inside its organization only and anything outside it answers 404"
                 }
             },
             "schemas": schemas
@@ -90,12 +90,19 @@ fn paths() -> Value {
     .body(false, "*/*", json!({}))
     .merge(ingest_answers());
 
-    let list_projects =
-        admin_op("List projects").answer("200", "Projects", listing("projects", "Project"));
+    let list_projects = admin_op("List projects (an organization admin: its organization's)")
+        .param(org_filter())
+        .answer("200", "Projects", listing("projects", "Project"))
+        .error("400", "`invalid_org_id`")
+        .error("404", "`org_not_found`");
     let create_project = admin_op("Create a project")
         .body(true, JSON, schema("NewProject"))
         .answer("201", "Created", schema("Project"))
         .error("400", "Bad body, id or name")
+        .error(
+            "404",
+            "`org_id` names no organization this caller sees (`org_not_found`)",
+        )
         .error("409", "`project_exists`");
     let create_key = admin_op("Create a key: the full key is in this response only")
         .param(path_param("project_id"))
@@ -106,7 +113,8 @@ fn paths() -> Value {
     let list_keys = admin_op("List keys, newest first")
         .param(project_filter())
         .answer("200", "Keys", listing("keys", "KeyView"))
-        .error("400", "`invalid_project_id`");
+        .error("400", "`invalid_project_id`")
+        .error("404", "`project_not_found`");
     let report_leaked = Op::new("Report leaked keys (internal scanners, support, incident response)", "adminToken")
         .describe("Same classification, revocation and answer as the GitHub endpoint; `source` becomes the revocation reason, as given. A key named twice is one entry of the answer and one revocation.")
         .body(true, JSON, schema("LeakReport"))
@@ -134,8 +142,47 @@ fn paths() -> Value {
         .error("404", "`key_not_found`");
     let audit = admin_op("Audit events, newest first")
         .param(project_filter())
+        .param(org_filter())
         .answer("200", "Events", listing("events", "AuditEvent"))
-        .error("400", "`invalid_project_id`");
+        .error("400", "`invalid_project_id`, `invalid_org_id`")
+        .error("404", "The project or organization is not visible to this caller (`project_not_found`, `org_not_found`)");
+    let list_orgs = admin_op(
+        "Organizations, oldest first (an organization admin sees its own only)",
+    )
+    .answer("200", "Organizations", listing("orgs", "Organization"));
+    let create_org =
+        admin_op("Create an organization (operator only: 404 for an organization admin)")
+            .body(true, JSON, schema("NewOrg"))
+            .answer("201", "Created", schema("Organization"))
+            .error(
+                "400",
+                "Bad body, id or name (`invalid_org_id`, `invalid_name`)",
+            )
+            .error("404", "Not the operator (`not_found`)")
+            .error("409", "`org_exists`");
+    let get_org = admin_op("One organization")
+        .param(path_param("org_id"))
+        .answer("200", "The organization", schema("Organization"))
+        .error("404", "`org_not_found`");
+    let create_token = admin_op("Create an organization admin token (operator only): the full token is in this response only")
+        .param(path_param("org_id"))
+        .body(true, JSON, schema("NewKey"))
+        .answer("201", "Created", schema("IssuedAdminToken"))
+        .error("400", "Bad body or name")
+        .error("404", "`org_not_found`, or not the operator (`not_found`)");
+    let list_tokens = admin_op("An organization's admin tokens, newest first (operator only)")
+        .param(path_param("org_id"))
+        .answer("200", "Admin tokens", listing("admin_tokens", "AdminToken"))
+        .error("404", "`org_not_found`, or not the operator (`not_found`)");
+    let revoke_token = admin_op("Revoke an admin token at once (operator only; idempotent)")
+        .param(path_param("admin_token_id"))
+        .body(false, JSON, to_json(openapi::empty_body()))
+        .answer("200", "Revoked", schema("AdminToken"))
+        .error("400", "Bad body")
+        .error(
+            "404",
+            "`admin_token_not_found`, or not the operator (`not_found`)",
+        );
 
     json!({
         "/v1/auth/verify": { "get": verify.get(), "head": verify.head() },
@@ -157,7 +204,19 @@ fn paths() -> Value {
         "/admin/v1/keys/{key_id}": { "get": get_key.get(), "head": get_key.head() },
         "/admin/v1/keys/{key_id}/rotate": { "post": rotate.0 },
         "/admin/v1/keys/{key_id}/revoke": { "post": revoke.0 },
-        "/admin/v1/audit": { "get": audit.get(), "head": audit.head() }
+        "/admin/v1/audit": { "get": audit.get(), "head": audit.head() },
+        "/admin/v1/orgs": {
+            "get": list_orgs.get(),
+            "head": list_orgs.head(),
+            "post": create_org.0
+        },
+        "/admin/v1/orgs/{org_id}": { "get": get_org.get(), "head": get_org.head() },
+        "/admin/v1/orgs/{org_id}/admin-tokens": {
+            "get": list_tokens.get(),
+            "head": list_tokens.head(),
+            "post": create_token.0
+        },
+        "/admin/v1/admin-tokens/{admin_token_id}/revoke": { "post": revoke_token.0 }
     })
 }
 
@@ -273,7 +332,7 @@ fn forwarded(ingest: &Op) -> Value {
 /// Refusals every admin route gives.
 fn admin_refusals() -> Op {
     Op(json!({ "responses": {} }))
-        .error("401", "Missing or wrong admin token (`admin_unauthorized`)")
+        .error("401", "Missing, wrong or revoked admin token (`admin_unauthorized`)")
         .header("401", "WWW-Authenticate", challenge(
             "lumiqtrace-admin",
             "RFC 6750 §3: without an `Authorization` header, the bare challenge; with credentials that are not the admin token, `error=\"invalid_token\"`",
@@ -290,7 +349,7 @@ fn admin_refusals() -> Op {
 fn admin_op(summary: &str) -> Op {
     op(summary, "adminToken")
         .merge(admin_refusals())
-        .error("503", "Storage unavailable (`unavailable`)")
+        .error("503", "Storage unavailable, or an organization admin token that cannot be checked (`unavailable`)")
 }
 
 /// RFC 6750's two challenges of a realm: bare (no credentials), and `invalid_token`.
@@ -312,6 +371,15 @@ fn project_header() -> Value {
 fn project_filter() -> Value {
     json!({
         "name": "project_id",
+        "in": "query",
+        "required": false,
+        "schema": { "type": "string", "pattern": PROJECT_ID_PATTERN }
+    })
+}
+
+fn org_filter() -> Value {
+    json!({
+        "name": "org_id",
         "in": "query",
         "required": false,
         "schema": { "type": "string", "pattern": PROJECT_ID_PATTERN }

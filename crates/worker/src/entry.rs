@@ -9,6 +9,7 @@
 //! `/admin/` (the dashboard) and `/openapi.json` never reach this code: the assets binding
 //! (`[assets]` in wrangler.toml) serves files of `public/` before the worker runs.
 
+use crate::admin_tokens::DoTokens;
 use crate::body;
 use crate::change_log::DoFeed;
 use crate::forward::forward;
@@ -21,6 +22,7 @@ use lumiqtrace_core::admin::Keys;
 use lumiqtrace_core::api::{self, HttpRequest, Outcome, Reply};
 use lumiqtrace_core::changes::Overlay;
 use lumiqtrace_core::error::ApiError;
+use lumiqtrace_core::orgs::{Actor, TokenCache, Tokens};
 use lumiqtrace_core::repo::Repo;
 use lumiqtrace_core::signature::{KEY_ID_HEADER as GITHUB_KEY_ID, SIGNATURE_HEADER};
 use lumiqtrace_core::throttle;
@@ -32,6 +34,8 @@ use worker::{console_error, event, Context, Env, Request, Response, Result};
 thread_local! {
     /// This isolate's copy of the recent key changes, shared by every request it serves.
     static OVERLAY: Rc<RefCell<Overlay>> = Rc::default();
+    /// This isolate's recent positive answers about organization admin tokens.
+    static TOKEN_CACHE: Rc<RefCell<TokenCache>> = Rc::default();
 }
 
 /// Every request. An error no reply covered (the runtime refused to build a response, say)
@@ -72,6 +76,12 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
     let cache = github::cache();
     let signatures =
         github.then(|| github::signatures(settings.github_keys_url.as_deref(), &cache));
+    let authority = DoTokens::new(env);
+    let token_cache = TOKEN_CACHE.with(Rc::clone);
+    let tokens = Tokens {
+        authority: &authority,
+        cache: &token_cache,
+    };
     // Who is calling is settled before a byte of body is read; a refused body is never kept.
     let refused = if api::is_admin_route(path) {
         let limiter = SignInLimiter::bind(env);
@@ -79,6 +89,7 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
         let throttled = signin::throttled();
         let signed_in = throttle::admin_sign_in(
             &settings.config,
+            &tokens,
             authorization.as_deref(),
             client.as_deref(),
             &limiter,
@@ -126,11 +137,13 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
         repo: Repo::new(&store),
         feed: &feed,
         overlay: &overlay,
+        // The core signs an admin caller in again and acts as it; ingest names no actor.
+        actor: &Actor::Operator,
     };
     if let Some(signatures) = &signatures {
         return respond(api::github_secret_scanning(&keys, signatures, &request, now).await);
     }
-    let reply = match api::handle(&keys, &settings.config, &request, now).await {
+    let reply = match api::handle(&keys, &settings.config, &tokens, &request, now).await {
         Outcome::Reply(reply) => reply,
         Outcome::Forward { grant, target, log } => {
             if let Some(line) = log {

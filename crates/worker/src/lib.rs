@@ -1,11 +1,13 @@
 //! The Cloudflare Worker shell: binds `lumiqtrace_core` to the platform through the `worker`
 //! crate. `entry` is the `#[event(fetch)]` handler; `kv` the core's `Store` over Workers KV;
-//! `change_log` the `KeyChanges` Durable Object and its client; `github` GitHub's public keys;
+//! `change_log` the `KeyChanges` Durable Object and its client; `admin_tokens` the
+//! `AdminTokens` Durable Object (organization admin tokens) and its client; `github` GitHub's public keys;
 //! `forward` the call on to the ingest origin; `signin` the limiter of failed admin sign-ins;
 //! `body`, `respond` and `settings` the request body, the response and the vars around them.
 //! Built with worker-build as it ships (its own JS entry, which starts a fresh Wasm instance
 //! after a panic).
 
+mod admin_tokens;
 mod body;
 mod change_log;
 mod entry;
@@ -16,6 +18,7 @@ mod respond;
 mod settings;
 mod signin;
 
+pub use admin_tokens::AdminTokens;
 pub use change_log::KeyChanges;
 
 /// Now, in milliseconds since the Unix epoch (the runtime's clock, `Date.now()`: in Workers it

@@ -38,6 +38,7 @@ impl<'a, S: Store, F: ChangeFeed> Location<'a, S, F> {
             repo: Repo::new(self.store),
             feed: self.feed,
             overlay: &self.overlay,
+            actor: &crate::orgs::Actor::Operator,
         }
     }
 
@@ -54,9 +55,16 @@ impl<'a, S: Store, F: ChangeFeed> Location<'a, S, F> {
 /// Creates project "p" and one key through `near`; returns (plaintext, id).
 fn seed<S: Store, F: ChangeFeed>(near: &Location<'_, S, F>, now: Millis) -> (String, String) {
     block_on(async {
-        create_project(&near.keys().repo, "p", "P", now)
-            .await
-            .unwrap();
+        create_project(
+            &near.keys().repo,
+            &crate::orgs::Actor::Operator,
+            "default",
+            "p",
+            "P",
+            now,
+        )
+        .await
+        .unwrap();
         let issued = create_key(&near.keys(), "p", "k", now).await.unwrap().value;
         (issued.key.expose().to_owned(), issued.api_key.id)
     })

@@ -30,15 +30,23 @@ impl World {
             repo: Repo::new(&self.kv),
             feed: &self.feed,
             overlay: &self.overlay,
+            actor: &crate::orgs::Actor::Operator,
         }
     }
 
     /// Project "p" and one key; returns (plaintext, id).
     fn seed(&self) -> (String, String) {
         block_on(async {
-            create_project(&self.keys().repo, "p", "P", 0)
-                .await
-                .unwrap();
+            create_project(
+                &self.keys().repo,
+                &crate::orgs::Actor::Operator,
+                "default",
+                "p",
+                "P",
+                0,
+            )
+            .await
+            .unwrap();
             let issued = create_key(&self.keys(), "p", "k", 0).await.unwrap().value;
             (issued.key.expose().to_owned(), issued.api_key.id)
         })
@@ -74,7 +82,7 @@ fn a_reported_key_is_revoked_with_its_reason_and_audited_as_the_reporter() {
     assert_eq!(stored.revoked_at, Some(1_000), "written to KV too");
     let events = block_on(audit_log(&w.keys().repo, Some("p"))).unwrap();
     let revoked = events.iter().find(|e| e.action == "key.revoked").unwrap();
-    assert_eq!(revoked.actor, "admin");
+    assert_eq!(revoked.actor, "operator");
     assert_eq!(revoked.reason.as_deref(), Some(reason));
     assert_eq!(w.report(&[&key], 2_000), [Label::TruePositive]);
     assert_eq!(w.record(&id, 2_001).revoked_at, Some(1_000), "unchanged");

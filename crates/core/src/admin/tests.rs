@@ -203,9 +203,16 @@ impl World {
         block_on(async {
             let keys = world.keys();
             for project in ["web-app", "mobile"] {
-                create_project(&keys.repo, project, project, T0)
-                    .await
-                    .unwrap();
+                create_project(
+                    &keys.repo,
+                    &crate::orgs::Actor::Operator,
+                    "default",
+                    project,
+                    project,
+                    T0,
+                )
+                .await
+                .unwrap();
             }
             held.push(Held::of(
                 create_key(&keys, "web-app", "active", T0).await.unwrap(),
@@ -229,6 +236,7 @@ impl World {
             repo: Repo::new(&self.store),
             feed: &self.feed,
             overlay: &self.overlay,
+            actor: &crate::orgs::Actor::Operator,
         }
     }
 
@@ -373,6 +381,7 @@ fn check(world: &World, before: &Before, attempt: &Attempt<'_>, strict: bool) ->
             repo: Repo::new(&world.store),
             feed: &world.feed,
             overlay: &fresh,
+            actor: &crate::orgs::Actor::Operator,
         };
         let listed: Vec<String> = block_on(list_keys(&keys, None, at))
             .unwrap()
@@ -485,9 +494,16 @@ fn run(world: &World, what: &str, id: Option<&str>) -> Result<Option<Held>, ApiE
     let keys = world.keys();
     block_on(async {
         match (what, id) {
-            ("create project", _) => create_project(&keys.repo, "new", "New", NOW)
-                .await
-                .map(|_| None),
+            ("create project", _) => create_project(
+                &keys.repo,
+                &crate::orgs::Actor::Operator,
+                "default",
+                "new",
+                "New",
+                NOW,
+            )
+            .await
+            .map(|_| None),
             ("create", _) => create_key(&keys, "web-app", "new", NOW)
                 .await
                 .map(|d| Some(Held::of(d))),
@@ -685,8 +701,15 @@ fn ingest_with_storage_failing_is_503_never_a_grant() {
                         repo: Repo::new(&world.store),
                         feed: &world.feed,
                         overlay: &fresh,
+                        actor: &crate::orgs::Actor::Operator,
                     };
-                    match block_on(crate::api::handle(&keys, &config, &req, NOW)) {
+                    let book = RefCell::default();
+                    let cache = RefCell::default();
+                    let tokens = crate::orgs::Tokens::<RefCell<crate::orgs::TokenBook>> {
+                        authority: &book,
+                        cache: &cache,
+                    };
+                    match block_on(crate::api::handle(&keys, &config, &tokens, &req, NOW)) {
                         crate::api::Outcome::Reply(reply) => {
                             assert_eq!(reply.status, 503, "{path}")
                         }

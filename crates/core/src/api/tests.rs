@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::changes::{MemoryFeed, NoFeed, Overlay};
+use crate::orgs::{TokenBook, TokenCache};
 use crate::repo::Repo;
 use crate::store::{MemoryStore, Op};
 use pollster::block_on;
@@ -17,6 +18,8 @@ struct Api<F> {
     feed: F,
     overlay: RefCell<Overlay>,
     config: Config,
+    book: RefCell<TokenBook>,
+    cache: RefCell<TokenCache>,
 }
 
 /// Runs a behaviour test twice: KV alone (overlay off), and with the change log.
@@ -66,6 +69,8 @@ impl<F: ChangeFeed> Api<F> {
             store: MemoryStore::new(),
             feed,
             overlay: RefCell::default(),
+            book: RefCell::default(),
+            cache: RefCell::default(),
             config: Config {
                 admin_token: Some(AdminToken::of(TOKEN)),
                 grace_ms: GRACE,
@@ -79,8 +84,9 @@ impl<F: ChangeFeed> Api<F> {
             repo: Repo::new(&self.store),
             feed: &self.feed,
             overlay: &self.overlay,
+            actor: &crate::orgs::Actor::Operator,
         };
-        match block_on(handle(&keys, &self.config, &req, now)) {
+        match block_on(handle(&keys, &self.config, &self.tokens(), &req, now)) {
             Outcome::Reply(reply) => Answer {
                 status: reply.status,
                 json: serde_json::from_str(&reply.body).expect("every reply is JSON"),
@@ -93,6 +99,13 @@ impl<F: ChangeFeed> Api<F> {
                 reply: None,
                 grant: Some(grant),
             },
+        }
+    }
+
+    fn tokens(&self) -> Tokens<'_, RefCell<TokenBook>> {
+        Tokens {
+            authority: &self.book,
+            cache: &self.cache,
         }
     }
 
@@ -569,7 +582,7 @@ fn audit_records_create_rotate_and_revoke_newest_first<F: ChangeFeed>(api: Api<F
     );
     assert!(events
         .iter()
-        .all(|e| e["actor"] == "admin" && e["project_id"] == "p"));
+        .all(|e| e["actor"] == "operator" && e["project_id"] == "p"));
     assert_eq!(events[0]["key_id"], id.as_str());
     assert_eq!(events[0]["at"], "1970-01-01T00:00:00.003Z");
     let all = api.admin("GET", "/admin/v1/audit", "", 5);
@@ -777,6 +790,7 @@ fn ingest_paths_are_canonical_and_the_forward_gets_the_one_checked<F: ChangeFeed
         repo: Repo::new(&api.store),
         feed: &api.feed,
         overlay: &api.overlay,
+        actor: &crate::orgs::Actor::Operator,
     };
     let ingest = |path, query, authorization| {
         let req = HttpRequest {
@@ -786,7 +800,7 @@ fn ingest_paths_are_canonical_and_the_forward_gets_the_one_checked<F: ChangeFeed
             authorization,
             ..Default::default()
         };
-        block_on(handle(&keys, &api.config, &req, 1))
+        block_on(handle(&keys, &api.config, &api.tokens(), &req, 1))
     };
     let reads = api.store.log().len();
     for (path, query) in [

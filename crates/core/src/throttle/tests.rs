@@ -2,6 +2,9 @@
 
 use super::*;
 use crate::api::AdminToken;
+use crate::key::OrgAdminToken;
+use crate::orgs::{TokenBook, TokenCache};
+use crate::record::AdminTokenRecord;
 use pollster::block_on;
 use std::cell::Cell;
 
@@ -47,6 +50,8 @@ struct Gate {
     config: Config,
     limiter: Budget,
     throttled: RefCell<Throttled>,
+    book: RefCell<TokenBook>,
+    cache: RefCell<TokenCache>,
 }
 
 impl Gate {
@@ -55,13 +60,24 @@ impl Gate {
             config: config(Some(TOKEN)),
             limiter: Budget::new(budget),
             throttled: RefCell::default(),
+            book: RefCell::default(),
+            cache: RefCell::default(),
+        }
+    }
+
+    fn tokens(&self) -> Tokens<'_, RefCell<TokenBook>> {
+        Tokens {
+            authority: &self.book,
+            cache: &self.cache,
         }
     }
 
     fn sign_in(&self, token: Option<&str>, client: Option<&str>, now: Millis) -> Option<String> {
         let auth = token.map(|t| format!("Bearer {t}"));
+        let tokens = self.tokens();
         let done = admin_sign_in(
             &self.config,
+            &tokens,
             auth.as_deref(),
             client,
             &self.limiter,
@@ -112,8 +128,10 @@ fn failures_past_the_budget_are_429_then_even_the_right_token_waits_out_the_peri
 fn the_429_says_when_to_retry() {
     let gate = Gate::new(0);
     let auth = "Bearer wrong";
+    let tokens = gate.tokens();
     let done = admin_sign_in(
         &gate.config,
+        &tokens,
         Some(auth),
         None,
         &gate.limiter,
@@ -197,7 +215,16 @@ fn a_misconfigured_token_counts_failures_too_and_a_missing_limiter_fails_open() 
         );
         let open = RefCell::default();
         for _ in 0..20 {
-            let done = admin_sign_in(&gate.config, Some("Bearer guess"), None, &Absent, &open, 0);
+            let tokens = gate.tokens();
+            let done = admin_sign_in(
+                &gate.config,
+                &tokens,
+                Some("Bearer guess"),
+                None,
+                &Absent,
+                &open,
+                0,
+            );
             assert_eq!(block_on(done).unwrap_err().code(), "admin_unauthorized");
         }
     }
@@ -214,4 +241,48 @@ fn remembered_clients_are_bounded() {
     throttled.throttle("late", later);
     assert!(throttled.is_throttled("late", later));
     assert_eq!(throttled.0.len(), 1, "expired entries made room");
+}
+
+#[test]
+fn org_admin_tokens_sign_in_and_their_failures_are_throttled_the_same_way() {
+    let gate = Gate::new(2);
+    let token = OrgAdminToken::from_secret_bytes(&[7; 32]);
+    let record = AdminTokenRecord {
+        id: "adm_1".into(),
+        hash: token.hash(),
+        name: "ci".into(),
+        org_id: "acme".into(),
+        prefix: token.display_prefix(),
+        created_at: 0,
+        revoked_at: None,
+    };
+    gate.book.borrow_mut().create(record.clone());
+    let tokens = gate.tokens();
+    let auth = format!("Bearer {}", token.expose());
+    let signed = admin_sign_in(
+        &gate.config,
+        &tokens,
+        Some(&auth),
+        None,
+        &gate.limiter,
+        &gate.throttled,
+        0,
+    );
+    assert_eq!(block_on(signed).unwrap(), Actor::OrgAdmin(record));
+    assert_eq!(gate.limiter.calls.get(), 0, "a success counts nothing");
+    let unknown = OrgAdminToken::from_secret_bytes(&[8; 32]);
+    for _ in 0..2 {
+        assert_eq!(
+            gate.sign_in(Some(unknown.expose()), None, 0).as_deref(),
+            Some("admin_unauthorized")
+        );
+    }
+    assert_eq!(
+        gate.sign_in(Some(unknown.expose()), None, 0).as_deref(),
+        Some("too_many_attempts")
+    );
+    assert_eq!(
+        gate.sign_in(Some(token.expose()), None, 0).as_deref(),
+        Some("too_many_attempts")
+    );
 }

@@ -1,0 +1,465 @@
+//! Organizations and their admin tokens: who is calling an admin route ([`Actor`], resolved once
+//! at sign-in), what that caller may see ([`Scope`], the one place the organization boundary is
+//! checked), the organizations themselves (in KV, beside projects) and the organization admin
+//! tokens, whose source of truth is a strongly consistent [`TokenAuthority`] (the `AdminTokens`
+//! Durable Object in the worker; [`TokenBook`] is its logic, pure).
+//!
+//! Consistency. Every admin request presenting an `lqta_` token asks the authority, unless this
+//! isolate confirmed the same token active less than `CHANGES_REFRESH_SECONDS` ago
+//! ([`TokenCache`]); a revocation is therefore refused at once by the authority and by the
+//! revoking isolate (which drops its entry), and by every other isolate within the same bound as
+//! a key revocation. When the authority cannot answer, an `lqta_` token is refused with 503
+//! (fail closed); the operator's `ADMIN_TOKEN` does not depend on it.
+
+use crate::admin::{Done, Keys};
+use crate::changes::ChangeFeed;
+use crate::error::ApiError;
+use crate::key::{random_bytes, KeyHash, OrgAdminToken};
+use crate::leaks::{Revocation, Revoker};
+use crate::record::{
+    is_valid_project_id, normalize_name, AdminTokenRecord, AdminTokenView, KeyRecord, KeyView, Org,
+    OrgView, Project, DEFAULT_ORG,
+};
+use crate::repo::{Repo, RepoError};
+use crate::store::{Store, StoreError};
+use crate::time::Millis;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Who signed in to an admin route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// The deployment's `ADMIN_TOKEN`: every organization.
+    Operator,
+    /// An organization admin token (active when resolved): its organization only.
+    OrgAdmin(AdminTokenRecord),
+}
+
+impl Actor {
+    /// The organization this caller is confined to; `None`: every one.
+    pub fn org(&self) -> Option<&str> {
+        match self {
+            Actor::Operator => None,
+            Actor::OrgAdmin(token) => Some(&token.org_id),
+        }
+    }
+
+    /// `(actor, actor_token_id, actor_token_name)` of an audit event this caller causes.
+    pub fn audit_fields(&self) -> (&'static str, Option<&str>, Option<&str>) {
+        match self {
+            Actor::Operator => ("operator", None, None),
+            Actor::OrgAdmin(t) => ("admin_token", Some(&t.id), Some(&t.name)),
+        }
+    }
+}
+
+/// What an [`Actor`] may see. Anything outside answers as if it did not exist (404, never 403,
+/// which would confirm that it exists).
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a>(pub &'a Actor);
+
+impl Scope<'_> {
+    /// Whether organization `org_id` is visible.
+    pub fn sees_org(&self, org_id: &str) -> bool {
+        self.0.org().is_none_or(|own| own == org_id)
+    }
+
+    /// The project `id`, if visible; else [`ApiError::ProjectNotFound`].
+    pub async fn project<S: Store>(
+        &self,
+        repo: &Repo<'_, S>,
+        id: &str,
+    ) -> Result<Project, ApiError> {
+        match repo.project(id).await? {
+            Some(p) if self.sees_org(&p.org_id) => Ok(p),
+            _ => Err(ApiError::ProjectNotFound),
+        }
+    }
+
+    /// The ids of the visible projects (`org_id`: only that organization's, itself checked).
+    pub async fn project_ids<S: Store>(
+        &self,
+        repo: &Repo<'_, S>,
+        org_id: Option<&str>,
+    ) -> Result<BTreeSet<String>, ApiError> {
+        let org = self.org_filter(org_id)?;
+        let projects = repo.list_projects().await?;
+        Ok(projects
+            .into_iter()
+            .filter(|p| self.sees_org(&p.org_id) && org.is_none_or(|o| o == p.org_id))
+            .map(|p| p.id)
+            .collect())
+    }
+
+    /// An `org_id` filter as asked: visible, or [`ApiError::OrgNotFound`].
+    pub fn org_filter<'o>(&self, org_id: Option<&'o str>) -> Result<Option<&'o str>, ApiError> {
+        match org_id {
+            Some(o) if !self.sees_org(o) => Err(ApiError::OrgNotFound),
+            other => Ok(other),
+        }
+    }
+
+    /// The key `id`, if its project is visible; else [`ApiError::KeyNotFound`].
+    pub async fn key<S: Store, F: ChangeFeed>(
+        &self,
+        keys: &Keys<'_, S, F>,
+        id: &str,
+        now: Millis,
+    ) -> Result<KeyView, ApiError> {
+        let key = crate::admin::get_key(keys, id, now).await?;
+        if self.0.org().is_some() && self.project(&keys.repo, &key.project_id).await.is_err() {
+            return Err(ApiError::KeyNotFound);
+        }
+        Ok(key)
+    }
+
+    /// Whether the key `record` is visible: the leak report of an organization admin revokes
+    /// only its own organization's keys (the others read as unknown).
+    pub fn sees_key(&self, record: &KeyRecord, projects: &BTreeSet<String>) -> bool {
+        self.0.org().is_none() || projects.contains(&record.project_id)
+    }
+}
+
+/// An admin leak report of an organization admin: keys outside its organization read as
+/// unknown, so they are neither revoked nor confirmed to exist.
+pub struct ScopedRevoker<'a, 'k, S, F> {
+    pub keys: &'a Keys<'k, S, F>,
+    pub scope: Scope<'a>,
+    /// The projects `scope` sees.
+    pub projects: BTreeSet<String>,
+}
+
+impl<'k, S: Store, F: ChangeFeed> Revoker for ScopedRevoker<'_, 'k, S, F> {
+    const LOOKUP_BATCH: usize = <Keys<'k, S, F> as Revoker>::LOOKUP_BATCH;
+    const REVOKE_BATCH: usize = <Keys<'k, S, F> as Revoker>::REVOKE_BATCH;
+    const REVOKE_OPS: usize = <Keys<'k, S, F> as Revoker>::REVOKE_OPS;
+
+    async fn lookup(
+        &self,
+        hashes: &[KeyHash],
+        now: Millis,
+    ) -> Result<Vec<Option<KeyRecord>>, ApiError> {
+        let mut found = self.keys.lookup(hashes, now).await?;
+        for slot in &mut found {
+            if slot
+                .as_ref()
+                .is_some_and(|r| !self.scope.sees_key(r, &self.projects))
+            {
+                *slot = None;
+            }
+        }
+        Ok(found)
+    }
+
+    async fn revoke(
+        &self,
+        batch: &[(KeyRecord, Revocation)],
+        now: Millis,
+    ) -> Result<Option<String>, ApiError> {
+        self.keys.revoke(batch, now).await
+    }
+}
+
+/// `POST /admin/v1/orgs`: the operator only (others get 404 from the router).
+pub async fn create_org<S: Store>(
+    repo: &Repo<'_, S>,
+    id: &str,
+    name: &str,
+    now: Millis,
+) -> Result<OrgView, ApiError> {
+    if !is_valid_project_id(id) {
+        return Err(ApiError::InvalidOrgId);
+    }
+    let name = normalize_name(name).ok_or(ApiError::InvalidName)?;
+    if repo.org(id).await?.is_some() || (id == DEFAULT_ORG && ensure_default(repo, now).await?) {
+        return Err(ApiError::OrgExists);
+    }
+    let org = Org {
+        id: id.to_owned(),
+        name,
+        created_at: now,
+    };
+    repo.put_org(&org).await?;
+    Ok(org.view())
+}
+
+/// Stores the `default` organization if it is not stored yet and some project belongs to it
+/// (every project written before organizations existed does). Returns whether it exists now.
+pub async fn ensure_default<S: Store>(repo: &Repo<'_, S>, now: Millis) -> Result<bool, RepoError> {
+    if repo.org(DEFAULT_ORG).await?.is_some() {
+        return Ok(true);
+    }
+    let projects = repo.list_projects().await?;
+    let oldest = (projects.iter())
+        .filter(|p| p.org_id == DEFAULT_ORG)
+        .map(|p| p.created_at)
+        .min();
+    let Some(created_at) = oldest else {
+        return Ok(false);
+    };
+    let org = Org {
+        id: DEFAULT_ORG.into(),
+        name: "Default".into(),
+        created_at: created_at.min(now),
+    };
+    repo.put_org(&org).await?;
+    Ok(true)
+}
+
+/// The organizations `scope` sees, oldest first (`default` created on first need).
+pub async fn list_orgs<S: Store>(
+    repo: &Repo<'_, S>,
+    scope: Scope<'_>,
+    now: Millis,
+) -> Result<Vec<OrgView>, ApiError> {
+    ensure_default(repo, now).await?;
+    let mut orgs = repo.list_orgs().await?;
+    orgs.retain(|o| scope.sees_org(&o.id));
+    orgs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    Ok(orgs.iter().map(Org::view).collect())
+}
+
+/// One organization, if `scope` sees it.
+pub async fn get_org<S: Store>(
+    repo: &Repo<'_, S>,
+    scope: Scope<'_>,
+    id: &str,
+    now: Millis,
+) -> Result<Org, ApiError> {
+    if !scope.sees_org(id) || id.len() > 63 {
+        return Err(ApiError::OrgNotFound);
+    }
+    if id == DEFAULT_ORG {
+        ensure_default(repo, now).await?;
+    }
+    repo.org(id).await?.ok_or(ApiError::OrgNotFound)
+}
+
+/// The organization a new project goes to: an organization admin's own (naming another is
+/// [`ApiError::OrgNotFound`]); for the operator the one named, else `default` (created now if
+/// need be).
+pub async fn project_org<S: Store>(
+    repo: &Repo<'_, S>,
+    scope: Scope<'_>,
+    requested: Option<&str>,
+    now: Millis,
+) -> Result<String, ApiError> {
+    let org_id = match (requested, scope.0.org()) {
+        (Some(asked), _) if !scope.sees_org(asked) => return Err(ApiError::OrgNotFound),
+        (_, Some(own)) => own,
+        (Some(asked), None) => asked,
+        (None, None) => DEFAULT_ORG,
+    };
+    if org_id == DEFAULT_ORG && repo.org(DEFAULT_ORG).await?.is_none() {
+        let org = Org {
+            id: DEFAULT_ORG.into(),
+            name: "Default".into(),
+            created_at: now,
+        };
+        repo.put_org(&org).await?;
+        return Ok(org.id);
+    }
+    get_org(repo, scope, org_id, now).await.map(|o| o.id)
+}
+
+/// A newly issued admin token: the plaintext (shown once) and its view.
+#[derive(Debug)]
+pub struct IssuedToken {
+    pub token: OrgAdminToken,
+    pub admin_token: AdminTokenView,
+}
+
+/// `POST /admin/v1/orgs/{id}/admin-tokens` (operator only).
+pub async fn create_admin_token<S: Store, T: TokenAuthority>(
+    repo: &Repo<'_, S>,
+    tokens: &T,
+    org_id: &str,
+    name: &str,
+    now: Millis,
+) -> Result<Done<IssuedToken>, ApiError> {
+    let name = normalize_name(name).ok_or(ApiError::InvalidName)?;
+    let org = get_org(repo, Scope(&Actor::Operator), org_id, now).await?;
+    let token =
+        OrgAdminToken::generate().map_err(|e| ApiError::Internal(format!("CSPRNG: {e}")))?;
+    let random = random_bytes::<6>().map_err(|e| ApiError::Internal(format!("CSPRNG: {e}")))?;
+    let record = AdminTokenRecord {
+        id: format!("adm_{}", hex::encode(random)),
+        hash: token.hash(),
+        name,
+        org_id: org.id,
+        prefix: token.display_prefix(),
+        created_at: now,
+        revoked_at: None,
+    };
+    tokens.create(&record).await.map_err(unavailable)?;
+    Ok(Done {
+        value: IssuedToken {
+            token,
+            admin_token: record.view(),
+        },
+        warning: None,
+    })
+}
+
+/// The admin tokens of one organization, newest first.
+pub async fn list_admin_tokens<S: Store, T: TokenAuthority>(
+    repo: &Repo<'_, S>,
+    tokens: &T,
+    org_id: &str,
+    now: Millis,
+) -> Result<Vec<AdminTokenView>, ApiError> {
+    get_org(repo, Scope(&Actor::Operator), org_id, now).await?;
+    let mut listed = tokens.list(org_id).await.map_err(unavailable)?;
+    listed.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    Ok(listed.iter().map(AdminTokenRecord::view).collect())
+}
+
+/// Revokes an admin token at once (revoking again changes nothing); this isolate forgets it
+/// at once too.
+pub async fn revoke_admin_token<T: TokenAuthority>(
+    tokens: &T,
+    cache: &RefCell<TokenCache>,
+    id: &str,
+    now: Millis,
+) -> Result<AdminTokenView, ApiError> {
+    let revoked = tokens.revoke(id, now).await.map_err(unavailable)?;
+    let record = revoked.ok_or(ApiError::AdminTokenNotFound)?;
+    cache.borrow_mut().forget(&record.hash);
+    Ok(record.view())
+}
+
+fn unavailable(e: StoreError) -> ApiError {
+    ApiError::Unavailable(RepoError::Store(e))
+}
+
+/// The admin tokens' source of truth, strongly consistent (a Durable Object in the worker,
+/// a `RefCell<TokenBook>` in tests). Errors: it could not be reached or answer.
+#[allow(async_fn_in_trait)] // single-threaded Workers runtime: no `Send` bound wanted
+pub trait TokenAuthority {
+    async fn create(&self, record: &AdminTokenRecord) -> Result<(), StoreError>;
+    async fn by_hash(&self, hash: &KeyHash) -> Result<Option<AdminTokenRecord>, StoreError>;
+    async fn list(&self, org_id: &str) -> Result<Vec<AdminTokenRecord>, StoreError>;
+    /// The token as it stands after the revoke; `None`: no such token.
+    async fn revoke(&self, id: &str, now: Millis) -> Result<Option<AdminTokenRecord>, StoreError>;
+}
+
+/// Every admin token, by hash: the logic of the `AdminTokens` Durable Object (which persists
+/// each record a call returns), and the test double of [`TokenAuthority`].
+#[derive(Debug, Default)]
+pub struct TokenBook(BTreeMap<KeyHash, AdminTokenRecord>);
+
+impl TokenBook {
+    pub fn from_records(records: impl IntoIterator<Item = AdminTokenRecord>) -> Self {
+        Self(records.into_iter().map(|r| (r.hash.clone(), r)).collect())
+    }
+
+    /// Adds a token; `false` if its id or hash is taken (nothing changes).
+    pub fn create(&mut self, record: AdminTokenRecord) -> bool {
+        if self.0.contains_key(&record.hash) || self.0.values().any(|r| r.id == record.id) {
+            return false;
+        }
+        self.0.insert(record.hash.clone(), record);
+        true
+    }
+
+    pub fn by_hash(&self, hash: &KeyHash) -> Option<&AdminTokenRecord> {
+        self.0.get(hash)
+    }
+
+    pub fn list(&self, org_id: &str) -> Vec<AdminTokenRecord> {
+        self.0
+            .values()
+            .filter(|r| r.org_id == org_id)
+            .cloned()
+            .collect()
+    }
+
+    /// Revokes (keeping a first `revoked_at`); the record as it stands, if any.
+    pub fn revoke(&mut self, id: &str, now: Millis) -> Option<AdminTokenRecord> {
+        let record = self.0.values_mut().find(|r| r.id == id)?;
+        record.revoked_at.get_or_insert(now);
+        Some(record.clone())
+    }
+}
+
+impl TokenAuthority for RefCell<TokenBook> {
+    async fn create(&self, record: &AdminTokenRecord) -> Result<(), StoreError> {
+        match self.borrow_mut().create(record.clone()) {
+            true => Ok(()),
+            false => Err(StoreError("admin token id taken".into())),
+        }
+    }
+    async fn by_hash(&self, hash: &KeyHash) -> Result<Option<AdminTokenRecord>, StoreError> {
+        Ok(self.borrow().by_hash(hash).cloned())
+    }
+    async fn list(&self, org_id: &str) -> Result<Vec<AdminTokenRecord>, StoreError> {
+        Ok(self.borrow().list(org_id))
+    }
+    async fn revoke(&self, id: &str, now: Millis) -> Result<Option<AdminTokenRecord>, StoreError> {
+        Ok(self.borrow_mut().revoke(id, now))
+    }
+}
+
+/// At most this many confirmed tokens per isolate (~300 bytes each).
+pub const TOKEN_CACHE_MAX: usize = 1024;
+
+/// This isolate's recent answers of the authority for active tokens: a positive answer is
+/// reused for at most the refresh interval (`CHANGES_REFRESH_SECONDS`, the bound of a key
+/// revocation); refusals are never kept.
+#[derive(Debug, Default)]
+pub struct TokenCache(HashMap<KeyHash, (AdminTokenRecord, Millis)>);
+
+impl TokenCache {
+    fn get(&self, hash: &KeyHash, now: Millis, ttl: Millis) -> Option<&AdminTokenRecord> {
+        let (record, at) = self.0.get(hash)?;
+        (now < at.saturating_add(ttl) && now >= *at).then_some(record)
+    }
+
+    fn keep(&mut self, record: AdminTokenRecord, now: Millis, ttl: Millis) {
+        if self.0.len() >= TOKEN_CACHE_MAX {
+            self.0.retain(|_, (_, at)| now < at.saturating_add(ttl));
+        }
+        if self.0.len() < TOKEN_CACHE_MAX {
+            self.0.insert(record.hash.clone(), (record, now));
+        }
+    }
+
+    pub fn forget(&mut self, hash: &KeyHash) {
+        self.0.remove(hash);
+    }
+}
+
+/// The admin tokens' authority and this isolate's cache of its answers.
+pub struct Tokens<'a, T> {
+    pub authority: &'a T,
+    pub cache: &'a RefCell<TokenCache>,
+}
+
+/// Signs in an organization admin token (already known to be `lqta_`-shaped): active →
+/// [`Actor::OrgAdmin`]; unknown or revoked → [`ApiError::AdminUnauthorized`]; the authority
+/// unreachable → [`ApiError::Unavailable`] (fail closed).
+pub async fn authenticate<T: TokenAuthority>(
+    tokens: &T,
+    cache: &RefCell<TokenCache>,
+    token: &OrgAdminToken,
+    now: Millis,
+    ttl: Millis,
+) -> Result<Actor, ApiError> {
+    let hash = token.hash();
+    if let Some(record) = cache.borrow().get(&hash, now, ttl) {
+        return Ok(Actor::OrgAdmin(record.clone()));
+    }
+    match tokens.by_hash(&hash).await.map_err(unavailable)? {
+        Some(record) if record.revoked_at.is_none() => {
+            cache.borrow_mut().keep(record.clone(), now, ttl);
+            Ok(Actor::OrgAdmin(record))
+        }
+        _ => {
+            cache.borrow_mut().forget(&hash);
+            Err(ApiError::AdminUnauthorized)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,251 @@
+//! The `AdminTokens` Durable Object, the source of truth of organization admin tokens (the logic
+//! is the core's [`TokenBook`]), and the worker's client for it ([`DoTokens`]). One instance
+//! ([`INSTANCE`]) serves every location, so a revocation is refused everywhere the moment it is
+//! answered (bar each isolate's positive answers, kept at most `CHANGES_REFRESH_SECONDS`:
+//! `orgs::TokenCache`).
+//!
+//! Storage: one entry per token, `t/{sha256 hex}` → the record's JSON (never the token).
+//! Protocol (worker → object, JSON): `POST /create` with a record → 200 `{}` or 409 (id or hash
+//! taken); `GET /hash/{hex}` → 200 record or 404; `GET /org/{id}` → 200 `[record]`;
+//! `POST /revoke/{id}` with `{"at": ms}` → 200 record or 404.
+
+use lumiqtrace_core::json_object;
+use lumiqtrace_core::key::KeyHash;
+use lumiqtrace_core::orgs::{TokenAuthority, TokenBook};
+use lumiqtrace_core::record::AdminTokenRecord;
+use lumiqtrace_core::store::StoreError;
+use lumiqtrace_core::time::Millis;
+use serde::Deserialize;
+use std::cell::{Cell, OnceCell, RefCell};
+use wasm_bindgen::JsValue;
+use worker::{
+    console_error, durable_object, DurableObject, Env, Method, Request, RequestInit, Response,
+    Result, State, Stub,
+};
+
+/// The Durable Object namespace binding named in `wrangler.toml`.
+pub const BINDING: &str = "ADMIN_TOKENS";
+/// The one instance every location talks to.
+pub const INSTANCE: &str = "global";
+const ENTRY: &str = "t/";
+
+/// The Durable Object class (`AdminTokens` in `wrangler.toml`).
+#[durable_object]
+pub struct AdminTokens {
+    state: State,
+    book: RefCell<TokenBook>,
+    loaded: Cell<bool>,
+}
+
+#[derive(Deserialize)]
+struct RevokeAt {
+    at: Millis,
+}
+
+impl DurableObject for AdminTokens {
+    fn new(state: State, _env: Env) -> Self {
+        Self {
+            state,
+            book: RefCell::default(),
+            loaded: Cell::new(false),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        self.load().await?;
+        let path = req.path();
+        match (req.method(), path.split('/').collect::<Vec<_>>().as_slice()) {
+            (Method::Post, ["", "create"]) => {
+                let record: AdminTokenRecord = match json_object::from_str(&req.text().await?) {
+                    Ok(record) => record,
+                    Err(e) => {
+                        return reply(
+                            400,
+                            serde_json::json!({ "error": e.to_string() }).to_string(),
+                        )
+                    }
+                };
+                if !self.book.borrow_mut().create(record.clone()) {
+                    return reply(409, "{}".into());
+                }
+                self.persist(&record).await?;
+                reply(200, "{}".into())
+            }
+            (Method::Get, ["", "hash", hex]) => {
+                let found =
+                    KeyHash::from_hex(hex).and_then(|h| self.book.borrow().by_hash(&h).cloned());
+                match found {
+                    Some(record) => reply(200, serde_json::to_string(&record)?),
+                    None => reply(404, "{}".into()),
+                }
+            }
+            (Method::Get, ["", "org", org]) => {
+                reply(200, serde_json::to_string(&self.book.borrow().list(org))?)
+            }
+            (Method::Post, ["", "revoke", id]) => {
+                let at = match json_object::from_str::<RevokeAt>(&req.text().await?) {
+                    Ok(RevokeAt { at }) => at,
+                    Err(e) => {
+                        return reply(
+                            400,
+                            serde_json::json!({ "error": e.to_string() }).to_string(),
+                        )
+                    }
+                };
+                let revoked = self.book.borrow_mut().revoke(id, at);
+                match revoked {
+                    Some(record) => {
+                        self.persist(&record).await?;
+                        reply(200, serde_json::to_string(&record)?)
+                    }
+                    None => reply(404, "{}".into()),
+                }
+            }
+            _ => reply(404, "{}".into()),
+        }
+    }
+}
+
+impl AdminTokens {
+    /// Reads every stored token once per object lifetime.
+    async fn load(&self) -> Result<()> {
+        if self.loaded.get() {
+            return Ok(());
+        }
+        let stored = self.state.storage().list().await?;
+        let mut records = Vec::new();
+        stored.for_each(&mut |value, _name| {
+            let text = value.as_string().unwrap_or_default();
+            match json_object::from_str::<AdminTokenRecord>(&text) {
+                Ok(record) => records.push(record),
+                Err(e) => console_error!("admin token entry does not decode, skipped: {e}"),
+            }
+        });
+        *self.book.borrow_mut() = TokenBook::from_records(records);
+        self.loaded.set(true);
+        Ok(())
+    }
+
+    async fn persist(&self, record: &AdminTokenRecord) -> Result<()> {
+        let name = format!("{ENTRY}{}", record.hash.as_str());
+        let json = serde_json::to_string(record)?;
+        self.state
+            .storage()
+            .put_raw(&name, JsValue::from(json))
+            .await
+    }
+}
+
+fn reply(status: u16, body: String) -> Result<Response> {
+    Ok(Response::builder()
+        .with_status(status)
+        .fixed(body.into_bytes()))
+}
+
+/// The worker's side of [`AdminTokens`]: the core's [`TokenAuthority`].
+pub struct DoTokens<'a> {
+    env: &'a Env,
+    /// Made on first use: only requests that present or manage an admin token need it.
+    stub: OnceCell<std::result::Result<Stub, String>>,
+}
+
+impl<'a> DoTokens<'a> {
+    pub fn new(env: &'a Env) -> Self {
+        Self {
+            env,
+            stub: OnceCell::new(),
+        }
+    }
+
+    fn stub(&self) -> std::result::Result<&Stub, StoreError> {
+        let stub = self.stub.get_or_init(|| {
+            let stub = || {
+                let namespace = self.env.durable_object(BINDING)?;
+                namespace.id_from_name(INSTANCE)?.get_stub()
+            };
+            stub().map_err(|e| format!("Durable Object binding {BINDING} is unusable: {e}"))
+        });
+        stub.as_ref().map_err(|e| StoreError(e.clone()))
+    }
+
+    /// One call to the object: its status and body text.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> std::result::Result<(u16, String), StoreError> {
+        let failed = |e: worker::Error| StoreError(format!("admin tokens {path}: {e}"));
+        let stub = self.stub()?;
+        let mut init = RequestInit::new();
+        init.with_method(method).with_body(body.map(JsValue::from));
+        let url = format!("https://admin-tokens{path}");
+        let req = Request::new_with_init(&url, &init).map_err(failed)?;
+        let mut res = stub.fetch_with_request(req).await.map_err(failed)?;
+        let text = res.text().await.map_err(failed)?;
+        Ok((res.status_code(), text))
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    path: &str,
+    text: &str,
+) -> std::result::Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError(format!("admin tokens {path}: {e}")))
+}
+
+fn unexpected(path: &str, status: u16, text: &str) -> StoreError {
+    StoreError(format!("admin tokens {path} answered {status}: {text}"))
+}
+
+impl TokenAuthority for DoTokens<'_> {
+    async fn create(&self, record: &AdminTokenRecord) -> std::result::Result<(), StoreError> {
+        let body = serde_json::to_string(record).map_err(|e| StoreError(e.to_string()))?;
+        match self.call(Method::Post, "/create", Some(body)).await? {
+            (200, _) => Ok(()),
+            (status, text) => Err(unexpected("/create", status, &text)),
+        }
+    }
+
+    async fn by_hash(
+        &self,
+        hash: &KeyHash,
+    ) -> std::result::Result<Option<AdminTokenRecord>, StoreError> {
+        let path = format!("/hash/{}", hash.as_str());
+        match self.call(Method::Get, &path, None).await? {
+            (200, text) => decode("/hash", &text).map(Some),
+            (404, _) => Ok(None),
+            (status, text) => Err(unexpected("/hash", status, &text)),
+        }
+    }
+
+    async fn list(&self, org_id: &str) -> std::result::Result<Vec<AdminTokenRecord>, StoreError> {
+        match self
+            .call(Method::Get, &format!("/org/{org_id}"), None)
+            .await?
+        {
+            (200, text) => decode("/org", &text),
+            (status, text) => Err(unexpected("/org", status, &text)),
+        }
+    }
+
+    async fn revoke(
+        &self,
+        id: &str,
+        now: Millis,
+    ) -> std::result::Result<Option<AdminTokenRecord>, StoreError> {
+        // An id is whatever the caller put in the path: keep it one segment.
+        if id.is_empty() || id.contains(['/', '?', '#', '%']) {
+            return Ok(None);
+        }
+        let body = serde_json::json!({ "at": now }).to_string();
+        match self
+            .call(Method::Post, &format!("/revoke/{id}"), Some(body))
+            .await?
+        {
+            (200, text) => decode("/revoke", &text).map(Some),
+            (404, _) => Ok(None),
+            (status, text) => Err(unexpected("/revoke", status, &text)),
+        }
+    }
+}
