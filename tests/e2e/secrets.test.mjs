@@ -1,6 +1,7 @@
 // Secrets end to end: after a full admin + ingest flow (and the 502/503 paths that log), no
-// plaintext key is in the local KV storage, the workerd logs, or any response except the
-// create and rotate answers that hand a key to its owner; every worker answer is no-store.
+// plaintext key or organization admin token is in the local KV or Durable Object storage, the
+// workerd logs, or any response except the create and rotate answers that hand a key (or a
+// token) to its owner; every worker answer is no-store.
 // (Admin tokens are compared in constant time: crates/core/src/api.rs `digest_matches`, tested
 // there.)
 import { test, before, after } from "node:test";
@@ -11,7 +12,9 @@ import path from "node:path";
 import { startWorker, filesUnder } from "../support/worker.mjs";
 import { callFresh } from "../support/fresh.mjs";
 
-const PLAINTEXT = /lqt_[0-9a-f]{64}/;
+const PLAINTEXT = /lqta?_[0-9a-f]{64}/;
+/** A key's or admin token's secret part (after `lqt_` or `lqta_`). */
+const secretOf = (k) => k.replace(/^lqta?_/, "");
 const persist = mkdtempSync(path.join(tmpdir(), "lqt-secrets-"));
 const issued = []; // every plaintext key handed out
 const seen = []; // every other answer: { what, status, text, headers }
@@ -25,6 +28,9 @@ async function send(w, method, route, options = {}) {
   if (r.status === 201 && typeof r.json?.key === "string") {
     assert.match(r.json.key, PLAINTEXT);
     issued.push(r.json.key);
+  } else if (r.status === 201 && typeof r.json?.token === "string") {
+    assert.match(r.json.token, /^lqta_[0-9a-f]{64}$/);
+    issued.push(r.json.token);
   } else {
     const headers = JSON.stringify([...r.headers]);
     seen.push({ what: `${method} ${route} → ${r.status}`, status: r.status, text: r.text, headers });
@@ -80,6 +86,26 @@ test("a full admin and ingest flow, with refusals that see real keys", async () 
   await send(worker, "GET", `/admin/v1/keys?project_id=${a.key}`);
   await send(worker, "GET", `/${a.key}`);
 
+  // An organization admin token: created, used, presented where it is no key, near misses, revoked.
+  assert.equal((await send(worker, "POST", "/admin/v1/orgs", { body: { id: "acme", name: "Acme" } })).status, 201);
+  const t = (await send(worker, "POST", "/admin/v1/orgs/acme/admin-tokens", { body: { name: "ci" } })).json;
+  assert.equal((await send(worker, "POST", "/admin/v1/projects", { token: t.token, body: { id: "acme-web", name: "w" } })).status, 201);
+  const d = await send(worker, "POST", "/admin/v1/projects/acme-web/keys", { token: t.token, body: { name: "d" } });
+  assert.equal(d.status, 201);
+  await send(worker, "GET", "/admin/v1/orgs/acme/admin-tokens");
+  await send(worker, "GET", "/admin/v1/audit", { token: t.token });
+  assert.equal((await verify(worker, t.token)).status, 401, "an admin token is no ingest key");
+  for (const token of [t.token + "0", t.token.toUpperCase(), t.token.slice(0, 68), t.token.replace("lqta_", "lqt_")]) {
+    assert.equal((await send(worker, "GET", "/admin/v1/projects", { token })).status, 401);
+  }
+  await send(worker, "POST", "/admin/v1/orgs", { body: { id: t.token, name: t.token } });
+  await send(worker, "POST", "/admin/v1/orgs/acme/admin-tokens", { body: { name: t.token, token: t.token } });
+  await send(worker, "POST", `/admin/v1/admin-tokens/${t.token}/revoke`);
+  assert.equal((await send(worker, "POST", `/admin/v1/admin-tokens/${t.admin_token.id}/revoke`)).status, 200);
+  assert.equal((await send(worker, "GET", "/admin/v1/projects", { token: t.token })).status, 401);
+  const elsewhere = await send(broken, "GET", "/admin/v1/projects", { token: t.token });
+  assert.equal(elsewhere.status, 401, "another deployment's authority knows no such token");
+
   // The paths that log: storage down (503) and origin unreachable (502).
   assert.equal((await verify(broken, a.key)).status, 503);
   assert.equal((await send(broken, "POST", "/admin/v1/projects/web-app/keys", { body: { name: "x" } })).status, 503);
@@ -94,7 +120,7 @@ test("no response other than create and rotate carries a plaintext key", () => {
   for (const r of seen) {
     assert.doesNotMatch(r.text, PLAINTEXT, r.what);
     assert.doesNotMatch(r.headers, PLAINTEXT, r.what);
-    for (const key of issued) assert.ok(!r.text.includes(key.slice(4)), r.what);
+    for (const key of issued) assert.ok(!r.text.includes(secretOf(key)), r.what);
   }
 });
 
@@ -103,10 +129,10 @@ test("the workerd logs carry no plaintext key", () => {
   assert.match(logs, /503/, "the failing paths logged");
   assert.match(logs, /502/);
   assert.doesNotMatch(logs, PLAINTEXT);
-  for (const key of issued) assert.ok(!logs.includes(key.slice(4)));
+  for (const key of issued) assert.ok(!logs.includes(secretOf(key)));
 });
 
-test("the local KV storage holds no plaintext key", async () => {
+test("the local KV and Durable Object storage hold no plaintext key or admin token", async () => {
   await worker.dispose();
   worker = null;
   const files = filesUnder(persist);
@@ -114,5 +140,6 @@ test("the local KV storage holds no plaintext key", async () => {
   const stored = files.map((f) => readFileSync(f).toString("latin1")).join("\n");
   assert.match(stored, /[0-9a-f]{64}/, "hashes were stored");
   assert.doesNotMatch(stored, PLAINTEXT);
-  for (const key of issued) assert.ok(!stored.includes(key.slice(4)), "a key's secret part is stored");
+  for (const key of issued) assert.ok(!stored.includes(secretOf(key)), "a key's or token's secret part is stored");
+  assert.ok(issued.some((k) => k.startsWith("lqta_")), "an admin token was issued");
 });
