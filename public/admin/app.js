@@ -5,7 +5,7 @@
   const TOKEN = 'lumiqtrace.adminToken';
   const $ = (id) => document.getElementById(id);
   const on = (id, ev, fn) => $(id).addEventListener(ev, fn);
-  const S = { token: sessionStorage.getItem(TOKEN), projects: [], keys: [], filter: '', focusKey: null };
+  const S = { token: sessionStorage.getItem(TOKEN), projects: [], keys: [], filter: '', focusKey: null, orgs: [], org: null };
 
   // h('tag', {attr, class, onclick}, ...children): builds DOM without innerHTML (names are user data).
   function h(tag, attrs, ...kids) {
@@ -39,6 +39,8 @@
   const WORDS = {
     admin_unauthorized: 'The admin token was not accepted. Check the ADMIN_TOKEN secret of this deployment.',
     project_exists: 'A project with this ID already exists. Choose a different ID.',
+    org_not_found: 'That organization no longer exists. Refresh and choose another one.',
+    admin_token_not_found: 'That admin token no longer exists. The list has been refreshed.',
     invalid_project_id: 'Project IDs use lowercase letters, digits and hyphens, start with a letter or digit, and have at most 63 characters.',
     invalid_name: 'Names must be 1 to 64 printable characters.',
     project_not_found: 'That project no longer exists. Refresh and choose another one.',
@@ -89,7 +91,7 @@
   }
   function signOut(note, error) {
     sessionStorage.removeItem(TOKEN);
-    Object.assign(S, { token: null, projects: [], keys: [], filter: '' });
+    Object.assign(S, { token: null, projects: [], keys: [], filter: '', orgs: [], org: null });
     document.querySelectorAll('dialog[open]').forEach(shut);
     $('keys-list').replaceChildren();
     $('signin-form').reset();
@@ -108,6 +110,7 @@
       await api('GET', '/admin/v1/projects', null, token);
       S.token = token; sessionStorage.setItem(TOKEN, token);
       err.hidden = true; form.reset(); showView(true); $('main').focus();
+      await loadOrgs();
       await load();
     } catch (e) {
       err.textContent = e.code === 'admin_unauthorized'
@@ -121,9 +124,10 @@
   async function load() {
     $('keys-list').setAttribute('aria-busy', 'true');
     try {
-      const [p, k] = await Promise.all([api('GET', '/admin/v1/projects'), api('GET', '/admin/v1/keys')]);
+      const [p, k] = await Promise.all([api('GET', `/admin/v1/projects${orgQuery()}`), api('GET', '/admin/v1/keys')]);
       S.projects = p.projects.slice().sort((a, b) => a.name.localeCompare(b.name));
-      S.keys = k.keys;
+      S.keys = k.keys.filter((key) => S.projects.some((x) => x.id === key.project_id));
+      loadAdminTokens();
       $('banner').hidden = true;
       render();
     } catch (e) {
@@ -239,7 +243,7 @@
     if (!validName(name)) return showError(form, 'Enter a project name of 1 to 64 characters.');
     if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(id)) return showError(form, WORDS.invalid_project_id);
     submit(form, async () => {
-      const p = await api('POST', '/admin/v1/projects', { id, name });
+      const p = await api('POST', '/admin/v1/projects', { id, name, ...(isOperator() && S.org ? { org_id: S.org } : {}) });
       S.projects = S.projects.concat(p).sort((a, b) => a.name.localeCompare(b.name));
       $('project-dialog').close();
       toast(`Project “${p.name}” created.`);
@@ -308,6 +312,7 @@
   }
   function shut(d) {
     if (d.id === 'reveal-dialog') forgetKey();
+    if (d.id === 'admin-token-reveal') { $('admin-token-slot').replaceChildren(); }
     d.close();
   }
   on('reveal-dialog', 'cancel', forgetKey);
@@ -362,5 +367,102 @@
     });
   }
 
-  if (S.token) { showView(true); load(); } else { showView(false); $('token').focus(); }
+  // ---- organizations (the header, the operator's switcher, Admin tokens) ----
+  // An organization admin token (lqta_…) sees its own organization only; the operator every one.
+  const isOperator = () => !!S.token && !S.token.startsWith('lqta_');
+  const orgQuery = () => (isOperator() && S.org ? `?org_id=${encodeURIComponent(S.org)}` : '');
+  const orgName = () => (S.orgs.find((o) => o.id === S.org) || { name: S.org || '' }).name;
+  async function loadOrgs() {
+    try {
+      S.orgs = (await api('GET', '/admin/v1/orgs')).orgs;
+    } catch (e) { if (tokenRejected(e)) return; S.orgs = []; }
+    if (isOperator() && !S.orgs.some((o) => o.id === 'default')) S.orgs.unshift({ id: 'default', name: 'Default' });
+    if (!S.orgs.some((o) => o.id === S.org)) S.org = S.orgs.length ? S.orgs[0].id : null;
+    renderOrgs();
+  }
+  function renderOrgs() {
+    const op = isOperator();
+    $('org-switcher').hidden = !op; $('org-current').hidden = op;
+    $('who').textContent = op ? 'Signed in as operator' : 'Signed in with organization admin token';
+    $('org-name').textContent = orgName();
+    $('org-switch').replaceChildren(...S.orgs.map((o) => h('option', { value: o.id }, `${o.name} (${o.id})`)));
+    if (S.org) $('org-switch').value = S.org;
+    $('admin-tokens').hidden = !op;
+  }
+  on('org-switch', 'change', (e) => { S.org = e.target.value; S.filter = ''; renderOrgs(); load(); });
+
+  async function loadAdminTokens() {
+    if (!isOperator() || !S.org) { $('admin-tokens-list').replaceChildren(); return; }
+    let tokens;
+    try {
+      tokens = (await api('GET', `/admin/v1/orgs/${encodeURIComponent(S.org)}/admin-tokens`)).admin_tokens;
+    } catch (e) {
+      // No such organization stored yet (default before its first project): no tokens.
+      if (e.code === 'org_not_found') tokens = []; else { if (!tokenRejected(e)) toast(words(e)); return; }
+    }
+    $('admin-tokens-list').replaceChildren(tokens.length ? h('table', null,
+      h('caption', { class: 'vh' }, `Admin tokens of ${orgName()}`),
+      h('thead', null, h('tr', null, ['Name', 'Token prefix', 'Created', 'Status', ''].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', null, tokens.map(adminTokenRow)))
+      : h('p', { class: 'empty' }, `No admin tokens for ${orgName()} yet.`));
+  }
+  function adminTokenRow(t) {
+    const live = t.status === 'active';
+    return h('tr', { 'data-admin-token-id': t.id, 'data-status': t.status, class: live ? null : 'inactive' },
+      h('th', { scope: 'row' }, t.name),
+      h('td', null, h('code', null, `${t.prefix}…`)),
+      h('td', null, timeEl(t.created_at, fDate)),
+      h('td', null, h('span', { class: `badge b-${live ? 'active' : 'revoked'}` }, live ? 'Active' : 'Revoked'),
+        t.revoked_at ? h('span', { class: 'detail' }, 'Revoked ', timeEl(t.revoked_at, fTime)) : null),
+      h('td', null, live ? btn('Revoke', 'btn-sm btn-ghost-danger', () => confirmRevokeAdminToken(t), { 'aria-label': `Revoke admin token ${t.name}` }) : '—'));
+  }
+  function confirmRevokeAdminToken(t) {
+    confirm(`Revoke admin token “${t.name}”?`, [
+      h('span', null, h('strong', null, `${t.prefix}… stops working immediately.`), ` Anyone using it can no longer manage ${orgName()}'s projects and keys.`),
+      'This cannot be undone.',
+    ], 'Revoke token', 'btn-danger', async () => {
+      const v = await api('POST', `/admin/v1/admin-tokens/${encodeURIComponent(t.id)}/revoke`);
+      $('confirm-dialog').close();
+      toast(`Admin token “${v.name}” revoked.`);
+      await loadAdminTokens();
+    });
+  }
+  on('new-admin-token', 'click', () => {
+    $('admin-token-context').textContent = `For organization ${orgName()} (${S.org}): it manages this organization's projects and keys only.`;
+    open('admin-token-dialog', $('admin-token-name'));
+  });
+  on('admin-token-form', 'submit', (ev) => {
+    ev.preventDefault();
+    const form = ev.currentTarget, name = $('admin-token-name').value.trim();
+    if (!validName(name)) return showError(form, 'Enter a token name of 1 to 64 characters.');
+    submit(form, async () => {
+      if (S.org === 'default' && !S.orgs.some((o) => o.id === 'default' && o.created_at)) {
+        // `default` is created on first need: with its first project, or here.
+        await api('POST', '/admin/v1/orgs', { id: 'default', name: 'Default' }).catch((e) => { if (e.code !== 'org_exists') throw e; });
+      }
+      const res = await api('POST', `/admin/v1/orgs/${encodeURIComponent(S.org)}/admin-tokens`, { name });
+      $('admin-token-dialog').close();
+      revealAdminToken(res.token, res.admin_token);
+      loadAdminTokens();
+    });
+  });
+  // The one time an admin token is shown; closing the dialog removes it from the DOM.
+  function revealAdminToken(secret, view) {
+    const code = h('code', { id: 'revealed-admin-token', tabindex: '0', 'aria-label': 'New admin token' }, secret);
+    const copy = btn('Copy', '', async () => {
+      let ok = false;
+      try { await navigator.clipboard.writeText(code.textContent); ok = true; } catch { ok = false; }
+      copy.textContent = ok ? 'Copied' : 'Copy failed';
+      $('admin-token-copy-status').textContent = ok ? 'Token copied to the clipboard.' : 'Could not copy automatically. Select the token and copy it yourself.';
+    });
+    $('admin-token-slot').replaceChildren(h('div', { class: 'secret' }, code, copy));
+    $('admin-token-copy-status').textContent = '';
+    $('admin-token-reveal-context').textContent = `${view.name} · organization ${orgName()} · ${view.prefix}…`;
+    open('admin-token-reveal', copy);
+  }
+  const forgetAdminToken = () => { $('admin-token-slot').replaceChildren(); $('admin-token-copy-status').textContent = ''; };
+  on('admin-token-reveal', 'cancel', forgetAdminToken);
+  on('admin-token-reveal', 'close', forgetAdminToken);
+
+  if (S.token) { showView(true); loadOrgs().then(load); } else { showView(false); $('token').focus(); }
 })();
