@@ -93,7 +93,8 @@
     sessionStorage.removeItem(TOKEN);
     Object.assign(S, { token: null, projects: [], keys: [], filter: '', orgs: [], org: null });
     document.querySelectorAll('dialog[open]').forEach(shut);
-    $('keys-list').replaceChildren();
+    // Nothing of the session stays in the page, hidden or not: the next sign-in may be another organization's.
+    ['keys-list', 'admin-tokens-list', 'org-switch', 'org-name', 'admin-token-slot', 'admin-token-reveal-context'].forEach((id) => $(id).replaceChildren());
     $('signin-form').reset();
     $('signin-error').textContent = error || ''; $('signin-error').hidden = !error;
     $('signin-note').textContent = note || ''; $('signin-note').hidden = !note;

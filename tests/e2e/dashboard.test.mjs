@@ -553,14 +553,23 @@ test('organizations: the operator switches organizations and manages admin token
 
     // The organization admin: its organization's name in the header, no switcher, no tokens section.
     await p.getByRole('button', { name: 'Sign out' }).click();
+    await p.getByLabel('Admin token', { exact: true }).waitFor();
+    assert.equal(await p.locator('#admin-tokens-list *').count(), 0, "sign out forgets the operator's admin tokens");
+    assert.equal(await p.locator('#org-switch option').count(), 0, 'and its organizations');
+    assert.ok(!(await p.content()).toLowerCase().includes('globex'), 'nothing of another organization is left, even hidden');
     await p.getByLabel('Admin token', { exact: true }).fill(token);
     await p.getByRole('button', { name: 'Sign in' }).click();
     await p.locator('section[data-project="acme-web"]').waitFor();
-    assert.equal(await text(p.locator('#org-current')), 'Organization: Acme Corp');
+    assert.equal(await text(p.locator('header #org-current')), 'Organization: Acme Corp');
+    assert.equal(await p.locator('header #org-current').isVisible(), true);
     assert.equal(await p.locator('#org-switcher').isVisible(), false);
     assert.equal(await p.locator('#admin-tokens').isVisible(), false);
     assert.equal(await p.locator('section[data-project="globex-web"]').count(), 0);
     assert.equal(await p.locator('tr[data-key-id]').count(), 1);
+    const html = (await p.content()).toLowerCase();
+    assert.ok(!html.includes('globex'), "no other organization's name, project or key on the page, even hidden");
+    assert.deepEqual(await p.locator('#org-switch option').allInnerTexts(), ['Acme Corp (acme)'], 'its own organization only');
+    assert.equal(await p.locator('#admin-tokens-list *').count(), 0);
     // It creates a project in its own organization.
     await p.getByRole('button', { name: 'New project' }).click();
     await p.getByLabel('Project name').fill('Acme API');

@@ -162,6 +162,58 @@ test("the same report twice changes nothing the second time", async () => {
   assert.equal((await api("GET", `/admin/v1/keys/${leaked.id}`)).json.revoked_at, revokedAt);
 });
 
+test("a leaked lqta_ admin token is a second token type: revoked at once (401), said why, audited, once", async () => {
+  assert.equal((await api("POST", "/admin/v1/orgs", { body: { id: "leaky", name: "Leaky" } })).status, 201);
+  const issue = async (name) => (await api("POST", "/admin/v1/orgs/leaky/admin-tokens", { body: { name } })).json;
+  const leaked = await issue("leaky-ci");
+  const bystander = await issue("leaky-ops");
+  // Signed in once: this isolate now holds a positive answer for it, which the revocation drops.
+  assert.equal((await api("GET", "/admin/v1/projects", { token: leaked.token })).status, 200);
+  const unknown = "lqta_" + randomBytes(32).toString("hex");
+  const place = "https://github.com/octo/app/blob/4f3a9c1/deploy/admin.env";
+  const tokenMatch = (token) => ({ token, type: "lumiqtrace_admin_token", url: place, source: "commit" });
+  const body = JSON.stringify([tokenMatch(leaked.token), tokenMatch(unknown), tokenMatch(leaked.token)]);
+
+  const r = await report(body);
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, [
+    { token_hash: sha256(leaked.token), token_type: "lumiqtrace_admin_token", label: "true_positive" },
+    { token_hash: sha256(unknown), token_type: "lumiqtrace_admin_token", label: "false_positive" },
+  ]);
+  assert.ok(!r.text.includes(leaked.token), "the answer never holds the token");
+  const refused = await api("GET", "/admin/v1/projects", { token: leaked.token });
+  assert.equal(refused.status, 401);
+  assert.equal(refused.json.error.code, "admin_unauthorized");
+  assert.equal((await api("GET", "/admin/v1/projects", { token: bystander.token })).status, 200);
+
+  const listed = async () => (await api("GET", "/admin/v1/orgs/leaky/admin-tokens")).json.admin_tokens;
+  const row = (await listed()).find((t) => t.id === leaked.admin_token.id);
+  assert.equal(row.status, "revoked");
+  assert.equal(row.revoked_reason, `Leaked: found by GitHub secret scanning (commit) at ${place}`);
+  const audit = async () => (await api("GET", "/admin/v1/audit?org_id=leaky")).json.events;
+  const events = (await audit()).filter((e) => e.action === "admin_token.revoked");
+  assert.equal(events.length, 1, JSON.stringify(events));
+  assert.equal(events[0].actor, "github-secret-scanning");
+  assert.equal(events[0].org_id, "leaky");
+  assert.equal(events[0].admin_token_id, leaked.admin_token.id);
+  assert.equal(events[0].reason, row.revoked_reason);
+  assert.equal(events[0].project_id, undefined, "no project for an admin token's event");
+
+  // Again: the same answer, nothing changed, no second event.
+  const [rowsBefore, auditBefore] = [await listed(), await audit()];
+  const again = await report(body);
+  assert.equal(again.status, 200);
+  assert.deepEqual(again.json, r.json);
+  assert.deepEqual(await listed(), rowsBefore);
+  assert.deepEqual(await audit(), auditBefore);
+  // An admin token is not an API key, nor the other way round, whatever the type says.
+  const key = await newKey("web-app", "typed-as-token");
+  const crossed = await report(JSON.stringify([tokenMatch(key.key), match(bystander.token)]));
+  assert.deepEqual(crossed.json.map((f) => f.label), ["true_positive", "true_positive"]);
+  assert.equal((await verify(key.key)).status, 401, "the key is revoked, as a key");
+  assert.equal((await api("GET", "/admin/v1/projects", { token: bystander.token })).status, 401);
+});
+
 test("unknown, malformed and foreign tokens are false positives and change nothing", async () => {
   const live = await newKey("web-app", "bystander");
   const tokens = [unknownKey(), "lqt_0123", live.key.toUpperCase(), "ghp_" + "a".repeat(36)];

@@ -127,3 +127,35 @@ test("KV written before organizations is read without loss, its projects under d
   assert.equal(org.json.created_at <= legacy.created_at, true);
   assert.equal((await api("GET", "/v1/auth/verify", { token: key.json.key })).json.project_id, "legacy");
 });
+
+test("creating an organization and creating and revoking its admin tokens are audited; each org admin sees its own only", async () => {
+  const initech = await orgWithToken("initech");
+  const umbrella = await orgWithToken("umbrella");
+  const spare = await api("POST", "/admin/v1/orgs/initech/admin-tokens", { body: { name: "initech-spare" } });
+  assert.equal((await api("POST", `/admin/v1/admin-tokens/${spare.json.admin_token.id}/revoke`)).status, 200);
+  // Revoking again changes nothing, and is not audited again.
+  assert.equal((await api("POST", `/admin/v1/admin-tokens/${spare.json.admin_token.id}/revoke`)).status, 200);
+
+  const orgEvents = (events) => events.filter((e) => e.action.startsWith("org.") || e.action.startsWith("admin_token."));
+  const summary = (events) =>
+    orgEvents(events)
+      .map((e) => [e.action, e.actor, e.org_id, e.admin_token_id ?? null, "project_id" in e])
+      .sort();
+  const asOperator = (await api("GET", "/admin/v1/audit?org_id=initech")).json.events;
+  assert.deepEqual(summary(asOperator), [
+    ["admin_token.created", "operator", "initech", initech.admin_token.id, false],
+    ["admin_token.created", "operator", "initech", spare.json.admin_token.id, false],
+    ["admin_token.revoked", "operator", "initech", spare.json.admin_token.id, false],
+    ["org.created", "operator", "initech", null, false],
+  ].sort());
+  const asInitech = (await api("GET", "/admin/v1/audit", { token: initech.token })).json.events;
+  assert.deepEqual(summary(asInitech), summary(asOperator), "its own organization's events");
+  assert.ok(asInitech.every((e) => e.org_id === undefined || e.org_id === "initech"), JSON.stringify(asInitech));
+  const asUmbrella = (await api("GET", "/admin/v1/audit", { token: umbrella.token })).json.events;
+  assert.deepEqual(summary(asUmbrella).map((e) => e[2]), ["umbrella", "umbrella"]);
+  assert.equal((await api("GET", "/admin/v1/audit?org_id=initech", { token: umbrella.token })).status, 404);
+  // A project filter shows that project's events only: none of these.
+  assert.equal((await api("POST", "/admin/v1/projects", { token: initech.token, body: { id: "initech-web", name: "w" } })).status, 201);
+  const ofProject = (await api("GET", "/admin/v1/audit?project_id=initech-web")).json.events;
+  assert.deepEqual(ofProject.map((e) => e.action), ["project.created"]);
+});

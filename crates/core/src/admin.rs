@@ -582,23 +582,39 @@ async fn audit_by<S: Store>(
     now: Millis,
 ) -> Option<String> {
     let event = AuditEvent {
-        id: match random_id("evt_", 8) {
-            Ok(id) => id,
-            Err(e) => return Some(format!("audit {action} not appended: {e}")),
-        },
+        id: String::new(),
         actor: who.0.into(),
         actor_token_id: who.1.map(str::to_owned),
         actor_token_name: who.2.map(str::to_owned),
         action: action.into(),
-        project_id: project_id.into(),
+        project_id: Some(project_id.into()),
+        org_id: None,
+        admin_token_id: None,
         key_id: key_id.map(str::to_owned),
         reason: reason.map(str::to_owned),
         at: now,
     };
+    append_event(repo, event).await
+}
+
+/// Appends `event` under a new id (its `id` is replaced). Returns the log line owed if it could
+/// not be appended: the change it records stands.
+pub(crate) async fn append_event<S: Store>(
+    repo: &Repo<'_, S>,
+    mut event: AuditEvent,
+) -> Option<String> {
+    let action = event.action.clone();
+    event.id = match random_id("evt_", 8) {
+        Ok(id) => id,
+        Err(e) => return Some(format!("audit {action} not appended: {e}")),
+    };
+    let subject = (event.project_id.as_deref())
+        .or(event.org_id.as_deref())
+        .unwrap_or_default();
     let appended = repo.append_audit(&event).await;
     appended
         .err()
-        .map(|e| format!("audit {action} on {project_id} not appended: {e}"))
+        .map(|e| format!("audit {action} on {subject} not appended: {e}"))
 }
 
 fn random_id(prefix: &str, bytes: usize) -> Result<String, ApiError> {

@@ -10,7 +10,9 @@ use crate::forward::{self, CanonicalPath};
 use crate::json_object;
 use crate::key::{is_well_formed, ApiKey, OrgAdminToken};
 use crate::leaks::{self, Processed};
-use crate::orgs::{self, Actor, IssuedToken, Scope, ScopedRevoker, TokenAuthority, Tokens};
+use crate::orgs::{
+    self, Actor, IssuedToken, Scope, ScopedRevoker, TokenAuthority, TokenLeaks, Tokens,
+};
 use crate::record::{is_valid_project_id, AdminTokenView, Grant, KeyView};
 use crate::repo::Repo;
 use crate::signature::{GitHubSignatures, KeysFetcher};
@@ -208,9 +210,11 @@ pub fn body_too_large(path: &str, limit: usize) -> ApiError {
 }
 
 /// `POST /v1/secret-scanning/github`: GitHub's signed report. The signature is checked before
-/// anything is parsed or looked up; the answer is GitHub's feedback array.
-pub async fn github_secret_scanning<S, F, K>(
+/// anything is parsed or looked up; the answer is GitHub's feedback array. Two token types:
+/// API keys (`keys`) and organization admin tokens (`tokens`), each revoked the same way.
+pub async fn github_secret_scanning<S, F, K, T>(
     keys: &Keys<'_, S, F>,
+    tokens: &Tokens<'_, T>,
     github: &GitHubSignatures<'_, K>,
     req: &HttpRequest<'_>,
     now: Millis,
@@ -219,13 +223,19 @@ where
     S: Store,
     F: ChangeFeed,
     K: KeysFetcher,
+    T: TokenAuthority,
 {
     if req.method != "POST" {
         return Reply::error(&ApiError::MethodNotAllowed("POST"));
     }
     let (key_id, signature) = (req.github_key_id, req.github_signature);
-    let done = leaks::github_report(keys, github, key_id, signature, req.body, now).await;
-    leak_reply(done)
+    let admin_tokens = TokenLeaks {
+        repo: &keys.repo,
+        tokens,
+    };
+    let body = req.body;
+    let done = leaks::github_report(keys, &admin_tokens, github, key_id, signature, body, now);
+    leak_reply(done.await)
 }
 
 /// 200 with the feedback array; a refusal; or 503 `report_incomplete` (send it again).
@@ -374,8 +384,8 @@ async fn admin_route<S: Store, F: ChangeFeed, T: TokenAuthority>(
     match (req.method, segments.as_slice()) {
         ("POST", ["orgs"]) if operator => {
             let NewOrg { id, name } = decode(req, NewOrg::FIELDS)?;
-            let org = orgs::create_org(repo, &id, &name, now).await?;
-            Ok(Reply::json(201, &org))
+            let done = orgs::create_org(repo, keys.actor, &id, &name, now).await?;
+            Ok(Reply::done(201, done))
         }
         ("GET", ["orgs"]) => {
             let listed = orgs::list_orgs(repo, scope, now).await?;
@@ -387,10 +397,15 @@ async fn admin_route<S: Store, F: ChangeFeed, T: TokenAuthority>(
         }
         ("POST", ["orgs", id, "admin-tokens"]) if operator => {
             let NewKey { name } = decode(req, NewKey::FIELDS)?;
-            let done = orgs::create_admin_token(repo, tokens.authority, id, &name, now).await?;
+            let made = orgs::create_admin_token(repo, keys.actor, tokens.authority, id, &name, now);
+            let done = made.await?;
             let IssuedToken { token, admin_token } = &done.value;
             let token = token.expose();
-            Ok(Reply::json(201, &IssuedAdminToken { token, admin_token }))
+            let reply = Reply::json(201, &IssuedAdminToken { token, admin_token });
+            Ok(Reply {
+                log: done.warning,
+                ..reply
+            })
         }
         ("GET", ["orgs", id, "admin-tokens"]) if operator => {
             let listed = orgs::list_admin_tokens(repo, tokens.authority, id, now).await?;
@@ -398,8 +413,8 @@ async fn admin_route<S: Store, F: ChangeFeed, T: TokenAuthority>(
         }
         ("POST", ["admin-tokens", id, "revoke"]) if operator => {
             decode_empty(req)?;
-            let revoked = orgs::revoke_admin_token(tokens.authority, tokens.cache, id, now);
-            Ok(Reply::json(200, &revoked.await?))
+            let revoked = orgs::revoke_admin_token(repo, keys.actor, tokens, id, now);
+            Ok(Reply::done(200, revoked.await?))
         }
         ("POST", ["projects"]) => {
             let NewProject { id, name, org_id } = decode(req, NewProject::FIELDS)?;
@@ -447,7 +462,11 @@ async fn admin_route<S: Store, F: ChangeFeed, T: TokenAuthority>(
                 scope,
                 projects,
             };
-            Ok(leak_reply(leaks::process(&revoker, &report, now).await))
+            // Keys only: admin tokens leaked are GitHub's to report (or the operator's to revoke).
+            let no_tokens = None::<&leaks::NoTokens>;
+            Ok(leak_reply(
+                leaks::process(&revoker, no_tokens, &report, now).await,
+            ))
         }
         ("GET", ["keys", id]) => Ok(Reply::json(200, &scope.key(keys, id, now).await?)),
         ("POST", ["keys", id, "rotate"]) => {
@@ -473,7 +492,12 @@ async fn admin_route<S: Store, F: ChangeFeed, T: TokenAuthority>(
             let mut events = admin::audit_log(repo, project.as_deref()).await?;
             if keys.actor.org().is_some() || org.is_some() {
                 let visible = scope.project_ids(repo, org.as_deref()).await?;
-                events.retain(|e| visible.contains(&e.project_id));
+                // A project's event by its project's organization; an organization's by its own.
+                events.retain(|e| match (&e.project_id, &e.org_id) {
+                    (Some(p), _) => visible.contains(p),
+                    (None, Some(o)) => scope.sees_org(o) && org.as_ref().is_none_or(|f| f == o),
+                    (None, None) => false,
+                });
             }
             Ok(Reply::listing(200, "events", &events))
         }

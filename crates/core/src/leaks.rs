@@ -4,10 +4,13 @@
 //! (`{"token_hash", "token_type", "label"}`: never the token). Pure: storage is behind the
 //! trait, time is passed in.
 //!
-//! For each distinct token: not `lqt_` + 64 lowercase hex → `false_positive` (no storage read);
-//! well-formed but unknown → `false_positive`; active or in grace → revoked now →
-//! `true_positive`; already revoked or expired → `true_positive`, unchanged. The same report
-//! twice changes nothing the second time: the first made every key it named inactive.
+//! Two token types, told apart by their format (not by the type a report claims): API keys
+//! (`lqt_` + 64 lowercase hex) and organization admin tokens (`lqta_` + 64 lowercase hex; GitHub's
+//! route only, through [`TokenRevoker`]). For each distinct token: neither format →
+//! `false_positive` (no storage read); well-formed but unknown → `false_positive`; a key active
+//! or in grace, or an admin token not revoked → revoked now → `true_positive`; already revoked
+//! (or an expired key) → `true_positive`, unchanged. The same report twice changes nothing the
+//! second time: the first made every key and admin token it named inactive.
 //!
 //! # How a 1,000-token report fits one invocation
 //!
@@ -23,7 +26,12 @@
 //!   (the change log's commit) plus [`Revoker::REVOKE_OPS`] per key (KV: the key record and its
 //!   audit event, 2); keys already inactive cost nothing more.
 //!
-//! So a report fits when `lookups + batches + 2 × live keys ≤ 900`: every report of up to
+//! - an admin token costs one bulk lookup per [`TokenRevoker::LOOKUP_BATCH`] (the `AdminTokens`
+//!   Durable Object, one subrequest) and [`TokenRevoker::REVOKE_OPS`] per live one (its revoke
+//!   and its audit event, 2). Admin tokens are looked up and revoked first: one is worth more
+//!   than a key.
+//!
+//! So a report fits when `lookups + batches + 2 × live keys and tokens ≤ 900`: every report of up to
 //! 1,000 tokens of which at most 442 are live keys (10 + 5 + 884 = 899). Past that, the work is
 //! bounded instead: the first 442 are revoked, the rest are counted in [`Processed::pending`],
 //! and the answer is `503 report_incomplete`. Sending the same report again (GitHub retries
@@ -34,8 +42,8 @@
 
 use crate::error::ApiError;
 use crate::json_object::Object;
-use crate::key::{is_well_formed, sha256_hex, KeyHash};
-use crate::record::{KeyRecord, KeyStatus};
+use crate::key::{is_well_formed, sha256_hex, KeyHash, OrgAdminToken};
+use crate::record::{AdminTokenRecord, KeyRecord, KeyStatus};
 use crate::signature::{GitHubSignatures, KeysFetcher, SignatureError};
 use crate::time::Millis;
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -50,8 +58,11 @@ pub const MAX_REPORT_ENTRIES: usize = 1_000;
 pub const KV_OPS_PER_INVOCATION: usize = 1_000;
 /// What one report may spend of [`KV_OPS_PER_INVOCATION`].
 pub const OPS_BUDGET: usize = 900;
-/// The `token_type` of entries reported through the admin route.
+/// The `token_type` of entries reported through the admin route, and of GitHub's entries that
+/// name no type (unless they are admin tokens): the token type registered with GitHub for keys.
 pub const ADMIN_TOKEN_TYPE: &str = "lumiqtrace_api_key";
+/// The token type registered with GitHub for organization admin tokens (`lqta_`).
+pub const ORG_ADMIN_TOKEN_TYPE: &str = "lumiqtrace_admin_token";
 /// A revocation reason is at most this many bytes once JSON-escaped, so the largest key record
 /// (678 bytes today) still fits KV's 1024-byte metadata with its `revoked_reason`.
 pub const MAX_REASON_BYTES: usize = 300;
@@ -77,7 +88,7 @@ pub enum LeakError {
     #[error(transparent)]
     Signature(#[from] SignatureError),
     #[error(
-        "revoked {revoked} leaked keys; {pending} more did not fit this request: send the same report again"
+        "revoked {revoked} leaked keys or admin tokens; {pending} more did not fit this request: send the same report again"
     )]
     Incomplete { revoked: usize, pending: usize },
     #[error(transparent)]
@@ -123,10 +134,30 @@ pub enum Reporter {
 pub struct Finding {
     pub token_hash: String,
     pub token_type: String,
-    well_formed: bool,
+    /// Which of our formats it has, if any.
+    format: Option<TokenFormat>,
     /// GitHub's `source` (`content`, `commit`, …) and `url` of the first place it was found.
     kind: Option<String>,
     url: Option<String>,
+}
+
+/// The two token formats a report may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenFormat {
+    /// `lqt_` + 64 lowercase hex: an API key.
+    Key,
+    /// `lqta_` + 64 lowercase hex: an organization admin token.
+    AdminToken,
+}
+
+impl TokenFormat {
+    fn of(token: &str) -> Option<Self> {
+        match () {
+            () if is_well_formed(token) => Some(Self::Key),
+            () if OrgAdminToken::parse(token).is_some() => Some(Self::AdminToken),
+            () => None,
+        }
+    }
 }
 
 /// A parsed report: distinct tokens in the order first reported.
@@ -181,8 +212,59 @@ pub trait Revoker {
     ) -> Result<Option<String>, ApiError>;
 }
 
+/// The storage side of leaked organization admin tokens: their authority (the `AdminTokens`
+/// Durable Object) and the audit, implemented by `orgs`.
+#[allow(async_fn_in_trait)] // single-threaded Workers runtime: no `Send` bound wanted
+pub trait TokenRevoker {
+    /// Most hashes one [`TokenRevoker::lookup_tokens`] call takes; one call costs one operation.
+    const LOOKUP_BATCH: usize;
+    /// Operations per token revoked (the authority's revoke + its audit event = 2).
+    const REVOKE_OPS: usize;
+
+    /// The admin tokens stored under these hashes, in the same order (`None`: no such token).
+    async fn lookup_tokens(
+        &self,
+        hashes: &[KeyHash],
+    ) -> Result<Vec<Option<AdminTokenRecord>>, ApiError>;
+
+    /// Revokes `record` (not revoked when looked up) at `now` with `why.reason`, refused at
+    /// once from then on, and appends an `admin_token.revoked` event by `why.actor`. A token
+    /// revoked meanwhile is left as it is (no second event). Returns the log line owed if only
+    /// the audit append failed.
+    async fn revoke_token(
+        &self,
+        record: &AdminTokenRecord,
+        why: &Revocation,
+        now: Millis,
+    ) -> Result<Option<String>, ApiError>;
+}
+
+/// No admin tokens: a report whose `lqta_` tokens are not looked up (the admin route's).
+pub struct NoTokens;
+
+impl TokenRevoker for NoTokens {
+    const LOOKUP_BATCH: usize = 1;
+    const REVOKE_OPS: usize = 0;
+
+    async fn lookup_tokens(
+        &self,
+        hashes: &[KeyHash],
+    ) -> Result<Vec<Option<AdminTokenRecord>>, ApiError> {
+        Ok(vec![None; hashes.len()])
+    }
+
+    async fn revoke_token(
+        &self,
+        _: &AdminTokenRecord,
+        _: &Revocation,
+        _: Millis,
+    ) -> Result<Option<String>, ApiError> {
+        Ok(None)
+    }
+}
+
 /// The result of [`process`]: the feedback for every distinct token (when complete), how many
-/// keys this call revoked, how many live keys it left for a retry, and log lines.
+/// keys and admin tokens this call revoked, how many live ones it left for a retry, and log lines.
 #[derive(Debug)]
 pub struct Processed {
     pub feedback: Vec<Feedback>,
@@ -209,7 +291,7 @@ impl Processed {
         let mut parts = self.warnings.clone();
         if self.revoked > 0 || self.pending > 0 {
             parts.push(format!(
-                "leak report: {} keys revoked, {} pending",
+                "leak report: {} keys or admin tokens revoked, {} pending",
                 self.revoked, self.pending
             ));
         }
@@ -248,7 +330,13 @@ pub fn parse_github_report(body: &[u8]) -> Result<Report, LeakError> {
     bound(matches.len())?;
     let mut findings = Findings::default();
     for Object(m) in matches {
-        let token_type = m.token_type.unwrap_or_else(|| ADMIN_TOKEN_TYPE.into());
+        let token_type = m.token_type.unwrap_or_else(|| {
+            match TokenFormat::of(&m.token) {
+                Some(TokenFormat::AdminToken) => ORG_ADMIN_TOKEN_TYPE,
+                _ => ADMIN_TOKEN_TYPE,
+            }
+            .into()
+        });
         findings.add(&m.token, token_type, m.source, m.url);
     }
     Ok(findings.into_report(Reporter::GitHub))
@@ -323,7 +411,7 @@ impl Findings {
         self.list.push(Finding {
             token_hash,
             token_type,
-            well_formed: is_well_formed(token),
+            format: TokenFormat::of(token),
             kind,
             url,
         });
@@ -337,19 +425,57 @@ impl Findings {
     }
 }
 
-/// Classifies every distinct token, revokes the keys that still work (within [`OPS_BUDGET`]),
-/// and returns GitHub's feedback. Storage failures stop the call with what is done so far
-/// durable; sending the report again finishes it (see the module notes).
-pub async fn process<R: Revoker>(
+/// Classifies every distinct token, revokes the keys and admin tokens that still work (within
+/// [`OPS_BUDGET`]), and returns GitHub's feedback. `tokens`: where admin tokens are looked up;
+/// `None`: `lqta_` tokens are not ours here (`false_positive`, no storage read). Storage
+/// failures stop the call with what is done so far durable; sending the report again finishes
+/// it (see the module notes).
+pub async fn process<R: Revoker, T: TokenRevoker>(
     revoker: &R,
+    tokens: Option<&T>,
     report: &Report,
     now: Millis,
 ) -> Result<Processed, LeakError> {
-    let ours: Vec<(usize, KeyHash)> = (report.findings.iter().enumerate())
-        .filter(|(_, f)| f.well_formed)
-        .filter_map(|(i, f)| Some((i, KeyHash::from_hex(&f.token_hash)?)))
-        .collect();
+    let of_format = |format| -> Vec<(usize, KeyHash)> {
+        (report.findings.iter().enumerate())
+            .filter(|(_, f)| f.format == Some(format))
+            .filter_map(|(i, f)| Some((i, KeyHash::from_hex(&f.token_hash)?)))
+            .collect()
+    };
+    // Labels: false positive unless a stored key or admin token has this hash.
+    let mut labels = vec![Label::FalsePositive; report.findings.len()];
     let mut spent = 0;
+    let mut pending = 0;
+    let mut live_tokens = Vec::new();
+    if let Some(tokens) = tokens {
+        let ours = of_format(TokenFormat::AdminToken);
+        let mut records = Vec::with_capacity(ours.len());
+        for batch in ours.chunks(T::LOOKUP_BATCH.max(1)) {
+            if spent + 1 > OPS_BUDGET {
+                break;
+            }
+            spent += 1;
+            let hashes: Vec<KeyHash> = batch.iter().map(|(_, h)| h.clone()).collect();
+            let found = tokens.lookup_tokens(&hashes).await?;
+            check_count(hashes.len(), found.len())?;
+            records.extend(found);
+        }
+        pending += ours.len() - records.len();
+        for ((index, _), record) in ours.iter().zip(records) {
+            let Some(record) = record else { continue };
+            if record.revoked_at.is_none() {
+                if spent + T::REVOKE_OPS > OPS_BUDGET {
+                    pending += 1;
+                    continue;
+                }
+                spent += T::REVOKE_OPS;
+                let why = revocation(&report.reporter, &report.findings[*index]);
+                live_tokens.push((record, why));
+            }
+            labels[*index] = Label::TruePositive;
+        }
+    }
+    let ours = of_format(TokenFormat::Key);
     let mut records: Vec<Option<KeyRecord>> = Vec::with_capacity(ours.len());
     for batch in ours.chunks(R::LOOKUP_BATCH.max(1)) {
         if spent + 1 > OPS_BUDGET {
@@ -358,15 +484,10 @@ pub async fn process<R: Revoker>(
         spent += 1;
         let hashes: Vec<KeyHash> = batch.iter().map(|(_, h)| h.clone()).collect();
         let found = revoker.lookup(&hashes, now).await?;
-        if found.len() != hashes.len() {
-            let detail = format!("lookup of {} hashes returned {}", hashes.len(), found.len());
-            return Err(ApiError::Internal(detail).into());
-        }
+        check_count(hashes.len(), found.len())?;
         records.extend(found);
     }
-    // Labels: false positive unless a stored key has this hash.
-    let mut labels = vec![Label::FalsePositive; report.findings.len()];
-    let mut pending = ours.len() - records.len();
+    pending += ours.len() - records.len();
     let mut live = Vec::new();
     let per_call = R::REVOKE_BATCH.max(1);
     for ((index, _), record) in ours.iter().zip(records) {
@@ -391,6 +512,13 @@ pub async fn process<R: Revoker>(
         pending,
         warnings: Vec::new(),
     };
+    if let Some(tokens) = tokens {
+        for (record, why) in &live_tokens {
+            done.warnings
+                .extend(tokens.revoke_token(record, why, now).await?);
+            done.revoked += 1;
+        }
+    }
     for batch in live.chunks(per_call) {
         done.warnings.extend(revoker.revoke(batch, now).await?);
         done.revoked += batch.len();
@@ -405,10 +533,22 @@ pub async fn process<R: Revoker>(
     Ok(done)
 }
 
+/// A lookup must answer once per hash asked.
+fn check_count(asked: usize, answered: usize) -> Result<(), ApiError> {
+    match asked == answered {
+        true => Ok(()),
+        false => Err(ApiError::Internal(format!(
+            "lookup of {asked} hashes returned {answered}"
+        ))),
+    }
+}
+
 /// Checks GitHub's signature, then parses and processes the report: a bad or missing signature
-/// refuses the request before any storage is touched.
-pub async fn github_report<R: Revoker, F: KeysFetcher>(
+/// refuses the request before any storage is touched. Keys go to `revoker`, admin tokens to
+/// `tokens`.
+pub async fn github_report<R: Revoker, T: TokenRevoker, F: KeysFetcher>(
     revoker: &R,
+    tokens: &T,
     github: &GitHubSignatures<'_, F>,
     key_id: Option<&str>,
     signature: Option<&str>,
@@ -420,7 +560,7 @@ pub async fn github_report<R: Revoker, F: KeysFetcher>(
     }
     github.authenticate(key_id, signature, body, now).await?;
     let report = parse_github_report(body)?;
-    process(revoker, &report, now).await
+    process(revoker, Some(tokens), &report, now).await
 }
 
 /// The reason and actor recorded for revoking the key behind `finding`.
@@ -481,6 +621,8 @@ mod tests {
     use std::cell::{Cell, RefCell};
 
     const NOW: Millis = 1_795_689_954_123;
+    /// Keys only: `lqta_` tokens are not looked up.
+    const NO_TOKENS: Option<&NoTokens> = None;
     const DAY: Millis = 86_400_000;
 
     /// [`Revoker`] over the in-memory store, the way the admin layer does it over KV: a lookup
@@ -610,7 +752,7 @@ mod tests {
 
     fn run(store: &MemoryStore, body: &[u8]) -> Result<Processed, LeakError> {
         let report = parse_github_report(body)?;
-        block_on(process(&RepoRevoker::new(store), &report, NOW))
+        block_on(process(&RepoRevoker::new(store), NO_TOKENS, &report, NOW))
     }
 
     fn labels(done: &Processed) -> Vec<Label> {
@@ -627,7 +769,7 @@ mod tests {
         let revoker = RepoRevoker::new(&store);
         let body = github_body(&[key(1).expose(), key(2).expose()]);
         let report = parse_github_report(&body).unwrap();
-        let done = block_on(process(&revoker, &report, NOW)).unwrap();
+        let done = block_on(process(&revoker, NO_TOKENS, &report, NOW)).unwrap();
         assert_eq!(labels(&done), [Label::TruePositive, Label::TruePositive]);
         assert_eq!(done.revoked, 2);
         for n in [1, 2] {
@@ -729,7 +871,7 @@ mod tests {
         let report =
             parse_github_report(&github_body(&[k.expose(), k.expose(), k.expose()])).unwrap();
         assert_eq!(report.findings.len(), 1);
-        let done = block_on(process(&revoker, &report, NOW)).unwrap();
+        let done = block_on(process(&revoker, NO_TOKENS, &report, NOW)).unwrap();
         assert_eq!(done.feedback.len(), 1);
         assert_eq!(done.revoked, 1);
         let gets = store.log().iter().filter(|(op, _)| *op == Op::Get).count();
@@ -755,7 +897,7 @@ mod tests {
             attempts += 1;
             let revoker = RepoRevoker::new(&store);
             let ops_before = revoker.kv_ops();
-            let done = block_on(process(&revoker, &report, NOW + attempts)).unwrap();
+            let done = block_on(process(&revoker, NO_TOKENS, &report, NOW + attempts)).unwrap();
             let ops = revoker.kv_ops() - ops_before;
             assert!(
                 ops <= OPS_BUDGET,
@@ -784,7 +926,7 @@ mod tests {
         let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
         let revoker = RepoRevoker::new(&store);
         let report = parse_github_report(&github_body(&refs)).unwrap();
-        let done = block_on(process(&revoker, &report, NOW)).unwrap();
+        let done = block_on(process(&revoker, NO_TOKENS, &report, NOW)).unwrap();
         assert_eq!(revoker.lookup_calls.get(), 10);
         assert_eq!(done.into_feedback().unwrap().len(), 1000);
     }
@@ -900,7 +1042,7 @@ mod tests {
             }
         );
         let revoker = RepoRevoker::new(&store);
-        let done = block_on(process(&revoker, &report, NOW)).unwrap();
+        let done = block_on(process(&revoker, NO_TOKENS, &report, NOW)).unwrap();
         assert_eq!(labels(&done), [Label::TruePositive, Label::FalsePositive]);
         assert!(done
             .feedback
@@ -991,7 +1133,7 @@ mod tests {
         let finding = |url: String| Finding {
             token_hash: "0".repeat(64),
             token_type: "t".into(),
-            well_formed: true,
+            format: Some(TokenFormat::Key),
             kind: Some("content".into()),
             url: Some(url),
         };
@@ -1041,6 +1183,7 @@ mod tests {
             let revoker = RepoRevoker::new(store);
             block_on(github_report(
                 &revoker,
+                &NoTokens,
                 &github,
                 Some(key_id),
                 Some(signature),

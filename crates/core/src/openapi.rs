@@ -173,7 +173,7 @@ pub fn revoked_reason() -> ObjectBuilder {
         .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
         .max_length(Some(MAX_REASON_BYTES))
         .description(Some(
-            "Why the key was revoked, when known: a leak report names who found it and where",
+            "Why it was revoked, when known: a leak report names who found it and where",
         ))
 }
 

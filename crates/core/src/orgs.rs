@@ -11,18 +11,19 @@
 //! a key revocation. When the authority cannot answer, an `lqta_` token is refused with 503
 //! (fail closed); the operator's `ADMIN_TOKEN` does not depend on it.
 
-use crate::admin::{Done, Keys};
+use crate::admin::{append_event, Done, Keys};
 use crate::changes::ChangeFeed;
 use crate::error::ApiError;
 use crate::key::{random_bytes, KeyHash, OrgAdminToken};
-use crate::leaks::{Revocation, Revoker};
+use crate::leaks::{Revocation, Revoker, TokenRevoker};
 use crate::record::{
-    is_valid_project_id, normalize_name, AdminTokenRecord, AdminTokenView, KeyRecord, KeyView, Org,
-    OrgView, Project, DEFAULT_ORG,
+    is_valid_project_id, normalize_name, AdminTokenRecord, AdminTokenView, AuditEvent, KeyRecord,
+    KeyView, Org, OrgView, Project, DEFAULT_ORG,
 };
 use crate::repo::{Repo, RepoError};
 use crate::store::{Store, StoreError};
 use crate::time::Millis;
+use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -160,13 +161,15 @@ impl<'k, S: Store, F: ChangeFeed> Revoker for ScopedRevoker<'_, 'k, S, F> {
     }
 }
 
-/// `POST /admin/v1/orgs`: the operator only (others get 404 from the router).
+/// `POST /admin/v1/orgs`: the operator only (others get 404 from the router). Audited as
+/// `org.created`.
 pub async fn create_org<S: Store>(
     repo: &Repo<'_, S>,
+    actor: &Actor,
     id: &str,
     name: &str,
     now: Millis,
-) -> Result<OrgView, ApiError> {
+) -> Result<Done<OrgView>, ApiError> {
     if !is_valid_project_id(id) {
         return Err(ApiError::InvalidOrgId);
     }
@@ -180,7 +183,36 @@ pub async fn create_org<S: Store>(
         created_at: now,
     };
     repo.put_org(&org).await?;
-    Ok(org.view())
+    let event = org_event(actor.audit_fields(), "org.created", id, None, None, now);
+    Ok(Done {
+        value: org.view(),
+        warning: append_event(repo, event).await,
+    })
+}
+
+/// An audit event about organization `org_id` (and its admin token `admin_token_id`), without
+/// a project; `who` as [`Actor::audit_fields`]. Its id is made when it is appended.
+fn org_event(
+    who: (&str, Option<&str>, Option<&str>),
+    action: &str,
+    org_id: &str,
+    admin_token_id: Option<&str>,
+    reason: Option<&str>,
+    now: Millis,
+) -> AuditEvent {
+    AuditEvent {
+        id: String::new(),
+        actor: who.0.into(),
+        actor_token_id: who.1.map(str::to_owned),
+        actor_token_name: who.2.map(str::to_owned),
+        action: action.into(),
+        project_id: None,
+        org_id: Some(org_id.into()),
+        admin_token_id: admin_token_id.map(str::to_owned),
+        key_id: None,
+        reason: reason.map(str::to_owned),
+        at: now,
+    }
 }
 
 /// Stores the `default` organization if it is not stored yet and some project belongs to it
@@ -269,9 +301,10 @@ pub struct IssuedToken {
     pub admin_token: AdminTokenView,
 }
 
-/// `POST /admin/v1/orgs/{id}/admin-tokens` (operator only).
+/// `POST /admin/v1/orgs/{id}/admin-tokens` (operator only). Audited as `admin_token.created`.
 pub async fn create_admin_token<S: Store, T: TokenAuthority>(
     repo: &Repo<'_, S>,
+    actor: &Actor,
     tokens: &T,
     org_id: &str,
     name: &str,
@@ -290,14 +323,24 @@ pub async fn create_admin_token<S: Store, T: TokenAuthority>(
         prefix: token.display_prefix(),
         created_at: now,
         revoked_at: None,
+        revoked_reason: None,
     };
     tokens.create(&record).await.map_err(unavailable)?;
+    let who = actor.audit_fields();
+    let event = org_event(
+        who,
+        "admin_token.created",
+        &record.org_id,
+        Some(&record.id),
+        None,
+        now,
+    );
     Ok(Done {
         value: IssuedToken {
             token,
             admin_token: record.view(),
         },
-        warning: None,
+        warning: append_event(repo, event).await,
     })
 }
 
@@ -314,18 +357,88 @@ pub async fn list_admin_tokens<S: Store, T: TokenAuthority>(
     Ok(listed.iter().map(AdminTokenRecord::view).collect())
 }
 
-/// Revokes an admin token at once (revoking again changes nothing); this isolate forgets it
-/// at once too.
-pub async fn revoke_admin_token<T: TokenAuthority>(
-    tokens: &T,
-    cache: &RefCell<TokenCache>,
+/// `POST /admin/v1/admin-tokens/{id}/revoke` (operator only): revokes an admin token at once
+/// (revoking again changes nothing, and is not audited again); this isolate forgets it at once
+/// too. Audited as `admin_token.revoked`.
+pub async fn revoke_admin_token<S: Store, T: TokenAuthority>(
+    repo: &Repo<'_, S>,
+    actor: &Actor,
+    tokens: &Tokens<'_, T>,
     id: &str,
     now: Millis,
-) -> Result<AdminTokenView, ApiError> {
-    let revoked = tokens.revoke(id, now).await.map_err(unavailable)?;
-    let record = revoked.ok_or(ApiError::AdminTokenNotFound)?;
-    cache.borrow_mut().forget(&record.hash);
-    Ok(record.view())
+) -> Result<Done<AdminTokenView>, ApiError> {
+    let revoked = revoke_token(repo, actor.audit_fields(), tokens, id, None, now).await?;
+    let (record, warning) = revoked.ok_or(ApiError::AdminTokenNotFound)?;
+    Ok(Done {
+        value: record.view(),
+        warning,
+    })
+}
+
+/// Revokes admin token `id` with the authority (`reason` recorded on it), forgets it in this
+/// isolate, and appends an `admin_token.revoked` event by `who` if this call revoked it. `None`:
+/// no such token; else the record as it stands and the log line owed if only the audit failed.
+async fn revoke_token<S: Store, T: TokenAuthority>(
+    repo: &Repo<'_, S>,
+    who: (&str, Option<&str>, Option<&str>),
+    tokens: &Tokens<'_, T>,
+    id: &str,
+    reason: Option<&str>,
+    now: Millis,
+) -> Result<Option<(AdminTokenRecord, Option<String>)>, ApiError> {
+    let revoked = tokens.authority.revoke(id, now, reason).await;
+    let Some(TokenRevoked { record, changed }) = revoked.map_err(unavailable)? else {
+        return Ok(None);
+    };
+    tokens.cache.borrow_mut().forget(&record.hash);
+    let mut warning = None;
+    if changed {
+        let reason = record.revoked_reason.as_deref();
+        let event = org_event(
+            who,
+            "admin_token.revoked",
+            &record.org_id,
+            Some(id),
+            reason,
+            now,
+        );
+        warning = append_event(repo, event).await;
+    }
+    Ok(Some((record, warning)))
+}
+
+/// GitHub's leak reports revoke admin tokens through this: bulk lookups in the authority
+/// ([`TokenAuthority::by_hashes`]), then one revoke per live token, forgotten by this isolate at
+/// once (so it answers 401 at once here, and everywhere within the refresh interval).
+pub struct TokenLeaks<'a, S, T> {
+    pub repo: &'a Repo<'a, S>,
+    pub tokens: &'a Tokens<'a, T>,
+}
+
+impl<S: Store, T: TokenAuthority> TokenRevoker for TokenLeaks<'_, S, T> {
+    /// One subrequest to the `AdminTokens` Durable Object per 100 hashes.
+    const LOOKUP_BATCH: usize = 100;
+    const REVOKE_OPS: usize = 2;
+
+    async fn lookup_tokens(
+        &self,
+        hashes: &[KeyHash],
+    ) -> Result<Vec<Option<AdminTokenRecord>>, ApiError> {
+        let found = self.tokens.authority.by_hashes(hashes).await;
+        found.map_err(unavailable)
+    }
+
+    async fn revoke_token(
+        &self,
+        record: &AdminTokenRecord,
+        why: &Revocation,
+        now: Millis,
+    ) -> Result<Option<String>, ApiError> {
+        let who = (why.actor, None, None);
+        let reason = Some(why.reason.as_str());
+        let revoked = revoke_token(self.repo, who, self.tokens, &record.id, reason, now).await?;
+        Ok(revoked.and_then(|(_, warning)| warning))
+    }
 }
 
 fn unavailable(e: StoreError) -> ApiError {
@@ -338,9 +451,27 @@ fn unavailable(e: StoreError) -> ApiError {
 pub trait TokenAuthority {
     async fn create(&self, record: &AdminTokenRecord) -> Result<(), StoreError>;
     async fn by_hash(&self, hash: &KeyHash) -> Result<Option<AdminTokenRecord>, StoreError>;
+    /// The tokens under these hashes, in the same order (`None`: no such token); one call.
+    async fn by_hashes(
+        &self,
+        hashes: &[KeyHash],
+    ) -> Result<Vec<Option<AdminTokenRecord>>, StoreError>;
     async fn list(&self, org_id: &str) -> Result<Vec<AdminTokenRecord>, StoreError>;
-    /// The token as it stands after the revoke; `None`: no such token.
-    async fn revoke(&self, id: &str, now: Millis) -> Result<Option<AdminTokenRecord>, StoreError>;
+    /// Revokes token `id` at `now`, recording `reason` if this revokes it; `None`: no such token.
+    async fn revoke(
+        &self,
+        id: &str,
+        now: Millis,
+        reason: Option<&str>,
+    ) -> Result<Option<TokenRevoked>, StoreError>;
+}
+
+/// An admin token after a revoke, and whether that revoke changed it (`false`: it was revoked
+/// already, and keeps its first `revoked_at` and reason). The `AdminTokens` object's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRevoked {
+    pub record: AdminTokenRecord,
+    pub changed: bool,
 }
 
 /// Every admin token, by hash: the logic of the `AdminTokens` Durable Object (which persists
@@ -374,11 +505,23 @@ impl TokenBook {
             .collect()
     }
 
-    /// Revokes (keeping a first `revoked_at`); the record as it stands, if any.
-    pub fn revoke(&mut self, id: &str, now: Millis) -> Option<AdminTokenRecord> {
+    pub fn by_hashes(&self, hashes: &[KeyHash]) -> Vec<Option<AdminTokenRecord>> {
+        hashes.iter().map(|h| self.0.get(h).cloned()).collect()
+    }
+
+    /// Revokes with `reason` (a token revoked already keeps its first `revoked_at` and reason);
+    /// the record as it stands, if any.
+    pub fn revoke(&mut self, id: &str, now: Millis, reason: Option<&str>) -> Option<TokenRevoked> {
         let record = self.0.values_mut().find(|r| r.id == id)?;
-        record.revoked_at.get_or_insert(now);
-        Some(record.clone())
+        let changed = record.revoked_at.is_none();
+        if changed {
+            record.revoked_at = Some(now);
+            record.revoked_reason = reason.map(str::to_owned);
+        }
+        Some(TokenRevoked {
+            record: record.clone(),
+            changed,
+        })
     }
 }
 
@@ -392,11 +535,22 @@ impl TokenAuthority for RefCell<TokenBook> {
     async fn by_hash(&self, hash: &KeyHash) -> Result<Option<AdminTokenRecord>, StoreError> {
         Ok(self.borrow().by_hash(hash).cloned())
     }
+    async fn by_hashes(
+        &self,
+        hashes: &[KeyHash],
+    ) -> Result<Vec<Option<AdminTokenRecord>>, StoreError> {
+        Ok(self.borrow().by_hashes(hashes))
+    }
     async fn list(&self, org_id: &str) -> Result<Vec<AdminTokenRecord>, StoreError> {
         Ok(self.borrow().list(org_id))
     }
-    async fn revoke(&self, id: &str, now: Millis) -> Result<Option<AdminTokenRecord>, StoreError> {
-        Ok(self.borrow_mut().revoke(id, now))
+    async fn revoke(
+        &self,
+        id: &str,
+        now: Millis,
+        reason: Option<&str>,
+    ) -> Result<Option<TokenRevoked>, StoreError> {
+        Ok(self.borrow_mut().revoke(id, now, reason))
     }
 }
 

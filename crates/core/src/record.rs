@@ -272,6 +272,10 @@ pub struct AdminTokenRecord {
     pub prefix: String,
     pub created_at: Millis,
     pub revoked_at: Option<Millis>,
+    /// Why it was revoked, when known (GitHub secret scanning names where it was found), as on
+    /// a key. Left out of the JSON when `None`: records stored before it read as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_reason: Option<String>,
 }
 
 /// An admin token's status: `"active"` or `"revoked"` (revocation is at once and final).
@@ -301,6 +305,8 @@ pub struct AdminTokenView {
     pub status: AdminTokenStatus,
     #[cfg_attr(feature = "openapi", schema(required, format = DateTime))]
     pub revoked_at: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::revoked_reason))]
+    pub revoked_reason: Option<String>,
 }
 
 impl AdminTokenRecord {
@@ -320,6 +326,7 @@ impl AdminTokenRecord {
             created_at: rfc3339(self.created_at),
             status: self.status(),
             revoked_at: self.revoked_at.map(rfc3339),
+            revoked_reason: self.revoked_reason.clone(),
         }
     }
 }
@@ -354,6 +361,10 @@ impl Project {
 /// `operator` (the deployment's `ADMIN_TOKEN`), `admin_token` (an organization admin token,
 /// named by `actor_token_id` and `actor_token_name`) or `github-secret-scanning`; events written
 /// before organizations existed say `admin` (the operator).
+///
+/// What it is about: a project and its keys (`project_id`, `key_id`), or an organization and
+/// its admin tokens (`org_id`, `admin_token_id`, no `project_id`). Absent fields read as `None`
+/// (every event stored before organizations has a `project_id` and none of the others).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     pub id: String,
@@ -364,7 +375,15 @@ pub struct AuditEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor_token_name: Option<String>,
     pub action: String,
-    pub project_id: String,
+    /// `None` for an organization's or an admin token's event. Left out of the JSON then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// The organization, for an organization's or an admin token's event. Left out when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
+    /// The admin token acted on (`admin_token.created`, `admin_token.revoked`). Left out when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token_id: Option<String>,
     pub key_id: Option<String>,
     /// Why, for a leak revocation: who reported it and where it was found. Left out of the JSON
     /// when `None`.
@@ -373,7 +392,7 @@ pub struct AuditEvent {
     pub at: Millis,
 }
 
-/// An audit entry as the API shows it (`reason` left out when there is none).
+/// An audit entry as the API shows it (absent fields left out, `key_id` always there).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = AuditEvent))]
 #[serde(deny_unknown_fields)]
@@ -387,9 +406,19 @@ pub struct AuditView {
     /// The name of the admin token that acted (with `actor` `admin_token`)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actor_token_name: Option<String>,
+    /// `project.created`, `key.created`, `key.rotated`, `key.revoked`, `org.created`, `admin_token.created`, `admin_token.revoked`
     pub action: String,
+    /// The project (every `project.*` and `key.*` event; none for `org.*` and `admin_token.*`)
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::project_id))]
-    pub project_id: String,
+    pub project_id: Option<String>,
+    /// The organization (`org.*` and `admin_token.*` events)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::project_id))]
+    pub org_id: Option<String>,
+    /// The admin token acted on (`admin_token.*` events)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token_id: Option<String>,
     #[cfg_attr(feature = "openapi", schema(required))]
     pub key_id: Option<String>,
     /// Why, for a leak revocation: who reported it and where it was found
@@ -408,6 +437,8 @@ impl AuditEvent {
             actor_token_name: self.actor_token_name.clone(),
             action: self.action.clone(),
             project_id: self.project_id.clone(),
+            org_id: self.org_id.clone(),
+            admin_token_id: self.admin_token_id.clone(),
             key_id: self.key_id.clone(),
             reason: self.reason.clone(),
             at: rfc3339(self.at),
@@ -598,7 +629,9 @@ pub(crate) mod tests {
             actor_token_id: None,
             actor_token_name: None,
             action: "key.created".into(),
-            project_id: "p".into(),
+            project_id: Some("p".into()),
+            org_id: None,
+            admin_token_id: None,
             key_id: None,
             reason: None,
             at: 7,
@@ -607,6 +640,18 @@ pub(crate) mod tests {
             serde_json::to_string(&event).unwrap(),
             r#"{"id":"evt_1","actor":"admin","action":"key.created","project_id":"p","key_id":null,"at":7}"#
         );
+        let org_event = AuditEvent {
+            action: "org.created".into(),
+            project_id: None,
+            org_id: Some("acme".into()),
+            ..event
+        };
+        let json = serde_json::to_string(&org_event).unwrap();
+        assert_eq!(
+            json,
+            r#"{"id":"evt_1","actor":"admin","action":"org.created","org_id":"acme","key_id":null,"at":7}"#
+        );
+        assert_eq!(from_str::<AuditEvent>(&json).unwrap(), org_event);
     }
 
     #[test]

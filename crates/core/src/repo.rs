@@ -6,7 +6,8 @@
 //! | `id/{key id}`                       | the key's SHA-256 hex         | none              |
 //! | `org/{org id}`                      | [`Org`]                       | same JSON         |
 //! | `project/{project id}`              | [`Project`] (no `org_id`: `default`) | same JSON  |
-//! | `audit/{project id}/{ms:013}-{id}`  | [`AuditEvent`]                | same JSON         |
+//! | `audit/{project id}/{ms:013}-{id}`  | [`AuditEvent`] of a project or its keys | same JSON |
+//! | `audit/_org/{org id}/{ms:013}-{id}` | [`AuditEvent`] of an organization or its admin tokens (`_` never starts a project id) | same JSON |
 //!
 //! Organization admin tokens are not in KV: their source of truth is the `AdminTokens` Durable
 //! Object (`orgs::TokenBook`), so a revocation holds everywhere at once.
@@ -28,6 +29,8 @@ const KEY_ID: &str = "id/";
 const PROJECT: &str = "project/";
 const ORG: &str = "org/";
 const AUDIT: &str = "audit/";
+/// After [`AUDIT`], the events of organizations and their admin tokens.
+const AUDIT_ORG: &str = "_org/";
 /// A longer name cannot name anything stored: KV refuses such names (an error, not a miss).
 const KV_NAME_MAX_BYTES: usize = crate::store::KV_KEY_MAX_BYTES;
 
@@ -138,11 +141,16 @@ impl<'s, S: Store> Repo<'s, S> {
     }
 
     pub async fn append_audit(&self, event: &AuditEvent) -> Result<(), RepoError> {
-        let name = format!("{AUDIT}{}/{:013}-{}", event.project_id, event.at, event.id);
+        let subject = match (&event.project_id, &event.org_id) {
+            (Some(project), _) => project.clone(),
+            (None, org) => format!("{AUDIT_ORG}{}", org.as_deref().unwrap_or_default()),
+        };
+        let name = format!("{AUDIT}{subject}/{:013}-{}", event.at, event.id);
         self.put_json(&name, event).await
     }
 
-    /// Audit events of one project (or all), oldest first.
+    /// Audit events of one project (its own only, no organization's), or all of them, in name
+    /// order (oldest first within each project or organization).
     pub async fn list_audit(&self, project_id: Option<&str>) -> Result<Vec<AuditEvent>, RepoError> {
         match project_id {
             Some(id) => self.list_json(&format!("{AUDIT}{id}/")).await,
@@ -293,7 +301,9 @@ mod tests {
             actor_token_id: None,
             actor_token_name: None,
             action: "key.created".into(),
-            project_id: project.into(),
+            project_id: Some(project.into()),
+            org_id: None,
+            admin_token_id: None,
             key_id: None,
             reason: None,
             at,
@@ -302,9 +312,19 @@ mod tests {
             for e in [event("a", 2), event("b", 1), event("a", 10)] {
                 repo.append_audit(&e).await.unwrap();
             }
+            let org_event = AuditEvent {
+                project_id: None,
+                org_id: Some("a".into()),
+                ..event("a", 5)
+            };
+            repo.append_audit(&org_event).await.unwrap();
             let a = repo.list_audit(Some("a")).await.unwrap();
             assert_eq!(a.iter().map(|e| e.at).collect::<Vec<_>>(), [2, 10]);
-            assert_eq!(repo.list_audit(None).await.unwrap().len(), 3);
+            assert_eq!(repo.list_audit(None).await.unwrap().len(), 4);
+            assert!(store
+                .dump()
+                .iter()
+                .any(|(k, _, _)| k.starts_with("audit/_org/a/")));
         });
     }
 }

@@ -6,12 +6,14 @@
 //!
 //! Storage: one entry per token, `t/{sha256 hex}` → the record's JSON (never the token).
 //! Protocol (worker → object, JSON): `POST /create` with a record → 200 `{}` or 409 (id or hash
-//! taken); `GET /hash/{hex}` → 200 record or 404; `GET /org/{id}` → 200 `[record]`;
-//! `POST /revoke/{id}` with `{"at": ms}` → 200 record or 404.
+//! taken); `GET /hash/{hex}` → 200 record or 404; `POST /hashes` with `["hex", …]` → 200
+//! `[record or null]` in the same order (GitHub's leak reports, 100 a call); `GET /org/{id}` →
+//! 200 `[record]`; `POST /revoke/{id}` with `{"at": ms, "reason"?: "…"}` → 200
+//! `{"record", "changed"}` or 404.
 
 use lumiqtrace_core::json_object;
 use lumiqtrace_core::key::KeyHash;
-use lumiqtrace_core::orgs::{TokenAuthority, TokenBook};
+use lumiqtrace_core::orgs::{TokenAuthority, TokenBook, TokenRevoked};
 use lumiqtrace_core::record::AdminTokenRecord;
 use lumiqtrace_core::store::StoreError;
 use lumiqtrace_core::time::Millis;
@@ -40,6 +42,8 @@ pub struct AdminTokens {
 #[derive(Deserialize)]
 struct RevokeAt {
     at: Millis,
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 impl DurableObject for AdminTokens {
@@ -79,12 +83,9 @@ impl DurableObject for AdminTokens {
                     None => reply(404, "{}".into()),
                 }
             }
-            (Method::Get, ["", "org", org]) => {
-                reply(200, serde_json::to_string(&self.book.borrow().list(org))?)
-            }
-            (Method::Post, ["", "revoke", id]) => {
-                let at = match json_object::from_str::<RevokeAt>(&req.text().await?) {
-                    Ok(RevokeAt { at }) => at,
+            (Method::Post, ["", "hashes"]) => {
+                let hexes: Vec<String> = match serde_json::from_str(&req.text().await?) {
+                    Ok(hexes) => hexes,
                     Err(e) => {
                         return reply(
                             400,
@@ -92,11 +93,32 @@ impl DurableObject for AdminTokens {
                         )
                     }
                 };
-                let revoked = self.book.borrow_mut().revoke(id, at);
+                let book = self.book.borrow();
+                let found: Vec<Option<&AdminTokenRecord>> = (hexes.iter())
+                    .map(|hex| KeyHash::from_hex(hex).and_then(|h| book.by_hash(&h)))
+                    .collect();
+                reply(200, serde_json::to_string(&found)?)
+            }
+            (Method::Get, ["", "org", org]) => {
+                reply(200, serde_json::to_string(&self.book.borrow().list(org))?)
+            }
+            (Method::Post, ["", "revoke", id]) => {
+                let (at, reason) = match json_object::from_str::<RevokeAt>(&req.text().await?) {
+                    Ok(RevokeAt { at, reason }) => (at, reason),
+                    Err(e) => {
+                        return reply(
+                            400,
+                            serde_json::json!({ "error": e.to_string() }).to_string(),
+                        )
+                    }
+                };
+                let revoked = self.book.borrow_mut().revoke(id, at, reason.as_deref());
                 match revoked {
-                    Some(record) => {
-                        self.persist(&record).await?;
-                        reply(200, serde_json::to_string(&record)?)
+                    Some(revoked) => {
+                        if revoked.changed {
+                            self.persist(&revoked.record).await?;
+                        }
+                        reply(200, serde_json::to_string(&revoked)?)
                     }
                     None => reply(404, "{}".into()),
                 }
@@ -219,6 +241,24 @@ impl TokenAuthority for DoTokens<'_> {
         }
     }
 
+    async fn by_hashes(
+        &self,
+        hashes: &[KeyHash],
+    ) -> std::result::Result<Vec<Option<AdminTokenRecord>>, StoreError> {
+        let hexes: Vec<&str> = hashes.iter().map(KeyHash::as_str).collect();
+        let body = serde_json::to_string(&hexes).map_err(|e| StoreError(e.to_string()))?;
+        match self.call(Method::Post, "/hashes", Some(body)).await? {
+            (200, text) => {
+                let found: Vec<Option<AdminTokenRecord>> = decode("/hashes", &text)?;
+                match found.len() == hashes.len() {
+                    true => Ok(found),
+                    false => Err(unexpected("/hashes", 200, "a list of another length")),
+                }
+            }
+            (status, text) => Err(unexpected("/hashes", status, &text)),
+        }
+    }
+
     async fn list(&self, org_id: &str) -> std::result::Result<Vec<AdminTokenRecord>, StoreError> {
         match self
             .call(Method::Get, &format!("/org/{org_id}"), None)
@@ -233,12 +273,13 @@ impl TokenAuthority for DoTokens<'_> {
         &self,
         id: &str,
         now: Millis,
-    ) -> std::result::Result<Option<AdminTokenRecord>, StoreError> {
+        reason: Option<&str>,
+    ) -> std::result::Result<Option<TokenRevoked>, StoreError> {
         // An id is whatever the caller put in the path: keep it one segment.
         if id.is_empty() || id.contains(['/', '?', '#', '%']) {
             return Ok(None);
         }
-        let body = serde_json::json!({ "at": now }).to_string();
+        let body = serde_json::json!({ "at": now, "reason": reason }).to_string();
         match self
             .call(Method::Post, &format!("/revoke/{id}"), Some(body))
             .await?

@@ -141,7 +141,8 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
         actor: &Actor::Operator,
     };
     if let Some(signatures) = &signatures {
-        return respond(api::github_secret_scanning(&keys, signatures, &request, now).await);
+        let reply = api::github_secret_scanning(&keys, &tokens, signatures, &request, now);
+        return respond(reply.await);
     }
     let reply = match api::handle(&keys, &settings.config, &tokens, &request, now).await {
         Outcome::Reply(reply) => reply,

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::changes::{refresh, MemoryFeed};
-use crate::leaks::{parse_admin_report, process, Label};
+use crate::leaks::{parse_admin_report, process, Label, NoTokens};
 use crate::store::{MemoryStore, Op};
 use pollster::block_on;
 
@@ -55,7 +55,7 @@ impl World {
     fn report(&self, keys: &[&str], now: Millis) -> Vec<Label> {
         let body = serde_json::json!({ "keys": keys, "source": "incident INC-9" }).to_string();
         let report = parse_admin_report(body.as_bytes()).unwrap();
-        let done = block_on(process(&self.keys(), &report, now)).unwrap();
+        let done = block_on(process(&self.keys(), None::<&NoTokens>, &report, now)).unwrap();
         done.into_feedback()
             .unwrap()
             .iter()

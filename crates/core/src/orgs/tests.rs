@@ -204,9 +204,15 @@ fn two_orgs_admin_tokens_see_only_their_own_and_the_operator_sees_both() {
         acme_keys.len() == 2 && acme_keys.iter().all(|p| p.starts_with("acme-")),
         "{acme_keys:?}"
     );
-    let audited = w.listed(&globex, "/admin/v1/audit", "events", "project_id");
+    // Its projects' events and its organization's own (created, its admin token created).
+    let (_, audit) = w.call(&globex, "GET", "/admin/v1/audit", Value::Null, 10);
+    let audited = audit["events"].as_array().unwrap();
     assert!(
-        !audited.is_empty() && audited.iter().all(|p| p.starts_with("globex-")),
+        audited.iter().any(|e| e["project_id"].is_string())
+            && audited.iter().all(|e| match e["project_id"].as_str() {
+                Some(p) => p.starts_with("globex-"),
+                None => e["org_id"] == "globex",
+            }),
         "{audited:?}"
     );
 
@@ -302,9 +308,10 @@ fn two_orgs_admin_tokens_see_only_their_own_and_the_operator_sees_both() {
     let events = audit["events"].as_array().unwrap();
     assert!(
         !events.is_empty()
-            && events
-                .iter()
-                .all(|e| e["project_id"].as_str().unwrap().starts_with("globex-"))
+            && events.iter().all(|e| match e["project_id"].as_str() {
+                Some(p) => p.starts_with("globex-"),
+                None => e["org_id"] == "globex",
+            })
     );
 }
 
@@ -450,7 +457,15 @@ impl TokenAuthority for Unreachable {
     async fn list(&self, _: &str) -> Result<Vec<AdminTokenRecord>, StoreError> {
         Err(StoreError("down".into()))
     }
-    async fn revoke(&self, _: &str, _: Millis) -> Result<Option<AdminTokenRecord>, StoreError> {
+    async fn by_hashes(&self, _: &[KeyHash]) -> Result<Vec<Option<AdminTokenRecord>>, StoreError> {
+        Err(StoreError("down".into()))
+    }
+    async fn revoke(
+        &self,
+        _: &str,
+        _: Millis,
+        _: Option<&str>,
+    ) -> Result<Option<TokenRevoked>, StoreError> {
         Err(StoreError("down".into()))
     }
 }
@@ -608,4 +623,331 @@ fn orgs_are_validated_and_unique() {
         Outcome::Reply(r) => assert_eq!(r.status, 401),
         Outcome::Forward { .. } => panic!("an admin token authorized an ingest call"),
     }
+}
+
+/// The `(action, actor, org_id, admin_token_id, has project_id)` of each event of `events`
+/// about an organization or an admin token, sorted.
+fn org_events(events: &Value) -> Vec<(String, String, String, Option<String>, bool)> {
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let mut out: Vec<_> = (events["events"].as_array().unwrap().iter())
+        .filter(|e| e["org_id"].is_string())
+        .map(|e| {
+            (
+                text(&e["action"]).unwrap(),
+                text(&e["actor"]).unwrap(),
+                text(&e["org_id"]).unwrap(),
+                text(&e["admin_token_id"]),
+                e.get("project_id").is_some(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn creating_an_org_and_creating_and_revoking_admin_tokens_are_audited_within_the_org() {
+    let w = World::new();
+    let acme = w.org_with_token("acme");
+    let globex = w.org_with_token("globex");
+    let path = "/admin/v1/orgs/acme/admin-tokens";
+    let (_, spare) = w.call(OPERATOR, "POST", path, json!({"name": "spare"}), 4);
+    let spare_id = spare["admin_token"]["id"].as_str().unwrap().to_owned();
+    let revoke = format!("/admin/v1/admin-tokens/{spare_id}/revoke");
+    assert_eq!(w.call(OPERATOR, "POST", &revoke, Value::Null, 5).0, 200);
+    assert_eq!(w.call(OPERATOR, "POST", &revoke, Value::Null, 6).0, 200);
+    let (_, tokens) = w.call(OPERATOR, "GET", path, Value::Null, 7);
+    let ci_id = (tokens["admin_tokens"].as_array().unwrap().iter())
+        .find(|t| t["name"] == "ci")
+        .map(|t| t["id"].as_str().unwrap().to_owned());
+
+    let (status, audit) = w.call(
+        OPERATOR,
+        "GET",
+        "/admin/v1/audit?org_id=acme",
+        Value::Null,
+        8,
+    );
+    assert_eq!(status, 200);
+    let op = |action: &str, token: Option<&str>| {
+        let token = token.map(str::to_owned);
+        (
+            action.into(),
+            "operator".into(),
+            "acme".into(),
+            token,
+            false,
+        )
+    };
+    let mut expected = vec![
+        op("admin_token.created", ci_id.as_deref()),
+        op("admin_token.created", Some(&spare_id)),
+        op("admin_token.revoked", Some(&spare_id)),
+        op("org.created", None),
+    ];
+    expected.sort();
+    assert_eq!(org_events(&audit), expected, "revoked twice, audited once");
+    // Each organization's admin sees its own organization's events only.
+    let (_, own) = w.call(&acme, "GET", "/admin/v1/audit", Value::Null, 8);
+    assert_eq!(org_events(&own), expected);
+    let (_, other) = w.call(&globex, "GET", "/admin/v1/audit", Value::Null, 8);
+    assert!(org_events(&other).iter().all(|e| e.2 == "globex"));
+    assert_eq!(org_events(&other).len(), 2);
+    let (status, _) = w.call(
+        &globex,
+        "GET",
+        "/admin/v1/audit?org_id=acme",
+        Value::Null,
+        8,
+    );
+    assert_eq!(status, 404);
+    // A project's audit holds none of them.
+    w.project_and_key(&acme, "acme-web");
+    let (_, project) = w.call(
+        OPERATOR,
+        "GET",
+        "/admin/v1/audit?project_id=acme-web",
+        Value::Null,
+        9,
+    );
+    assert!(org_events(&project).is_empty());
+}
+
+#[test]
+fn audit_events_stored_before_organizations_read_as_before() {
+    let w = World::new();
+    let old = r#"{"id":"evt_1","actor":"admin","action":"key.created","project_id":"legacy","key_id":"key_1","at":7}"#;
+    block_on(
+        w.store
+            .put("audit/legacy/0000000000007-evt_1", old, Some(old)),
+    )
+    .unwrap();
+    let (status, audit) = w.call(OPERATOR, "GET", "/admin/v1/audit", Value::Null, 8);
+    assert_eq!(status, 200);
+    assert_eq!(
+        audit["events"][0],
+        json!({"id": "evt_1", "actor": "admin", "action": "key.created", "project_id": "legacy",
+               "key_id": "key_1", "at": "1970-01-01T00:00:00.007Z"})
+    );
+}
+
+impl World {
+    /// GitHub's (already authenticated) report of `tokens` at `now`, through the route's two
+    /// revokers: keys and admin tokens.
+    fn github_report(&self, tokens: &[&str], now: Millis) -> crate::leaks::Processed {
+        let matches: Vec<Value> = (tokens.iter().enumerate())
+            .map(|(i, t)| {
+                json!({"token": t, "type": "lumiqtrace_admin_token",
+                "url": format!("https://github.com/o/r/blob/1/admin{i}.env"), "source": "content"})
+            })
+            .collect();
+        let report = crate::leaks::parse_github_report(json!(matches).to_string().as_bytes());
+        let keys = Keys {
+            repo: Repo::new(&self.store),
+            feed: &self.feed,
+            overlay: &self.overlay,
+            actor: &Actor::Operator,
+        };
+        let tokens = Tokens {
+            authority: &self.book,
+            cache: &self.cache,
+        };
+        let leaks = TokenLeaks {
+            repo: &keys.repo,
+            tokens: &tokens,
+        };
+        block_on(crate::leaks::process(
+            &keys,
+            Some(&leaks),
+            &report.unwrap(),
+            now,
+        ))
+        .unwrap()
+    }
+}
+
+#[test]
+fn a_github_report_revokes_a_leaked_admin_token_at_once_says_why_and_audits_it_once() {
+    use crate::leaks::Label;
+    let w = World::new();
+    let acme = w.org_with_token("acme");
+    assert_eq!(
+        w.call(&acme, "GET", "/admin/v1/projects", Value::Null, 5).0,
+        200
+    );
+    let unknown = OrgAdminToken::from_secret_bytes(&[9; 32]);
+    let done = w.github_report(&[&acme, unknown.expose(), &acme], 6);
+    let labels: Vec<Label> = done.feedback.iter().map(|f| f.label).collect();
+    assert_eq!(labels, [Label::TruePositive, Label::FalsePositive]);
+    assert_eq!(done.feedback[0].token_type, "lumiqtrace_admin_token");
+    assert_eq!((done.revoked, done.pending), (1, 0));
+    // Refused at once, though this isolate had just confirmed it.
+    let (status, body) = w.call(&acme, "GET", "/admin/v1/projects", Value::Null, 7);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("admin_unauthorized"))
+    );
+    let (_, listed) = w.call(
+        OPERATOR,
+        "GET",
+        "/admin/v1/orgs/acme/admin-tokens",
+        Value::Null,
+        8,
+    );
+    let row = &listed["admin_tokens"][0];
+    let reason = "Leaked: found by GitHub secret scanning (content) at https://github.com/o/r/blob/1/admin0.env";
+    assert_eq!(
+        (row["status"].as_str(), row["revoked_reason"].as_str()),
+        (Some("revoked"), Some(reason))
+    );
+    let (_, audit) = w.call(
+        OPERATOR,
+        "GET",
+        "/admin/v1/audit?org_id=acme",
+        Value::Null,
+        8,
+    );
+    let revoked: Vec<&Value> = (audit["events"].as_array().unwrap().iter())
+        .filter(|e| e["action"] == "admin_token.revoked")
+        .collect();
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0]["actor"], "github-secret-scanning");
+    assert_eq!(revoked[0]["admin_token_id"], row["id"]);
+    assert_eq!(revoked[0]["reason"], reason);
+    assert!(revoked[0].get("project_id").is_none());
+
+    // Again, later: the same answer, nothing changed (first instant and reason kept), no event.
+    let before = w.store.dump();
+    let again = w.github_report(&[&acme, unknown.expose()], 60);
+    assert_eq!(again.feedback, done.feedback);
+    assert_eq!(again.revoked, 0);
+    assert_eq!(w.store.dump(), before);
+    let (_, relisted) = w.call(
+        OPERATOR,
+        "GET",
+        "/admin/v1/orgs/acme/admin-tokens",
+        Value::Null,
+        61,
+    );
+    assert_eq!(relisted, listed);
+}
+
+#[test]
+fn a_token_revoked_by_the_operator_is_a_true_positive_left_as_it_was() {
+    let w = World::new();
+    let acme = w.org_with_token("acme");
+    let (_, listed) = w.call(
+        OPERATOR,
+        "GET",
+        "/admin/v1/orgs/acme/admin-tokens",
+        Value::Null,
+        2,
+    );
+    let id = listed["admin_tokens"][0]["id"].as_str().unwrap().to_owned();
+    let revoke = format!("/admin/v1/admin-tokens/{id}/revoke");
+    assert_eq!(w.call(OPERATOR, "POST", &revoke, Value::Null, 3).0, 200);
+    let before = w.store.dump();
+    let done = w.github_report(&[&acme], 4);
+    assert_eq!(done.feedback[0].label, crate::leaks::Label::TruePositive);
+    assert_eq!(done.revoked, 0);
+    assert_eq!(w.store.dump(), before, "no audit event");
+    let (_, after) = w.call(
+        OPERATOR,
+        "GET",
+        "/admin/v1/orgs/acme/admin-tokens",
+        Value::Null,
+        5,
+    );
+    assert_eq!(after["admin_tokens"][0]["revoked_reason"], Value::Null);
+    assert_eq!(
+        after,
+        w.call(
+            OPERATOR,
+            "GET",
+            "/admin/v1/orgs/acme/admin-tokens",
+            Value::Null,
+            2
+        )
+        .1
+    );
+}
+
+#[test]
+fn a_thousand_leaked_admin_tokens_cost_ten_lookups_and_fit_the_budget() {
+    struct Counting<'a>(&'a RefCell<TokenBook>, std::cell::Cell<usize>);
+    impl TokenAuthority for Counting<'_> {
+        async fn create(&self, r: &AdminTokenRecord) -> Result<(), StoreError> {
+            self.0.create(r).await
+        }
+        async fn by_hash(&self, h: &KeyHash) -> Result<Option<AdminTokenRecord>, StoreError> {
+            self.0.by_hash(h).await
+        }
+        async fn by_hashes(
+            &self,
+            h: &[KeyHash],
+        ) -> Result<Vec<Option<AdminTokenRecord>>, StoreError> {
+            assert!(h.len() <= 100);
+            self.1.set(self.1.get() + 1);
+            self.0.by_hashes(h).await
+        }
+        async fn list(&self, o: &str) -> Result<Vec<AdminTokenRecord>, StoreError> {
+            self.0.list(o).await
+        }
+        async fn revoke(
+            &self,
+            i: &str,
+            n: Millis,
+            r: Option<&str>,
+        ) -> Result<Option<TokenRevoked>, StoreError> {
+            self.1.set(self.1.get() + 1);
+            self.0.revoke(i, n, r).await
+        }
+    }
+    let w = World::new();
+    let live = w.org_with_token("acme");
+    let others: Vec<String> = (0..999u32)
+        .map(|n| {
+            let mut bytes = [0u8; 32];
+            bytes[..4].copy_from_slice(&n.to_be_bytes());
+            OrgAdminToken::from_secret_bytes(&bytes).expose().to_owned()
+        })
+        .collect();
+    let mut tokens: Vec<&str> = others.iter().map(String::as_str).collect();
+    tokens.push(&live);
+    let counting = Counting(&w.book, Default::default());
+    let cache = RefCell::default();
+    let handle = Tokens {
+        authority: &counting,
+        cache: &cache,
+    };
+    let repo = Repo::new(&w.store);
+    let leaks = TokenLeaks {
+        repo: &repo,
+        tokens: &handle,
+    };
+    let keys = Keys {
+        repo: Repo::new(&w.store),
+        feed: &w.feed,
+        overlay: &w.overlay,
+        actor: &Actor::Operator,
+    };
+    let body: Vec<Value> = tokens.iter().map(|t| json!({"token": t})).collect();
+    let report = crate::leaks::parse_github_report(json!(body).to_string().as_bytes()).unwrap();
+    let done = block_on(crate::leaks::process(&keys, Some(&leaks), &report, 5)).unwrap();
+    assert_eq!(counting.1.get(), 10 + 1, "ten bulk lookups and one revoke");
+    let feedback = done.into_feedback().unwrap();
+    assert_eq!(feedback.len(), 1000);
+    assert!(
+        feedback
+            .iter()
+            .all(|f| f.token_type == "lumiqtrace_admin_token"),
+        "typed by format when GitHub names none"
+    );
+    assert_eq!(
+        feedback
+            .iter()
+            .filter(|f| f.label == crate::leaks::Label::TruePositive)
+            .count(),
+        1
+    );
 }

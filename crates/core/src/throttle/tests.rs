@@ -255,6 +255,7 @@ fn org_admin_tokens_sign_in_and_their_failures_are_throttled_the_same_way() {
         prefix: token.display_prefix(),
         created_at: 0,
         revoked_at: None,
+        revoked_reason: None,
     };
     gate.book.borrow_mut().create(record.clone());
     let tokens = gate.tokens();
