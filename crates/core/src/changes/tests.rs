@@ -526,3 +526,79 @@ fn the_log_protocol_round_trips_and_reads_records_only_from_objects() {
     let good = format!(r#"[{{"prev":null,"next":{record}}}]"#);
     assert!(serde_json::from_str::<Vec<Write>>(&good).is_ok());
 }
+
+/// A log that counts the snapshots it is asked for.
+#[derive(Default)]
+struct Counted {
+    inner: MemoryFeed,
+    asked: std::cell::Cell<u32>,
+}
+
+impl ChangeFeed for Counted {
+    fn durable(&self) -> bool {
+        true
+    }
+    async fn commit(
+        &self,
+        writes: &[Write],
+        now: Millis,
+    ) -> Result<Result<(), Conflict>, StoreError> {
+        self.inner.commit(writes, now).await
+    }
+    async fn recent(&self, now: Millis) -> Result<Vec<Change>, StoreError> {
+        self.asked.set(self.asked.get() + 1);
+        self.inner.recent(now).await
+    }
+}
+
+#[test]
+fn isolates_of_one_location_ask_the_log_about_once_per_lifetime_through_its_copy() {
+    let log = Counted::default();
+    let cached = Cached {
+        feed: &log,
+        copy: MemoryCopy::default(),
+        lifetime: 2_000,
+    };
+    let overlays: Vec<RefCell<Overlay>> = (0..50).map(|_| RefCell::default()).collect();
+    // 20 s, each isolate serving a request every 100 ms (staggered).
+    for tick in 0..200u64 {
+        for (i, overlay) in overlays.iter().enumerate() {
+            serve(overlay, &cached, tick * 100 + i as Millis, 2_000);
+        }
+        // The marker lasts a moment (the Cache API's max-age), not forever.
+        if tick % 10 == 0 {
+            cached.copy.claimed.set(false);
+        }
+    }
+    // One fetch per 2 s lifetime, some a quarter early (refresh-ahead): 10 to 14 in 20 s, not
+    // one per isolate per interval (500).
+    let asked = log.asked.get();
+    assert!((10..=14).contains(&asked), "{asked}");
+    assert!(overlays.iter().all(|o| o.borrow().live(20_000)));
+}
+
+#[test]
+fn a_copy_past_its_lifetime_is_not_used() {
+    let log = Counted::default();
+    let cached = Cached {
+        feed: &log,
+        copy: MemoryCopy::default(),
+        lifetime: 2_000,
+    };
+    let a = record(1);
+    *cached.copy.held.borrow_mut() = Some(Snapshot {
+        as_of: 0,
+        changes: Vec::new(),
+    });
+    log.inner
+        .log
+        .borrow_mut()
+        .commit(&[write(None, &a)], 1)
+        .unwrap();
+    let fresh = block_on(cached.snapshot(2_000)).unwrap();
+    assert_eq!((fresh.as_of, fresh.changes.len()), (2_000, 1));
+    assert_eq!(log.asked.get(), 1);
+    assert_eq!(cached.copy.puts.get(), 1, "the answer becomes the copy");
+    let again = block_on(cached.snapshot(2_001)).unwrap();
+    assert_eq!((again.as_of, log.asked.get()), (2_000, 1), "from the copy");
+}
