@@ -57,7 +57,7 @@ const settings = {
 };
 const farSettings = {
   samples: Number(process.env.BENCH_FAR_SAMPLES || (quick ? 8 : 20)), everyMs: 3000,
-  seconds: settings.seconds, connections: settings.connections,
+  seconds: settings.seconds, connections: settings.connections, runs: quick ? 1 : 3,
 };
 if (args.has("--far-log")) {
   ensureWrk();

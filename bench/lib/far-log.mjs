@@ -5,11 +5,11 @@
 // knob in the worker) and measures verify latency for a hot key:
 // - at a low rate: one request every 3 s (Miniflare runs one isolate: one request every 3 s per
 //   isolate), after two requests that warm the isolate up (its first answer awaits the log);
-// - at a high rate: wrk, `connections` connections for `seconds` (after a 1 s warm-up), with the
-//   KV reads per 1,000 verifies the bench entry counts;
+// - at a high rate: wrk, `connections` connections for `seconds` (after a 1 s warm-up), three
+//   windows per worker in turn (medians), with the KV reads per 1,000 verifies the bench counts;
 // each with and without the delay, for this build ("after") and, when bench/out/before/build
 // exists (bench/build-before.sh), the build before the background refresh ("before").
-// Workers of the low-rate phase run side by side (they are idle between requests).
+// Workers of the low-rate phase run side by side, each on its own beat, staggered.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, bearer, startWorker } from "./workers.mjs";
@@ -37,10 +37,11 @@ async function timedVerify(w) {
 
 /**
  * Runs the case. Options: samples (low-rate requests measured per worker, 20), everyMs (3000),
- * seconds (high-rate window, 5), connections (8), log (progress lines). Resolves to
+ * seconds (high-rate window, 5), connections (8), runs (high-rate windows per worker, 3: the
+ * medians are reported), log (progress lines). Resolves to
  * { rows: [{ build, delayMs, low: { p50, p99, n }, high: { p50, p99, rps, kvPer1000 } }], before }.
  */
-export async function farLog({ samples = 20, everyMs = 3000, seconds = 5, connections = 8, log = console.log } = {}) {
+export async function farLog({ samples = 20, everyMs = 3000, seconds = 5, connections = 8, runs = 3, log = console.log } = {}) {
   const builds = [["after", undefined]];
   const before = existsSync(BEFORE);
   if (before) builds.unshift(["before", BEFORE]);
@@ -55,24 +56,38 @@ export async function farLog({ samples = 20, everyMs = 3000, seconds = 5, connec
         log(`far-log: ${w.label} up on ${w.url}`);
       }
     }
+    // Each worker on its own 3 s beat, staggered so that no two requests meet.
     const warm = 2;
-    for (let i = 0; i < warm + samples; i++) {
-      const tick = sleep(everyMs);
-      const times = await Promise.all(workers.map(timedVerify));
-      if (i >= warm) workers.forEach((w, j) => w.low.push(times[j]));
-      await tick;
+    await Promise.all(workers.map(async (w, j) => {
+      await sleep((j * everyMs) / workers.length);
+      for (let i = 0; i < warm + samples; i++) {
+        const tick = sleep(everyMs);
+        const ms = await timedVerify(w);
+        if (i >= warm) w.low.push(ms);
+        await tick;
+      }
+    }));
+    // High rate: `runs` rounds, the workers in turn, each window after a 1 s warm-up (the first
+    // requests of a window may find the overlay idle since the last: they await a snapshot).
+    for (let run = 0; run < runs; run++) {
+      for (const w of workers) {
+        const url = `${w.url}/v1/auth/verify`;
+        await runWrk(url, bearer(w, "valid"), { connections, seconds: 1 });
+        const k0 = await w.counts();
+        const r = await runWrk(url, bearer(w, "valid"), { connections, seconds });
+        const k1 = await w.counts();
+        (w.high ??= []).push({ ...r, kv: k1.kv.reads - k0.kv.reads });
+      }
     }
     const rows = [];
     for (const w of workers) {
-      const url = `${w.url}/v1/auth/verify`;
-      await runWrk(url, bearer(w, "valid"), { connections, seconds: 1 });
-      const k0 = await w.counts();
-      const high = await runWrk(url, bearer(w, "valid"), { connections, seconds });
-      const k1 = await w.counts();
-      const kvPer1000 = ((k1.kv.reads - k0.kv.reads) / high.requests) * 1000;
       const low = { p50: percentile(w.low, 50), p99: percentile(w.low, 99), n: w.low.length };
-      rows.push({ build: w.build, delayMs: w.delayMs, low, high: { p50: high.p50Ms, p99: high.p99Ms, rps: high.rps, kvPer1000 } });
-      log(`far-log: ${w.label}: low p50 ${low.p50.toFixed(1)} p99 ${low.p99.toFixed(1)} ms; high p50 ${high.p50Ms.toFixed(1)} p99 ${high.p99Ms.toFixed(1)} ms, ${high.rps.toFixed(0)} req/s, ${kvPer1000.toFixed(3)} KV reads per 1000`);
+      const med = (f) => percentile(w.high.map(f), 50);
+      const requests = w.high.reduce((n, r) => n + r.requests, 0);
+      const kvPer1000 = (w.high.reduce((n, r) => n + r.kv, 0) / requests) * 1000;
+      const high = { p50: med((r) => r.p50Ms), p99: med((r) => r.p99Ms), rps: med((r) => r.rps), kvPer1000 };
+      rows.push({ build: w.build, delayMs: w.delayMs, low, high });
+      log(`far-log: ${w.label}: low p50 ${low.p50.toFixed(1)} p99 ${low.p99.toFixed(1)} ms; high p50 ${high.p50.toFixed(2)} p99 ${high.p99.toFixed(1)} ms, ${high.rps.toFixed(0)} req/s, ${kvPer1000.toFixed(3)} KV reads per 1000`);
     }
     return { rows, before };
   } finally {
@@ -102,7 +117,7 @@ export function farLogMarkdown({ rows, before }, settings) {
   const lines = [
     `## Verify latency with a far change log (${LOG_DELAY_MS} ms each way)`,
     "",
-    `Hot valid key. Low rate: one request every ${settings.everyMs / 1000} s to one isolate, ${settings.samples} measured after 2 warm-up requests (p99 of ${settings.samples} is the slowest but one). High rate: wrk, ${settings.connections} connections, ${settings.seconds} s. "before": ${before ? "the build of bench/build-before.sh (awaited refresh, every isolate asks the log)" : "not measured (no bench/out/before/build)"}; "after": this build (background refresh through the location's copy). Latency as the client sees it (Node's fetch, or wrk), ms.`,
+    `Hot valid key. Low rate: one request every ${settings.everyMs / 1000} s to one isolate, ${settings.samples} measured after 2 warm-up requests (p99 of ${settings.samples} is the slowest but one). High rate: wrk, ${settings.connections} connections, medians of ${settings.runs} windows of ${settings.seconds} s per row, in turn. "before": ${before ? "the build of bench/build-before.sh (awaited refresh, every isolate asks the log)" : "not measured (no bench/out/before/build)"}; "after": this build (background refresh through the location's copy). Latency as the client sees it (Node's fetch, or wrk), ms.`,
     "",
     "| build | delay to the log | low rate p50 | low rate p99 | high rate p50 | high rate p99 | high rate req/s | KV reads per 1,000 (high rate) |",
     "|---|---|---|---|---|---|---|---|",
