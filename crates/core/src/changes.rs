@@ -323,6 +323,11 @@ pub trait ChangeFeed {
             changes,
         })
     }
+    /// [`ChangeFeed::snapshot`] for a request waiting on it: [`Cached`] skips refresh-ahead
+    /// (the next copy is fetched by a background refresh, not by a waiting request).
+    async fn snapshot_now(&self, now: Millis) -> Result<Snapshot, StoreError> {
+        self.snapshot(now).await
+    }
 }
 
 /// The log's `recent` answer and a stamp no later than the state it shows: every commit before
@@ -352,7 +357,8 @@ pub trait NearbyCopy {
 /// ms old, else from the log (put back in the copy): one fetch of the log per location per
 /// lifetime, whatever the number of isolates. Refresh-ahead: a reader that finds the copy in
 /// the last quarter of its lifetime takes the marker and fetches the next one, so a busy
-/// location's copy never lapses. Commits go to the log, the one commit point.
+/// location's copy never lapses (only in background refreshes: a request waiting for a snapshot
+/// takes the copy as it is). Commits go to the log, the one commit point.
 pub struct Cached<F, C> {
     pub feed: F,
     pub copy: C,
@@ -385,6 +391,18 @@ impl<F: ChangeFeed, C: NearbyCopy> ChangeFeed for Cached<F, C> {
     }
 
     async fn snapshot(&self, now: Millis) -> Result<Snapshot, StoreError> {
+        self.nearest(now, true).await
+    }
+
+    async fn snapshot_now(&self, now: Millis) -> Result<Snapshot, StoreError> {
+        self.nearest(now, false).await
+    }
+}
+
+impl<F: ChangeFeed, C: NearbyCopy> Cached<F, C> {
+    /// The copy while it is under its lifetime old (with refresh-ahead if `ahead`), else the
+    /// log's answer, which becomes the copy.
+    async fn nearest(&self, now: Millis, ahead: bool) -> Result<Snapshot, StoreError> {
         if !self.durable() || self.lifetime == 0 {
             return self.feed.snapshot(now).await;
         }
@@ -396,9 +414,9 @@ impl<F: ChangeFeed, C: NearbyCopy> ChangeFeed for Cached<F, C> {
         let Some(copy) = held.filter(|c| now < c.as_of.saturating_add(self.lifetime)) else {
             return self.ask_log(now).await;
         };
-        let ahead = self.lifetime / 4;
-        let ending = now >= copy.as_of.saturating_add(self.lifetime - ahead);
-        if ending && self.copy.claim(ahead.max(1)).await {
+        let early = self.lifetime / 4;
+        let ending = ahead && now >= copy.as_of.saturating_add(self.lifetime - early);
+        if ending && self.copy.claim(early.max(1)).await {
             if let Ok(next) = self.ask_log(now).await {
                 return Ok(next);
             }
@@ -451,6 +469,10 @@ impl<T: ChangeFeed> ChangeFeed for &T {
 
     async fn snapshot(&self, now: Millis) -> Result<Snapshot, StoreError> {
         (**self).snapshot(now).await
+    }
+
+    async fn snapshot_now(&self, now: Millis) -> Result<Snapshot, StoreError> {
+        (**self).snapshot_now(now).await
     }
 }
 
@@ -688,7 +710,7 @@ pub async fn before_verify<F: ChangeFeed>(
     };
     match !feed.durable() || skip {
         true => None,
-        false => refresh(overlay, feed, now, interval).await,
+        false => refresh_with(overlay, feed, now, interval, true).await,
     }
 }
 
@@ -702,11 +724,26 @@ pub async fn refresh<F: ChangeFeed>(
     now: Millis,
     interval: Millis,
 ) -> Option<String> {
+    refresh_with(overlay, feed, now, interval, false).await
+}
+
+/// [`refresh`]; `waiting`: a request awaits it ([`ChangeFeed::snapshot_now`]).
+async fn refresh_with<F: ChangeFeed>(
+    overlay: &RefCell<Overlay>,
+    feed: &F,
+    now: Millis,
+    interval: Millis,
+    waiting: bool,
+) -> Option<String> {
     if !feed.durable() {
         return None;
     }
     overlay.borrow_mut().refreshed_at = Some(now);
-    let snapshot = match feed.snapshot(now).await {
+    let answer = match waiting {
+        true => feed.snapshot_now(now).await,
+        false => feed.snapshot(now).await,
+    };
+    let snapshot = match answer {
         Ok(snapshot) => snapshot,
         Err(e) => {
             overlay.borrow_mut().failed = true;

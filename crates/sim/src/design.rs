@@ -32,6 +32,10 @@ pub trait Platform {
     /// Starts a refresh of the overlay now through the design's [`Source`]; the sim applies it to
     /// the isolate at `done` through [`Design::on_fetch_done`].
     fn fetch(&mut self, now: Micros) -> Fetch;
+    /// [`Platform::fetch`] for a request that waits on it: as built, no refresh-ahead.
+    fn fetch_waiting(&mut self, now: Micros) -> Fetch {
+        self.fetch(now)
+    }
     /// A KV read started now: its latency and the log time KV is known to reflect (KV's
     /// documented worst case: a write is seen everywhere within 60 s).
     fn kv_read(&self, now: Micros) -> (Micros, Micros);
@@ -325,7 +329,7 @@ fn secs(t: Micros) -> String {
 /// refresh started an interval ago or more starts one in the background; a request that finds
 /// the overlay not live awaits a snapshot of its own (no sharing), then reads KV. Snapshots come
 /// through the location's copy (lifetime = interval, from the stamp), with refresh-ahead in its
-/// last quarter. States `revoke_bound(interval)` from the core: two intervals, whatever the
+/// last quarter by background refreshes only. States `revoke_bound(interval)` from the core: two intervals, whatever the
 /// location.
 #[derive(Debug, Clone, Copy)]
 pub struct Built {
@@ -380,7 +384,7 @@ impl Design for Built {
             };
         }
         s.refresh_started = Some(now);
-        let fetch = p.fetch(now);
+        let fetch = p.fetch_waiting(now);
         let (kv_latency, kv_as_of) = p.kv_read(fetch.done);
         Answer {
             latency: fetch.done - now + kv_latency,

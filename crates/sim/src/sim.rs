@@ -307,6 +307,25 @@ impl Net<'_> {
 
 impl Platform for Net<'_> {
     fn fetch(&mut self, now: Micros) -> Fetch {
+        self.fetch_with(now, true)
+    }
+
+    fn fetch_waiting(&mut self, now: Micros) -> Fetch {
+        self.fetch_with(now, false)
+    }
+
+    fn kv_read(&self, now: Micros) -> (Micros, Micros) {
+        (
+            self.params.kv_read,
+            now.saturating_sub(self.params.kv_worst),
+        )
+    }
+}
+
+impl Net<'_> {
+    /// A fetch through the design's source; `may_refresh_ahead`: false for a waiting request of
+    /// the design as built.
+    fn fetch_with(&mut self, now: Micros, may_refresh_ahead: bool) -> Fetch {
         let fetch = match self.source {
             Source::Log => {
                 if self.counters.counts(now) {
@@ -334,7 +353,8 @@ impl Platform for Net<'_> {
                     .filter(|e| e.stored_at <= now && now < born(e) + lifetime);
                 match valid {
                     Some(entry) => {
-                        if let Some(ahead) = refresh_ahead {
+                        let ahead = refresh_ahead.filter(|_| may_refresh_ahead || !stamped);
+                        if let Some(ahead) = ahead {
                             let due = now >= (born(&entry) + lifetime).saturating_sub(ahead);
                             let c = *self.cache;
                             let leased = c.lease_from <= now && now < c.lease_until;
@@ -393,13 +413,6 @@ impl Platform for Net<'_> {
             },
         );
         fetch
-    }
-
-    fn kv_read(&self, now: Micros) -> (Micros, Micros) {
-        (
-            self.params.kv_read,
-            now.saturating_sub(self.params.kv_worst),
-        )
     }
 }
 

@@ -602,3 +602,26 @@ fn a_copy_past_its_lifetime_is_not_used() {
     let again = block_on(cached.snapshot(2_001)).unwrap();
     assert_eq!((again.as_of, log.asked.get()), (2_000, 1), "from the copy");
 }
+
+#[test]
+fn a_waiting_request_takes_the_copy_as_it_is_and_a_background_refresh_fetches_the_next() {
+    let log = Counted::default();
+    let cached = Cached {
+        feed: &log,
+        copy: MemoryCopy::default(),
+        lifetime: 2_000,
+    };
+    *cached.copy.held.borrow_mut() = Some(Snapshot {
+        as_of: 0,
+        changes: Vec::new(),
+    });
+    let waiting = block_on(cached.snapshot_now(1_900)).unwrap();
+    assert_eq!((waiting.as_of, log.asked.get()), (0, 0));
+    let background = block_on(cached.snapshot(1_900)).unwrap();
+    assert_eq!(
+        (background.as_of, log.asked.get()),
+        (1_900, 1),
+        "refresh-ahead"
+    );
+    assert_eq!(block_on(cached.snapshot(1_950)).unwrap().as_of, 1_900);
+}
