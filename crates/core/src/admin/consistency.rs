@@ -1,6 +1,8 @@
 //! What the change log guarantees beside eventually consistent KV: a revoke or a creation is seen
-//! at a stale location within the refresh interval, and racing admin writes end in one
-//! deterministic, safe state. Each proof also runs without the log, to show it can fail.
+//! at a stale location within two refresh intervals (`changes::revoke_bound`), through each layer
+//! (background refresh, the location's copy, an isolate waking from idle), and racing admin
+//! writes end in one deterministic, safe state. Each proof has a twin without the log or
+//! without the layer's safeguard, to show it can fail.
 
 use super::*;
 use crate::changes::{
