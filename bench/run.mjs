@@ -6,9 +6,12 @@
 // then the cold start and the deployable bundle, and the targets' verdicts.
 // Writes bench/out/results.md and results.json; bench/RESULTS.md on a full run (or with --record).
 //
+// Then the far change log case (bench/lib/far-log.mjs): verify latency with 200 ms each way to
+// the KeyChanges object, at a low and a high rate, with and without the delay, before and after.
 // Options: --quick (1 run, 1 s warm-up, 3 s per path), --record (write bench/RESULTS.md even so),
 // --skip-bundle (no `wrangler deploy --dry-run`; builds with scripts/build.sh instead),
-// --no-build (use build/ as it is; implies --skip-bundle).
+// --no-build (use build/ as it is; implies --skip-bundle), --far-log (the far change log case
+// only: bench/out/far-log.md; its "before" rows need `bash bench/build-before.sh` first).
 // Env: BENCH_RUNS (5), BENCH_SECONDS (6), BENCH_WARMUP (2), BENCH_CONNECTIONS (8),
 // BENCH_PIN (1: wrk and the workers on separate CPUs, see bench/lib/load.mjs; 0: off).
 import { execFileSync, execSync } from "node:child_process";
@@ -42,6 +45,7 @@ if (!skipBundle) {
 const { CASES, WORKERS, bearer, cpuMicros, startWorker } = await import("./lib/workers.mjs");
 const { ensureWrk, runWrk, PINNING } = await import("./lib/load.mjs");
 const { markdown, median, summarise, targets } = await import("./lib/report.mjs");
+const { farLog, farLogMarkdown, farLogTargets } = await import("./lib/far-log.mjs");
 
 const settings = {
   quick,
@@ -51,6 +55,20 @@ const settings = {
   connections: Number(process.env.BENCH_CONNECTIONS || 8),
   pinning: PINNING,
 };
+const farSettings = {
+  samples: Number(process.env.BENCH_FAR_SAMPLES || (quick ? 8 : 20)), everyMs: 3000,
+  seconds: settings.seconds, connections: settings.connections, runs: quick ? 1 : 3,
+};
+if (args.has("--far-log")) {
+  ensureWrk();
+  mkdirSync(join(ROOT, "bench/out"), { recursive: true });
+  const far = await farLog({ ...farSettings, log });
+  const md = farLogMarkdown(far, farSettings);
+  writeFileSync(join(ROOT, "bench/out/far-log.md"), md);
+  console.log("\n" + md);
+  log("wrote bench/out/far-log.md");
+  process.exit(0);
+}
 const sh = (cmd) => { try { return execSync(cmd, { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim(); } catch { return "?"; } };
 const version = (...paths) => {
   for (const p of paths) try { return JSON.parse(readFileSync(join(ROOT, "node_modules", p, "package.json"), "utf8")).version; } catch {}
@@ -144,15 +162,16 @@ try {
   await stopAll();
 }
 
+const far = await farLog({ ...farSettings, log });
 const stats = summarise(windows);
 const coldStartMs = Object.fromEntries(names.map((n) => [n, median(coldStarts[n])]));
 const labels = Object.fromEntries([...Object.entries(WORKERS), ...Object.entries(CASES)].map(([k, v]) => [k, v.label]));
-const md = markdown({ machine: info, settings, stats, coldStartMs, bundle, notes, labels });
+const md = markdown({ machine: info, settings, stats, coldStartMs, bundle, notes, labels }) + "\n" + farLogMarkdown(far, farSettings);
 writeFileSync(join(ROOT, "bench/out/results.md"), md);
-writeFileSync(join(ROOT, "bench/out/results.json"), JSON.stringify({ machine: info, settings, windows, coldStarts, stats, bundle, notes }, null, 2));
+writeFileSync(join(ROOT, "bench/out/results.json"), JSON.stringify({ machine: info, settings, windows, coldStarts, stats, bundle, notes, far }, null, 2));
 const record = (!quick && !skipBundle && settings.runs >= 3) || args.has("--record");
 if (record) writeFileSync(join(ROOT, "bench/RESULTS.md"), `# Benchmark results\n\n${md}`);
 console.log("\n" + md);
 console.log("Targets:");
-for (const t of targets(stats, bundle)) console.log(`  ${t.pass === null ? "n/a " : t.pass ? "PASS" : "MISS"}  ${t.name}: ${t.measured}`);
+for (const t of [...targets(stats, bundle), ...farLogTargets(far.rows)]) console.log(`  ${t.pass === null ? "n/a " : t.pass ? "PASS" : "MISS"}  ${t.name}: ${t.measured}`);
 log(`wrote bench/out/results.md, results.json${record ? " and bench/RESULTS.md" : ""}`);

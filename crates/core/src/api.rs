@@ -350,8 +350,9 @@ pub fn refused_at_once(method: &str, path: &str, authorization: Option<&str>) ->
     ingest_key(method, path, authorization)?.err()
 }
 
-/// Refreshes the overlay if due, then looks the (well-formed) key up. The second value is the
-/// log line of an unreachable change log.
+/// Awaits a refresh of the overlay only if it is not live ([`changes::before_verify`]; the
+/// shell keeps it live in the background with [`changes::begin_background`]), then looks the
+/// (well-formed) key up. The second value is the log line of an unreachable change log.
 async fn verify_key<S: Store, F: ChangeFeed>(
     keys: &Keys<'_, S, F>,
     config: &Config,
@@ -360,7 +361,7 @@ async fn verify_key<S: Store, F: ChangeFeed>(
     target: &CanonicalPath,
     now: Millis,
 ) -> (Result<Grant, ApiError>, Option<String>) {
-    let log = changes::refresh(keys.overlay, keys.feed, now, config.refresh_ms).await;
+    let log = changes::before_verify(keys.overlay, keys.feed, now, config.refresh_ms).await;
     let store = keys.repo.store();
     let granted = match verify::authenticate_key(store, keys.overlay, key, now).await {
         Ok(grant) => verify::check_project(&grant, target, req.project_header).map(|()| grant),

@@ -5,8 +5,12 @@
 //!
 //! Every admin write of a key record is committed here first (compare-and-set: the commit point,
 //! which also serializes racing admin writes), then written to KV. Each isolate refreshes its
-//! overlay from the log at most every `CHANGES_REFRESH_SECONDS`, so a revoke, creation or
-//! rotation is seen everywhere within that interval plus one round trip, not KV's ~60 s.
+//! overlay in the background every `CHANGES_REFRESH_SECONDS` ([`begin_background`],
+//! [`refresh`]) from the nearest copy of the log ([`Cached`]: the location's copy, one fetch of
+//! the log per location per interval), and answers from what it holds while that is live: the
+//! log's state at most [`LIVE_INTERVALS`] intervals old. A request that finds it older (an idle
+//! spell) awaits a fresh copy itself ([`before_verify`]). So a revoke, creation or rotation is
+//! seen everywhere within [`revoke_bound`] (2 intervals), not KV's ~60 s.
 //! A revocation is the one write that also lands while the log cannot be reached (KV alone);
 //! the log takes it afterwards (see [`refresh`] and [`settle`]).
 
@@ -28,6 +32,20 @@ pub const WINDOW_MS: Millis = 5 * 60 * 1000;
 pub const SETTLE_AFTER_MS: Millis = 2 * 60 * 1000;
 /// Default overlay refresh interval (`CHANGES_REFRESH_SECONDS`).
 pub const DEFAULT_REFRESH_MS: Millis = 2_000;
+/// An overlay answers on its own (no await, kept KV reads honoured) while the log's state it
+/// holds is under this many refresh intervals old: one interval between background refreshes,
+/// one for the refresh to land (and for a copy of the log to be up to an interval old).
+pub const LIVE_INTERVALS: Millis = 2;
+
+/// Where a revoke, creation or rotation committed at `t` takes effect in every isolate that
+/// refreshes every `interval` ms: no answer after `t + revoke_bound(interval)` misses it. An
+/// overlay answers from a snapshot of the log stamped no later than the log's state it holds
+/// ([`Snapshot::as_of`]), and only while that stamp is under [`LIVE_INTERVALS`] intervals old;
+/// after that a request awaits a new snapshot. Round trips and the location copy's age are
+/// inside the stamp, so they add nothing (clock skew between a location's machines aside).
+pub fn revoke_bound(interval: Millis) -> Millis {
+    interval.saturating_mul(LIVE_INTERVALS).max(1)
+}
 /// The soonest the log's alarm runs again after it ran or took a commit.
 pub const RETRY_AFTER_MS: Millis = 5_000;
 /// KV's documented bound for a write to be seen everywhere (~60 s).
@@ -296,6 +314,166 @@ pub trait ChangeFeed {
     ) -> Result<Result<(), Conflict>, StoreError>;
     /// The latest version of every key changed in the window.
     async fn recent(&self, now: Millis) -> Result<Vec<Change>, StoreError>;
+    /// The nearest copy of [`ChangeFeed::recent`], stamped: asked at `now`, the log itself
+    /// answers with its state at or after `now`. [`Cached`] answers from the location's copy.
+    async fn snapshot(&self, now: Millis) -> Result<Snapshot, StoreError> {
+        let changes = self.recent(now).await?;
+        Ok(Snapshot {
+            as_of: now,
+            changes,
+        })
+    }
+    /// [`ChangeFeed::snapshot`] for a request waiting on it: [`Cached`] skips refresh-ahead
+    /// (the next copy is fetched by a background refresh, not by a waiting request).
+    async fn snapshot_now(&self, now: Millis) -> Result<Snapshot, StoreError> {
+        self.snapshot(now).await
+    }
+}
+
+/// The log's `recent` answer and a stamp no later than the state it shows: every commit before
+/// `as_of` (ms since the epoch) is in it. In JSON (a location copy's body)
+/// `{"as_of": ms, "changes": [Change]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub as_of: Millis,
+    pub changes: Vec<Change>,
+}
+
+/// A per-location copy of the log's [`Snapshot`] (the worker: the Cache API, one copy per data
+/// center). Failures are the implementation's to log: a copy that cannot be read is a miss,
+/// one that cannot be written is skipped, and the log answers.
+#[allow(async_fn_in_trait)] // single-threaded Workers runtime: no `Send` bound wanted
+pub trait NearbyCopy {
+    /// The copy the location holds, if any.
+    async fn get(&self) -> Option<Snapshot>;
+    /// Replaces the copy; it may be dropped after `lifetime` ms.
+    async fn put(&self, snapshot: &Snapshot, lifetime: Millis);
+    /// Takes the location's refresh-ahead marker for `for_ms` ms: `true` if no other isolate
+    /// holds it (a race may let a few through; each only adds one fetch of the log).
+    async fn claim(&self, for_ms: Millis) -> bool;
+}
+
+/// A [`ChangeFeed`] whose snapshots come from the location's copy while it is under `lifetime`
+/// ms old, else from the log (put back in the copy): one fetch of the log per location per
+/// lifetime, whatever the number of isolates. Refresh-ahead: a reader that finds the copy in
+/// the last quarter of its lifetime takes the marker and fetches the next one, so a busy
+/// location's copy never lapses (only in background refreshes: a request waiting for a snapshot
+/// takes the copy as it is). Commits go to the log, the one commit point.
+pub struct Cached<F, C> {
+    pub feed: F,
+    pub copy: C,
+    pub lifetime: Millis,
+}
+
+impl<F: ChangeFeed, C: NearbyCopy> Cached<F, C> {
+    async fn ask_log(&self, now: Millis) -> Result<Snapshot, StoreError> {
+        let snapshot = self.feed.snapshot(now).await?;
+        self.copy.put(&snapshot, self.lifetime).await;
+        Ok(snapshot)
+    }
+}
+
+impl<F: ChangeFeed, C: NearbyCopy> ChangeFeed for Cached<F, C> {
+    fn durable(&self) -> bool {
+        self.feed.durable()
+    }
+
+    async fn commit(
+        &self,
+        writes: &[Write],
+        now: Millis,
+    ) -> Result<Result<(), Conflict>, StoreError> {
+        self.feed.commit(writes, now).await
+    }
+
+    async fn recent(&self, now: Millis) -> Result<Vec<Change>, StoreError> {
+        Ok(self.snapshot(now).await?.changes)
+    }
+
+    async fn snapshot(&self, now: Millis) -> Result<Snapshot, StoreError> {
+        self.nearest(now, true).await
+    }
+
+    async fn snapshot_now(&self, now: Millis) -> Result<Snapshot, StoreError> {
+        self.nearest(now, false).await
+    }
+}
+
+impl<F: ChangeFeed, C: NearbyCopy> Cached<F, C> {
+    /// The copy while it is under its lifetime old (with refresh-ahead if `ahead`), else the
+    /// log's answer, which becomes the copy.
+    async fn nearest(&self, now: Millis, ahead: bool) -> Result<Snapshot, StoreError> {
+        if !self.durable() || self.lifetime == 0 {
+            return self.feed.snapshot(now).await;
+        }
+        let held = self.copy.get().await.map(|mut copy| {
+            // A stamp ahead of this clock (another machine's) counts from this clock.
+            copy.as_of = copy.as_of.min(now);
+            copy
+        });
+        let Some(copy) = held.filter(|c| now < c.as_of.saturating_add(self.lifetime)) else {
+            return self.ask_log(now).await;
+        };
+        let early = self.lifetime / 4;
+        let ending = ahead && now >= copy.as_of.saturating_add(self.lifetime - early);
+        if ending && self.copy.claim(early.max(1)).await {
+            if let Ok(next) = self.ask_log(now).await {
+                return Ok(next);
+            }
+        }
+        Ok(copy)
+    }
+}
+
+/// An in-memory location copy (tests, the simulation of a stale copy): what was put, and how
+/// many times each operation ran.
+#[derive(Default)]
+pub struct MemoryCopy {
+    pub held: RefCell<Option<Snapshot>>,
+    pub claimed: std::cell::Cell<bool>,
+    pub puts: std::cell::Cell<u32>,
+}
+
+impl NearbyCopy for MemoryCopy {
+    async fn get(&self) -> Option<Snapshot> {
+        self.held.borrow().clone()
+    }
+
+    async fn put(&self, snapshot: &Snapshot, _lifetime: Millis) {
+        self.puts.set(self.puts.get() + 1);
+        *self.held.borrow_mut() = Some(snapshot.clone());
+    }
+
+    async fn claim(&self, _for_ms: Millis) -> bool {
+        !self.claimed.replace(true)
+    }
+}
+
+/// A shared feed (tests: one log behind several locations' copies).
+impl<T: ChangeFeed> ChangeFeed for &T {
+    fn durable(&self) -> bool {
+        (**self).durable()
+    }
+
+    async fn commit(
+        &self,
+        writes: &[Write],
+        now: Millis,
+    ) -> Result<Result<(), Conflict>, StoreError> {
+        (**self).commit(writes, now).await
+    }
+
+    async fn recent(&self, now: Millis) -> Result<Vec<Change>, StoreError> {
+        (**self).recent(now).await
+    }
+
+    async fn snapshot(&self, now: Millis) -> Result<Snapshot, StoreError> {
+        (**self).snapshot(now).await
+    }
+
+    async fn snapshot_now(&self, now: Millis) -> Result<Snapshot, StoreError> {
+        (**self).snapshot_now(now).await
+    }
 }
 
 /// The overlay switched off: nothing is logged, every commit passes, KV's last write wins.
@@ -356,9 +534,14 @@ impl ChangeFeed for MemoryFeed {
 #[derive(Debug, Default)]
 pub struct Overlay {
     records: BTreeMap<KeyHash, Change>,
+    /// When the latest refresh was started (marked before it is awaited).
     refreshed_at: Option<Millis>,
-    /// Until when (exclusive) the last successful refresh vouches for the overlay: two intervals
-    /// after it, and at least the instant of the refresh itself (an interval of 0).
+    /// Whether the latest refresh that ended failed (the log could not be reached).
+    failed: bool,
+    /// The stamp of the snapshot `records` came from ([`Snapshot::as_of`]).
+    as_of: Option<Millis>,
+    /// Until when (exclusive) the snapshot held vouches for the overlay: [`revoke_bound`] after
+    /// its stamp (at least the instant of the refresh itself, for an interval of 0).
     live_until: Millis,
     /// Records read from KV, with when they were read.
     read: BTreeMap<KeyHash, (Millis, KeyRecord)>,
@@ -379,8 +562,8 @@ impl Overlay {
         (within || vouched).then_some(&change.record)
     }
 
-    /// Whether the log answered lately: the last successful refresh is under two refresh
-    /// intervals old (or was made at this instant). Only a live overlay may grant a key KV does
+    /// Whether the log answered lately: the snapshot held is under [`revoke_bound`] old (or
+    /// was taken at this instant). Only a live overlay may grant a key KV does
     /// not show yet, and only a live overlay keeps what it read from KV.
     pub fn live(&self, now: Millis) -> bool {
         now < self.live_until
@@ -467,48 +650,109 @@ impl Overlay {
         self.refreshed_at
             .is_none_or(|at| now >= at.saturating_add(interval))
     }
+
+    /// Takes a snapshot unless the one held is newer.
+    fn apply(&mut self, snapshot: Snapshot, interval: Millis) {
+        self.failed = false;
+        if self.as_of.is_some_and(|held| held > snapshot.as_of) {
+            return;
+        }
+        // The log holds every change of the window: what it lacks has aged out.
+        let keyed = snapshot.changes.into_iter();
+        let mut fresh: BTreeMap<KeyHash, Change> =
+            keyed.map(|c| (c.record.hash.clone(), c)).collect();
+        // The isolate's own writes since the snapshot's stamp may be missing from it: those
+        // stay until a later snapshot has them.
+        for (hash, mine) in std::mem::take(&mut self.records) {
+            let newer = fresh.get(&hash).is_none_or(|theirs| theirs.at < mine.at);
+            if mine.at >= snapshot.as_of && newer {
+                fresh.insert(hash, mine);
+            }
+        }
+        self.records = fresh;
+        self.as_of = Some(snapshot.as_of);
+        let live_until = snapshot.as_of.saturating_add(revoke_bound(interval));
+        self.live_until = self.live_until.max(live_until);
+    }
 }
 
-/// Refreshes `overlay` from `feed` if `interval` has passed, then commits to the log the
-/// revocations this isolate could only write to KV. When the feed cannot be reached the
-/// overlay keeps what it knew (a key it knows revoked stays refused) and the next try waits an
-/// interval; the returned line is for the log.
+/// Whether a background refresh is due for a live overlay (the last one started `interval`
+/// ago or more): if so it is marked started, and the caller runs [`refresh`] after its answer
+/// (the worker: `waitUntil`). An overlay that is not live is [`before_verify`]'s to refresh.
+pub fn begin_background<F: ChangeFeed>(
+    overlay: &RefCell<Overlay>,
+    feed: &F,
+    now: Millis,
+    interval: Millis,
+) -> bool {
+    let mut overlay = overlay.borrow_mut();
+    let begin = feed.durable() && overlay.live(now) && overlay.due(now, interval);
+    if begin {
+        overlay.refreshed_at = Some(now);
+    }
+    begin
+}
+
+/// What a verify awaits before it answers: nothing while the overlay is live (background
+/// refreshes keep it so); else (never refreshed, an idle spell, the log silent) a snapshot from
+/// the nearest copy, which every such request awaits itself, so none answers from KV alone while
+/// another's refresh is under way. Once the log has failed, requests within the interval after
+/// that try answer from KV alone (logged by the try) rather than each waiting on it again.
+pub async fn before_verify<F: ChangeFeed>(
+    overlay: &RefCell<Overlay>,
+    feed: &F,
+    now: Millis,
+    interval: Millis,
+) -> Option<String> {
+    let skip = {
+        let overlay = overlay.borrow();
+        overlay.live(now) || (overlay.failed && !overlay.due(now, interval))
+    };
+    match !feed.durable() || skip {
+        true => None,
+        false => refresh_with(overlay, feed, now, interval, true).await,
+    }
+}
+
+/// Refreshes `overlay` from `feed`'s nearest snapshot, then commits to the log the revocations
+/// this isolate could only write to KV. An answer older than the one held is dropped. When the
+/// feed cannot be reached the overlay keeps what it knew (a key it knows revoked stays refused);
+/// the returned line is for the log.
 pub async fn refresh<F: ChangeFeed>(
     overlay: &RefCell<Overlay>,
     feed: &F,
     now: Millis,
     interval: Millis,
 ) -> Option<String> {
-    if !feed.durable() || !overlay.borrow().due(now, interval) {
+    refresh_with(overlay, feed, now, interval, false).await
+}
+
+/// [`refresh`]; `waiting`: a request awaits it ([`ChangeFeed::snapshot_now`]).
+async fn refresh_with<F: ChangeFeed>(
+    overlay: &RefCell<Overlay>,
+    feed: &F,
+    now: Millis,
+    interval: Millis,
+    waiting: bool,
+) -> Option<String> {
+    if !feed.durable() {
         return None;
     }
-    // Marked before the call: the requests that arrive while it is under way use the overlay
-    // as it is rather than each asking the log again.
     overlay.borrow_mut().refreshed_at = Some(now);
-    let changes = match feed.recent(now).await {
-        Ok(changes) => changes,
+    let answer = match waiting {
+        true => feed.snapshot_now(now).await,
+        false => feed.snapshot(now).await,
+    };
+    let snapshot = match answer {
+        Ok(snapshot) => snapshot,
         Err(e) => {
+            overlay.borrow_mut().failed = true;
             return Some(format!(
                 "change log unreachable, verifying with KV alone until it answers: {e}"
-            ))
+            ));
         }
     };
-    {
-        let mut overlay = overlay.borrow_mut();
-        // The log holds every change of the window: what it lacks has aged out.
-        let keyed = changes.into_iter().map(|c| (c.record.hash.clone(), c));
-        let mut fresh: BTreeMap<KeyHash, Change> = keyed.collect();
-        // The isolate's own writes since this refresh began may be missing from its answer,
-        // which can arrive after them: those stay until a later answer has them.
-        for (hash, mine) in std::mem::take(&mut overlay.records) {
-            if mine.at >= now && fresh.get(&hash).is_none_or(|theirs| theirs.at < mine.at) {
-                fresh.insert(hash, mine);
-            }
-        }
-        overlay.records = fresh;
-        let live_for = interval.saturating_mul(2).max(1);
-        overlay.live_until = now.saturating_add(live_for);
-    }
+    overlay.borrow_mut().apply(snapshot, interval);
     commit_unlogged(overlay, feed, now).await
 }
 

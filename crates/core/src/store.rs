@@ -225,7 +225,7 @@ impl Store for Replica<'_> {
 pub struct Yielding<S>(pub S);
 
 #[cfg(test)]
-async fn yield_once() {
+pub(crate) async fn yield_once() {
     let mut yielded = false;
     std::future::poll_fn(|cx| {
         if yielded {

@@ -7,11 +7,14 @@ use crate::model::{Location, Micros, SEC};
 
 /// One refresh of an isolate's overlay: started at `start`, answered at `done` (local time) with
 /// the log's state as of `as_of` (log time: every commit at or before it is in the answer).
+/// `stamp` is what the built code knows of that state: the start of the fetch from the log that
+/// made it (a cached copy carries its filler's), never later than `as_of`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Fetch {
     pub start: Micros,
     pub done: Micros,
     pub as_of: Micros,
+    pub stamp: Micros,
 }
 
 /// What one verify waited and what it decided from.
@@ -29,6 +32,10 @@ pub trait Platform {
     /// Starts a refresh of the overlay now through the design's [`Source`]; the sim applies it to
     /// the isolate at `done` through [`Design::on_fetch_done`].
     fn fetch(&mut self, now: Micros) -> Fetch;
+    /// [`Platform::fetch`] for a request that waits on it: as built, no refresh-ahead.
+    fn fetch_waiting(&mut self, now: Micros) -> Fetch {
+        self.fetch(now)
+    }
     /// A KV read started now: its latency and the log time KV is known to reflect (KV's
     /// documented worst case: a write is seen everywhere within 60 s).
     fn kv_read(&self, now: Micros) -> (Micros, Micros);
@@ -86,6 +93,11 @@ pub enum Source {
         /// location's entry never lapses. `None`: entries lapse and every reader that misses
         /// goes upstream.
         refresh_ahead: Option<Micros>,
+        /// As built (`changes::Cached`): the entry's age and refresh-ahead count from its stamp
+        /// (its filler's fetch start), a refresh-ahead reader waits for the new entry, and the
+        /// marker lasts whole seconds (the Cache API's `max-age`). Else from when it was put,
+        /// the reader takes the old entry and the marker lasts `refresh_ahead`.
+        stamped: bool,
     },
 }
 
@@ -222,6 +234,7 @@ impl Design for Background {
                 lifetime,
                 upstream,
                 refresh_ahead,
+                ..
             } => format!(
                 "cache {} s{} → {}",
                 secs(lifetime),
@@ -308,4 +321,81 @@ impl Design for Background {
 /// Seconds as Rust prints an `f64`: `2`, `0.5`.
 fn secs(t: Micros) -> String {
     format!("{}", t as f64 / SEC as f64)
+}
+
+/// (Built) What crates/core and crates/worker do (`changes::before_verify`, `begin_background`,
+/// `refresh`, `Cached`; the worker's `LocationCopy`): the overlay answers without waiting while
+/// the stamp of the snapshot it holds is under two intervals old; a request that finds the last
+/// refresh started an interval ago or more starts one in the background; a request that finds
+/// the overlay not live awaits a snapshot of its own (no sharing), then reads KV. Snapshots come
+/// through the location's copy (lifetime = interval, from the stamp), with refresh-ahead in its
+/// last quarter by background refreshes only. States `revoke_bound(interval)` from the core: two intervals, whatever the
+/// location.
+#[derive(Debug, Clone, Copy)]
+pub struct Built {
+    pub interval: Micros,
+}
+
+impl Built {
+    fn live_for(&self) -> Micros {
+        let ms = lumiqtrace_core::changes::revoke_bound(self.interval / crate::model::MS);
+        ms * crate::model::MS
+    }
+}
+
+impl Design for Built {
+    fn name(&self) -> String {
+        format!(
+            "as built: background every {} s, copy {} s from its stamp + refresh-ahead → log",
+            secs(self.interval),
+            secs(self.interval)
+        )
+    }
+
+    fn source(&self) -> Source {
+        Source::LocationCache {
+            lifetime: self.interval,
+            upstream: Upstream::Log,
+            refresh_ahead: Some(self.interval / 4),
+            stamped: true,
+        }
+    }
+
+    fn claimed_bound(&self, _location: &Location) -> Micros {
+        self.live_for()
+    }
+
+    fn formula(&self) -> String {
+        "2 × interval (changes::revoke_bound)".into()
+    }
+
+    fn on_request(&self, s: &mut IsolateState, now: Micros, p: &mut dyn Platform) -> Answer {
+        let live = s
+            .held_since
+            .is_some_and(|stamp| now < stamp + self.live_for());
+        if let (true, Some(held)) = (live, s.as_of) {
+            if s.refresh_started.is_none_or(|at| now >= at + self.interval) {
+                s.refresh_started = Some(now);
+                p.fetch(now);
+            }
+            return Answer {
+                latency: 0,
+                as_of: held,
+            };
+        }
+        s.refresh_started = Some(now);
+        let fetch = p.fetch_waiting(now);
+        let (kv_latency, kv_as_of) = p.kv_read(fetch.done);
+        Answer {
+            latency: fetch.done - now + kv_latency,
+            as_of: fetch.as_of.max(kv_as_of),
+        }
+    }
+
+    fn on_fetch_done(&self, s: &mut IsolateState, fetch: &Fetch) {
+        if s.held_since.is_none_or(|stamp| fetch.stamp >= stamp) {
+            s.held_since = Some(fetch.stamp);
+            s.as_of = Some(fetch.as_of);
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The standard scenario (the designs, the scale sweep, the interval sweep) and its Markdown
 //! tables. Figures: latency in ms, revocation times and bounds in s, loads in requests per second.
 
-use crate::design::{Background, Design, Source, Today, Upstream};
+use crate::design::{Background, Built, Design, Source, Today, Upstream};
 use crate::model::{Micros, Workload, World, MS, REGIONS, SEC};
 use crate::sim::{run, Params, Report, Traffic};
 use std::fmt::Write;
@@ -32,6 +32,7 @@ pub fn cache(lifetime: Micros, upstream: Upstream, ahead: Micros) -> Source {
         lifetime,
         upstream,
         refresh_ahead: (ahead > 0).then_some(ahead),
+        stamped: false,
     }
 }
 
@@ -58,6 +59,7 @@ pub fn designs() -> Vec<(&'static str, Box<dyn Design>)> {
             "C",
             Box::new(background(i, cache(i, Upstream::RegionalCopy, AHEAD))),
         ),
+        ("built", Box::new(Built { interval: i })),
     ]
 }
 

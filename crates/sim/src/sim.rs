@@ -150,6 +150,7 @@ enum Event {
         location: usize,
         stored_at: Micros,
         as_of: Micros,
+        stamp: Micros,
     },
     /// A refresh's answer reaches its isolate.
     Done { isolate: usize, fetch: Fetch },
@@ -231,6 +232,7 @@ impl Traffic {
 struct CacheEntry {
     stored_at: Micros,
     as_of: Micros,
+    stamp: Micros,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -266,9 +268,9 @@ struct Net<'a> {
 }
 
 impl Net<'_> {
-    /// Asks the log or the region's copy at `at`; the answer lands in the location cache at
-    /// `done`. Returns (done, as_of).
-    fn upstream(&mut self, at: Micros, upstream: Upstream) -> (Micros, Micros) {
+    /// Asks the log or the region's copy at `at` for a request stamped `stamp`; the answer
+    /// lands in the location cache at `done`. Returns (done, as_of).
+    fn upstream(&mut self, at: Micros, upstream: Upstream, stamp: Micros) -> (Micros, Micros) {
         let counted = self.counters.counts(at);
         let (done, as_of) = match upstream {
             Upstream::Log => {
@@ -296,6 +298,7 @@ impl Net<'_> {
                 location: self.location_index,
                 stored_at: done,
                 as_of,
+                stamp,
             },
         );
         (done, as_of)
@@ -304,6 +307,25 @@ impl Net<'_> {
 
 impl Platform for Net<'_> {
     fn fetch(&mut self, now: Micros) -> Fetch {
+        self.fetch_with(now, true)
+    }
+
+    fn fetch_waiting(&mut self, now: Micros) -> Fetch {
+        self.fetch_with(now, false)
+    }
+
+    fn kv_read(&self, now: Micros) -> (Micros, Micros) {
+        (
+            self.params.kv_read,
+            now.saturating_sub(self.params.kv_worst),
+        )
+    }
+}
+
+impl Net<'_> {
+    /// A fetch through the design's source; `may_refresh_ahead`: false for a waiting request of
+    /// the design as built.
+    fn fetch_with(&mut self, now: Micros, may_refresh_ahead: bool) -> Fetch {
         let fetch = match self.source {
             Source::Log => {
                 if self.counters.counts(now) {
@@ -314,44 +336,70 @@ impl Platform for Net<'_> {
                     start: now,
                     done: now + rtt + self.params.service,
                     as_of: now + rtt / 2,
+                    stamp: now,
                 }
             }
             Source::LocationCache {
                 lifetime,
                 upstream,
                 refresh_ahead,
+                stamped,
             } => {
                 let read = now + self.params.cache_read;
+                let born = |e: &CacheEntry| if stamped { e.stamp } else { e.stored_at };
                 let valid = self
                     .cache
                     .entry
-                    .filter(|e| e.stored_at <= now && now < e.stored_at + lifetime);
+                    .filter(|e| e.stored_at <= now && now < born(e) + lifetime);
                 match valid {
                     Some(entry) => {
-                        if let Some(ahead) = refresh_ahead {
-                            let due = now >= (entry.stored_at + lifetime).saturating_sub(ahead);
+                        let ahead = refresh_ahead.filter(|_| may_refresh_ahead || !stamped);
+                        if let Some(ahead) = ahead {
+                            let due = now >= (born(&entry) + lifetime).saturating_sub(ahead);
                             let c = *self.cache;
                             let leased = c.lease_from <= now && now < c.lease_until;
                             if due && !leased {
                                 if c.lease_until <= now {
+                                    let lease = match stamped {
+                                        true => ahead.div_ceil(SEC) * SEC,
+                                        false => ahead,
+                                    };
                                     self.cache.lease_from = read;
-                                    self.cache.lease_until = read + ahead;
+                                    self.cache.lease_until = read + lease;
                                 }
-                                self.upstream(read, upstream);
+                                let (done, as_of) = self.upstream(read, upstream, now);
+                                if stamped {
+                                    let fetch = Fetch {
+                                        start: now,
+                                        done,
+                                        as_of,
+                                        stamp: now,
+                                    };
+                                    self.events.push(
+                                        done,
+                                        Event::Done {
+                                            isolate: self.isolate,
+                                            fetch,
+                                        },
+                                    );
+                                    return fetch;
+                                }
                             }
                         }
                         Fetch {
                             start: now,
                             done: read,
                             as_of: entry.as_of,
+                            stamp: entry.stamp,
                         }
                     }
                     None => {
-                        let (done, as_of) = self.upstream(read, upstream);
+                        let (done, as_of) = self.upstream(read, upstream, now);
                         Fetch {
                             start: now,
                             done,
                             as_of,
+                            stamp: now,
                         }
                     }
                 }
@@ -365,13 +413,6 @@ impl Platform for Net<'_> {
             },
         );
         fetch
-    }
-
-    fn kv_read(&self, now: Micros) -> (Micros, Micros) {
-        (
-            self.params.kv_read,
-            now.saturating_sub(self.params.kv_worst),
-        )
     }
 }
 
@@ -419,10 +460,15 @@ pub fn run(world: &World, traffic: &Traffic, design: &dyn Design, params: &Param
                 location,
                 stored_at,
                 as_of,
+                stamp,
             } => {
                 let cache = &mut caches[location];
                 if cache.entry.is_none_or(|e| e.as_of <= as_of) {
-                    cache.entry = Some(CacheEntry { stored_at, as_of });
+                    cache.entry = Some(CacheEntry {
+                        stored_at,
+                        as_of,
+                        stamp,
+                    });
                 }
             }
             Event::Done { isolate, fetch } => design.on_fetch_done(&mut states[isolate], &fetch),

@@ -4,7 +4,9 @@
 //! refresh-ahead or the regional copies.
 
 use lumiqtrace_sim::design::Upstream;
-use lumiqtrace_sim::design::{Answer, Background, Design, Fetch, IsolateState, Platform, Source};
+use lumiqtrace_sim::design::{
+    Answer, Background, Built, Design, Fetch, IsolateState, Platform, Source,
+};
 use lumiqtrace_sim::model::{Location, Micros, Workload, World, SEC};
 use lumiqtrace_sim::report::{background, cache, designs, designs_table, today, AHEAD};
 use lumiqtrace_sim::sim::{run, Params, Report, Traffic};
@@ -134,4 +136,30 @@ fn the_logs_load_grows_with_isolates_today_and_not_through_the_cache_or_the_copi
     // Without refresh-ahead every isolate that misses a lapsed entry asks the log: it grows.
     let lapsing = growth(&background(2 * SEC, cache(2 * SEC, Upstream::Log, 0)), log);
     assert!(lapsing > cached, "{lapsing} vs {cached}");
+}
+
+#[test]
+fn the_design_as_built_keeps_the_documented_bound_and_the_logs_load_flat() {
+    let built = Built { interval: 2 * SEC };
+    let (small, large) = (world(20, 1), world(20, 10));
+    let (a, b) = (simulate(&small, &built), simulate(&large, &built));
+    // The bound it checks is the core's, which docs/consistency.md's table states.
+    let bound_ms = lumiqtrace_core::changes::revoke_bound(2_000);
+    assert_eq!(a.bound_max, bound_ms * 1_000);
+    let table = include_str!("../../../docs/consistency.md");
+    assert!(
+        table.contains("within 2 × `CHANGES_REFRESH_SECONDS` (4 s)"),
+        "the table states another bound"
+    );
+    for r in [&a, &b] {
+        assert!(r.revoke_samples > 1000, "{r:?}");
+        assert!(r.bound_holds(), "{r:?}");
+        assert!(r.revoke_max <= r.bound_max, "{r:?}");
+        // Not vacuous: some isolate grants a revoked key for more than one interval.
+        assert!(r.revoke_max > 2 * SEC, "{r:?}");
+    }
+    // Ten times the isolates, about the same load on the log: one fetch per location per
+    // lifetime, not per isolate.
+    let growth = b.log_rps / a.log_rps;
+    assert!(growth < 2.0, "{growth}: {a:?} {b:?}");
 }

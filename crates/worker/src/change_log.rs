@@ -11,9 +11,16 @@
 //! Protocol (worker → object, JSON bodies): `POST /commit` with `[Write]` answers 200 `{}`, or
 //! 409 with the [`Conflict`], or 400 for a body that does not decode; `GET /recent` answers the
 //! latest version of every key changed within the window (`[Change]`).
+//!
+//! Isolates read `recent` through their location's copy ([`LocationCopy`], the Cache API: one
+//! copy per data center, not replicated elsewhere), so the object sees about one `GET /recent`
+//! per location per `CHANGES_REFRESH_SECONDS` whatever the number of isolates ([`nearest`]).
+//! Commits always go to the object: the one commit point.
 
 use crate::kv::Kv;
-use lumiqtrace_core::changes::{settle, Change, ChangeFeed, ChangeLog, Conflict, Write};
+use lumiqtrace_core::changes::{
+    settle, Cached, Change, ChangeFeed, ChangeLog, Conflict, NearbyCopy, Snapshot, Write,
+};
 use lumiqtrace_core::key::KeyHash;
 use lumiqtrace_core::repo::Repo;
 use lumiqtrace_core::store::StoreError;
@@ -22,8 +29,8 @@ use serde::de::DeserializeOwned;
 use std::cell::{Cell, OnceCell, RefCell};
 use wasm_bindgen::JsValue;
 use worker::{
-    console_error, durable_object, DurableObject, Env, Method, Request, RequestInit, Response,
-    Result, ScheduledTime, State, Stub,
+    console_error, durable_object, Cache, DurableObject, Env, Method, Request, RequestInit,
+    Response, Result, ScheduledTime, State, Stub,
 };
 
 /// The Durable Object namespace binding named in `wrangler.toml`.
@@ -143,20 +150,31 @@ fn reply(status: u16, body: String) -> Result<Response> {
         .fixed(body.into_bytes()))
 }
 
+/// What isolates ask for the change log: the object behind the location's copy, with the
+/// refresh interval (`CHANGES_REFRESH_SECONDS`, ms) as the copy's lifetime. Owns what it needs,
+/// so a background refresh (`waitUntil`) can outlive the request that started it.
+pub fn nearest(env: &Env, on: bool, interval: Millis) -> Cached<DoFeed, LocationCopy> {
+    Cached {
+        feed: DoFeed::new(env, on),
+        copy: LocationCopy,
+        lifetime: interval,
+    }
+}
+
 /// The worker's side of the change log; switched off (`CHANGES_OVERLAY = "off"`) it behaves
 /// as `changes::NoFeed`: KV alone decides.
-pub struct DoFeed<'a> {
+pub struct DoFeed {
     on: bool,
-    env: &'a Env,
+    env: Env,
     /// Made on first use: most requests (a refresh is due once per interval) never need it.
     stub: OnceCell<std::result::Result<Stub, String>>,
 }
 
-impl<'a> DoFeed<'a> {
-    pub fn new(env: &'a Env, on: bool) -> Self {
+impl DoFeed {
+    pub fn new(env: &Env, on: bool) -> Self {
         Self {
             on,
-            env,
+            env: env.clone(),
             stub: OnceCell::new(),
         }
     }
@@ -195,7 +213,7 @@ fn decode<T: DeserializeOwned>(path: &str, text: &str) -> std::result::Result<T,
     serde_json::from_str(text).map_err(|e| StoreError(format!("change log {path}: {e}")))
 }
 
-impl ChangeFeed for DoFeed<'_> {
+impl ChangeFeed for DoFeed {
     fn durable(&self) -> bool {
         self.on
     }
@@ -229,5 +247,69 @@ impl ChangeFeed for DoFeed<'_> {
                 "change log /recent answered {status}: {text}"
             ))),
         }
+    }
+}
+
+/// The location's copy of the log's `recent` answer, in the Cache API (`caches.default`: one
+/// copy per data center, never replicated outside it; developers.cloudflare.com/workers/
+/// runtime-apis/cache/). Its body is the core's `Snapshot` as JSON; `Cache-Control: max-age`
+/// keeps it no longer than its lifetime (whole seconds, rounded up: the core also checks the
+/// stamp against the lifetime). Failures are logged and taken as a miss (the object answers).
+/// On a `*.workers.dev` route the Cache API stores nothing: every refresh then asks the object.
+pub struct LocationCopy;
+
+/// Cache keys (URLs that never leave the cache): the copy and the refresh-ahead marker.
+const COPY_URL: &str = "https://key-changes.lumiqtrace.internal/recent";
+const MARKER_URL: &str = "https://key-changes.lumiqtrace.internal/recent-refreshing";
+
+/// Puts `body` under `url` for `lifetime` ms (at least a second).
+async fn cache_put(url: &str, body: String, lifetime: Millis) -> Result<()> {
+    let seconds = lifetime.div_ceil(1000).max(1);
+    let headers = worker::Headers::new();
+    headers.set("cache-control", &format!("max-age={seconds}"))?;
+    headers.set("content-type", "application/json")?;
+    let response = Response::builder()
+        .with_headers(headers)
+        .fixed(body.into_bytes());
+    Cache::default().put(url, response).await
+}
+
+impl NearbyCopy for LocationCopy {
+    async fn get(&self) -> Option<Snapshot> {
+        let read = async {
+            let Some(mut held) = Cache::default().get(COPY_URL, false).await? else {
+                return Ok(None);
+            };
+            let text = held.text().await?;
+            serde_json::from_str(&text)
+                .map(Some)
+                .map_err(worker::Error::from)
+        };
+        read.await
+            .map_err(|e| console_error!("location copy of the change log unreadable: {e}"))
+            .ok()
+            .flatten()
+    }
+
+    async fn put(&self, snapshot: &Snapshot, lifetime: Millis) {
+        let put = async { cache_put(COPY_URL, serde_json::to_string(snapshot)?, lifetime).await };
+        if let Err(e) = put.await {
+            console_error!("location copy of the change log not stored: {e}");
+        }
+    }
+
+    async fn claim(&self, for_ms: Millis) -> bool {
+        let claimed = async {
+            if Cache::default().get(MARKER_URL, false).await?.is_some() {
+                return Ok(false);
+            }
+            cache_put(MARKER_URL, "{}".into(), for_ms)
+                .await
+                .map(|()| true)
+        };
+        claimed.await.unwrap_or_else(|e: worker::Error| {
+            console_error!("refresh-ahead marker unusable: {e}");
+            false
+        })
     }
 }

@@ -3,15 +3,16 @@
 //! A body is read only once the caller is authenticated (the admin token, with failed sign-ins
 //! throttled, or GitHub's signature headers), and only up to its route's limit (`body`).
 //! Per-isolate state here: the overlay of recent key changes (with the records read
-//! lately), shared by every request the isolate serves; the settings, GitHub's keys and the
-//! sign-in throttle keep theirs in their own modules.
+//! lately), shared by every request the isolate serves, and refreshed in the background
+//! (`waitUntil`) after the answer when due; the settings, GitHub's keys and the sign-in
+//! throttle keep theirs in their own modules.
 //!
 //! `/admin/` (the dashboard) and `/openapi.json` never reach this code: the assets binding
 //! (`[assets]` in wrangler.toml) serves files of `public/` before the worker runs.
 
 use crate::admin_tokens::DoTokens;
 use crate::body;
-use crate::change_log::DoFeed;
+use crate::change_log;
 use crate::forward::forward;
 use crate::github;
 use crate::kv::Kv;
@@ -20,7 +21,7 @@ use crate::settings::Settings;
 use crate::signin::{self, SignInLimiter};
 use lumiqtrace_core::admin::Keys;
 use lumiqtrace_core::api::{self, HttpRequest, Outcome, Reply};
-use lumiqtrace_core::changes::Overlay;
+use lumiqtrace_core::changes::{self, Overlay};
 use lumiqtrace_core::error::ApiError;
 use lumiqtrace_core::orgs::{Actor, TokenCache, Tokens};
 use lumiqtrace_core::repo::Repo;
@@ -41,11 +42,31 @@ thread_local! {
 /// Every request. An error no reply covered (the runtime refused to build a response, say)
 /// becomes the generic JSON 500, its detail in the log.
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    match handle(req, &env).await {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let answer = handle(req, &env).await;
+    refresh_in_background(&env, &ctx);
+    match answer {
         Ok(response) => Ok(response),
         Err(e) => respond(Reply::error(&ApiError::Internal(e.to_string()))),
     }
+}
+
+/// Starts the overlay's refresh after the answer, if one is due (`changes::begin_background`:
+/// the overlay is live and its last refresh began an interval ago), without delaying the answer.
+fn refresh_in_background(env: &Env, ctx: &Context) {
+    let settings = Settings::get(env);
+    let interval = settings.config.refresh_ms;
+    let feed = change_log::nearest(env, settings.overlay_on, interval);
+    let overlay = OVERLAY.with(Rc::clone);
+    let now = crate::clock();
+    if !changes::begin_background(&overlay, &feed, now, interval) {
+        return;
+    }
+    ctx.wait_until(async move {
+        if let Some(line) = changes::refresh(&overlay, &feed, now, interval).await {
+            console_error!("{line}");
+        }
+    });
 }
 
 async fn handle(req: Request, env: &Env) -> Result<Response> {
@@ -131,7 +152,7 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
         github_signature: github_signature.as_deref(),
     };
     let store = Kv::new(env);
-    let feed = DoFeed::new(env, settings.overlay_on);
+    let feed = change_log::nearest(env, settings.overlay_on, settings.config.refresh_ms);
     let overlay = OVERLAY.with(Rc::clone);
     let keys = Keys {
         repo: Repo::new(&store),

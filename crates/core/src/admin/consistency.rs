@@ -1,10 +1,13 @@
 //! What the change log guarantees beside eventually consistent KV: a revoke or a creation is seen
-//! at a stale location within the refresh interval, and racing admin writes end in one
-//! deterministic, safe state. Each proof also runs without the log, to show it can fail.
+//! at a stale location within two refresh intervals (`changes::revoke_bound`), through each layer
+//! (background refresh, the location's copy, an isolate waking from idle), and racing admin
+//! writes end in one deterministic, safe state. Each proof has a twin without the log or
+//! without the layer's safeguard, to show it can fail.
 
 use super::*;
 use crate::changes::{
-    refresh, settle, MemoryFeed, NoFeed, CACHED_FOR_MS, SETTLE_AFTER_MS, WINDOW_MS,
+    before_verify, begin_background, refresh, revoke_bound, settle, Cached, MemoryCopy, MemoryFeed,
+    NearbyCopy, NoFeed, Snapshot, CACHED_FOR_MS, SETTLE_AFTER_MS, WINDOW_MS,
 };
 use crate::key::ApiKey;
 use crate::record::{Grant, KeyStatus};
@@ -44,11 +47,19 @@ impl<'a, S: Store, F: ChangeFeed> Location<'a, S, F> {
 
     /// What an SDK call gets here at `now`.
     fn verify(&self, key: &str, now: Millis) -> Result<Grant, ApiError> {
+        block_on(self.verify_async(key, now))
+    }
+
+    /// As the worker does: awaits a refresh only if the overlay is not live, answers, then runs
+    /// the background refresh that is due, after the answer.
+    async fn verify_async(&self, key: &str, now: Millis) -> Result<Grant, ApiError> {
         let bearer = format!("Bearer {key}");
-        block_on(async {
+        before_verify(&self.overlay, self.feed, now, INTERVAL).await;
+        let answer = authenticate(self.store, &self.overlay, Some(&bearer), now).await;
+        if begin_background(&self.overlay, self.feed, now, INTERVAL) {
             refresh(&self.overlay, self.feed, now, INTERVAL).await;
-            authenticate(self.store, &self.overlay, Some(&bearer), now).await
-        })
+        }
+        answer
     }
 }
 
@@ -95,11 +106,11 @@ fn revoke_seen_far_away<F: ChangeFeed>(feed: F) -> Result<Grant, ApiError> {
         stale.revoked_at, None,
         "the far location's KV still says active"
     );
-    far.verify(&key, 1 + INTERVAL)
+    far.verify(&key, 1_000 + revoke_bound(INTERVAL))
 }
 
 #[test]
-fn revoked_key_is_refused_far_away_within_the_refresh_interval() {
+fn revoked_key_is_refused_far_away_within_the_bound() {
     let refused = revoke_seen_far_away(MemoryFeed::default()).unwrap_err();
     assert_eq!(refused.code(), "key_revoked");
 }
@@ -241,12 +252,17 @@ fn far_verifies_after_revoke(log_down: bool, later: &[Millis]) -> Vec<Result<Gra
 
 #[test]
 fn a_read_kept_in_memory_gives_way_to_a_revoke_at_the_next_refresh() {
-    let codes: Vec<_> = far_verifies_after_revoke(false, &[2, INTERVAL, CACHED_FOR_MS - 1])
+    let later = [2, INTERVAL, INTERVAL + 1, CACHED_FOR_MS - 1];
+    let codes: Vec<_> = far_verifies_after_revoke(false, &later)
         .into_iter()
         .map(|r| r.err().map(|e| e.code()))
         .collect();
-    // Before the next refresh the far location has not heard of the revoke: the documented window.
-    assert_eq!(codes, [None, Some("key_revoked"), Some("key_revoked")]);
+    // Until the next refresh lands the far location has not heard of the revoke: the request
+    // that starts it (in the background) is still answered from before.
+    assert_eq!(
+        codes,
+        [None, None, Some("key_revoked"), Some("key_revoked")]
+    );
 }
 
 #[test]
@@ -748,7 +764,10 @@ fn a_key_created_after_its_miss_was_kept_is_granted_from_the_overlay() {
         next: record,
     }];
     feed.log.borrow_mut().commit(&created, 1).unwrap(); // created elsewhere
-    for at in [INTERVAL, INTERVAL + 1, CACHED_FOR_MS - 1] {
+                                                        // The request due for a refresh starts it in the background and answers from before.
+    let due = far.verify(key.expose(), INTERVAL).unwrap_err();
+    assert_eq!(due.code(), "invalid_key");
+    for at in [INTERVAL + 1, CACHED_FOR_MS - 1] {
         assert_eq!(
             far.verify(key.expose(), at).unwrap().key_id,
             "key_late",
@@ -759,5 +778,232 @@ fn a_key_created_after_its_miss_was_kept_is_granted_from_the_overlay() {
         count_key_reads(&far_kv.log()),
         1,
         "the miss, kept: nothing read since"
+    );
+}
+
+// Issue 20: the refresh of an isolate waking from idle, and the requests that arrive during it.
+
+/// A change log whose answers take a moment (one pending poll) to arrive.
+struct Slow(MemoryFeed);
+
+impl ChangeFeed for Slow {
+    fn durable(&self) -> bool {
+        true
+    }
+
+    async fn commit(
+        &self,
+        writes: &[Write],
+        now: Millis,
+    ) -> Result<Result<(), crate::changes::Conflict>, crate::store::StoreError> {
+        self.0.commit(writes, now).await
+    }
+
+    async fn recent(
+        &self,
+        now: Millis,
+    ) -> Result<Vec<crate::changes::Change>, crate::store::StoreError> {
+        let answer = self.0.recent(now).await;
+        crate::store::yield_once().await;
+        answer
+    }
+}
+
+/// A far location verified a key (KV's record kept), then idled while the key was revoked
+/// elsewhere; its KV has not converged. Two requests arrive at once as it wakes: the first
+/// finds the overlay no longer live and refreshes it; the second arrives during that refresh.
+fn two_requests_as_an_isolate_wakes(feed: Slow) -> [Result<Grant, ApiError>; 2] {
+    let kv = MemoryStore::new();
+    let near = Location::new(&kv, &feed);
+    let (key, id) = seed_settled(&Location::new(&kv, &feed.0));
+    let far_kv = Replica::new(&kv);
+    let far = Location::new(&far_kv, &feed);
+    assert!(far.verify(&key, WINDOW_MS).is_ok());
+    block_on(revoke_key(&near.keys(), &id, WINDOW_MS + 1_000)).unwrap();
+    let wake = WINDOW_MS + 5 * INTERVAL;
+    let (first, second) = block_on(together(
+        far.verify_async(&key, wake),
+        far.verify_async(&key, wake),
+    ));
+    [first, second]
+}
+
+#[test]
+fn requests_during_the_refresh_of_an_isolate_waking_from_idle_refuse_a_revoked_key() {
+    let answers = two_requests_as_an_isolate_wakes(Slow(MemoryFeed::default()));
+    let codes = answers.map(|r| r.err().map(|e| e.code()));
+    assert_eq!(codes, [Some("key_revoked"), Some("key_revoked")]);
+}
+
+#[test]
+fn without_awaiting_a_snapshot_a_request_during_the_wake_refresh_is_granted_from_kv() {
+    // The twin: the second request answers from what the isolate holds, as it did before.
+    let feed = Slow(MemoryFeed::default());
+    let kv = MemoryStore::new();
+    let near = Location::new(&kv, &feed);
+    let (key, id) = seed_settled(&Location::new(&kv, &feed.0));
+    let far_kv = Replica::new(&kv);
+    let far = Location::new(&far_kv, &feed);
+    assert!(far.verify(&key, WINDOW_MS).is_ok());
+    block_on(revoke_key(&near.keys(), &id, WINDOW_MS + 1_000)).unwrap();
+    let wake = WINDOW_MS + 5 * INTERVAL;
+    let bearer = format!("Bearer {key}");
+    let (first, second) = block_on(together(
+        far.verify_async(&key, wake),
+        authenticate(far.store, &far.overlay, Some(&bearer), wake),
+    ));
+    assert_eq!(first.unwrap_err().code(), "key_revoked");
+    assert!(second.is_ok(), "KV alone, stale here, grants");
+}
+
+/// A key revoked at `revoked_at` (settled in KV long before, so only the log and KV know it);
+/// a far location whose KV never converges verifies it every `every` ms from `WINDOW_MS`, its
+/// isolate(s) served by `far_feed`. Returns the last instant the far location granted it.
+fn last_grant_far_away<F: ChangeFeed>(
+    log: &MemoryFeed,
+    far_feed: &F,
+    every: Millis,
+    revoked_at: Millis,
+) -> Option<Millis> {
+    let kv = MemoryStore::new();
+    let near = Location::new(&kv, log);
+    let (key, id) = seed_settled(&near);
+    let far_kv = Replica::new(&kv);
+    let far = Location::new(&far_kv, far_feed);
+    let mut last = None;
+    let mut revoked = false;
+    let mut at = WINDOW_MS;
+    while at < revoked_at + 4 * revoke_bound(INTERVAL) {
+        if !revoked && at >= revoked_at {
+            block_on(revoke_key(&near.keys(), &id, revoked_at)).unwrap();
+            revoked = true;
+        }
+        if far.verify(&key, at).is_ok() {
+            last = Some(at);
+        }
+        at += every;
+    }
+    last
+}
+
+/// Request spacings: busy, every interval, just over, between one and two intervals (the
+/// background refresh's worst case), idle spells.
+const SPACINGS: [Millis; 8] = [7, 500, 1_999, 2_001, 3_001, 3_999, 4_001, 9_000];
+
+#[test]
+fn a_revoke_is_refused_far_away_within_two_intervals_whatever_the_request_spacing() {
+    let mut worst = 0;
+    for every in SPACINGS {
+        for offset in [0, 1, 999, 1_500] {
+            let log = MemoryFeed::default();
+            let revoked_at = WINDOW_MS + 10_000 + offset;
+            let last = last_grant_far_away(&log, &&log, every, revoked_at);
+            let late = last.map_or(0, |t| t.saturating_sub(revoked_at));
+            assert!(late < revoke_bound(INTERVAL), "every {every} ms: {last:?}");
+            worst = worst.max(late);
+        }
+    }
+    // The twin: one interval is not the bound (background refresh answers from before).
+    assert!(worst >= INTERVAL, "worst {worst} ms");
+}
+
+/// The far location's copy of the log (the Cache API's, per data center): shared by its
+/// isolates, each with its own overlay.
+fn cached<C: NearbyCopy>(log: &MemoryFeed, copy: C) -> Cached<&MemoryFeed, C> {
+    Cached {
+        feed: log,
+        copy,
+        lifetime: INTERVAL,
+    }
+}
+
+#[test]
+fn a_revoke_is_refused_within_two_intervals_through_the_location_copy() {
+    let mut worst = 0;
+    for every in SPACINGS {
+        for offset in [0, 1, 999, 1_500] {
+            let log = MemoryFeed::default();
+            let copy = cached(&log, MemoryCopy::default());
+            let revoked_at = WINDOW_MS + 10_000 + offset;
+            // Another isolate of the location fills the copy just before the revoke.
+            let before = Snapshot {
+                as_of: revoked_at - 1,
+                changes: log.log.borrow().recent(revoked_at - 1),
+            };
+            *copy.copy.held.borrow_mut() = Some(before);
+            let last = last_grant_far_away(&log, &copy, every, revoked_at);
+            let late = last.map_or(0, |t| t.saturating_sub(revoked_at));
+            assert!(late < revoke_bound(INTERVAL), "every {every} ms: {last:?}");
+            worst = worst.max(late);
+        }
+    }
+    assert!(worst >= INTERVAL, "worst {worst} ms");
+}
+
+/// A location copy that loses its snapshot's stamp: what it holds looks taken when it is read.
+#[derive(Default)]
+struct Unstamped(MemoryCopy);
+
+impl NearbyCopy for Unstamped {
+    async fn get(&self) -> Option<crate::changes::Snapshot> {
+        let held = self.0.get().await?;
+        Some(crate::changes::Snapshot {
+            as_of: Millis::MAX, // read as "now" by `Cached`
+            ..held
+        })
+    }
+
+    async fn put(&self, snapshot: &crate::changes::Snapshot, lifetime: Millis) {
+        self.0.put(snapshot, lifetime).await
+    }
+
+    async fn claim(&self, _for_ms: Millis) -> bool {
+        false
+    }
+}
+
+#[test]
+fn a_location_copy_without_its_stamp_grants_a_revoked_key_indefinitely() {
+    let log = MemoryFeed::default();
+    let copy = cached(&log, Unstamped::default());
+    let revoked_at = WINDOW_MS + 10_000;
+    *copy.copy.0.held.borrow_mut() = Some(Snapshot {
+        as_of: revoked_at - 1,
+        changes: Vec::new(),
+    });
+    let last = last_grant_far_away(&log, &copy, 500, revoked_at).unwrap();
+    assert!(last - revoked_at > 3 * revoke_bound(INTERVAL), "{last}");
+}
+
+/// A background refresh that never lands (the log slow): started at `INTERVAL` after a
+/// refresh, it is still under way when the overlay stops being live.
+#[test]
+fn a_background_refresh_still_under_way_does_not_extend_what_the_overlay_vouches_for() {
+    let log = MemoryFeed::default();
+    let kv = MemoryStore::new();
+    let near = Location::new(&kv, &log);
+    let (key, id) = seed_settled(&near);
+    let far_kv = Replica::new(&kv);
+    let far = Location::new(&far_kv, &log);
+    assert!(far.verify(&key, WINDOW_MS).is_ok());
+    // Due: marked started, its answer never comes.
+    assert!(begin_background(
+        &far.overlay,
+        &log,
+        WINDOW_MS + INTERVAL,
+        INTERVAL
+    ));
+    block_on(revoke_key(&near.keys(), &id, WINDOW_MS + INTERVAL + 1)).unwrap();
+    let lapsed = WINDOW_MS + revoke_bound(INTERVAL);
+    let bearer = format!("Bearer {key}");
+    let unchecked = authenticate(far.store, &far.overlay, Some(&bearer), lapsed);
+    assert!(
+        block_on(unchecked).is_ok(),
+        "the twin: without the live check, the kept read of KV grants"
+    );
+    assert_eq!(
+        far.verify(&key, lapsed).unwrap_err().code(),
+        "key_revoked",
+        "not live: the request awaits a snapshot of its own"
     );
 }

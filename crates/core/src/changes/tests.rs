@@ -138,19 +138,31 @@ fn log_rebuilt_from_entries_in_any_order_is_the_same_log() {
     assert_eq!(ChangeLog::from_entries(entries), log);
 }
 
+/// What a verify does to the overlay at `now`: awaits a refresh if not live, then runs the
+/// background refresh if one is due (after its answer, in the worker).
+fn serve<F: ChangeFeed>(overlay: &RefCell<Overlay>, feed: &F, now: Millis, interval: Millis) {
+    block_on(async {
+        before_verify(overlay, feed, now, interval).await;
+        if begin_background(overlay, feed, now, interval) {
+            refresh(overlay, feed, now, interval).await;
+        }
+    })
+}
+
 #[test]
 fn overlay_refreshes_at_most_once_per_interval() {
     let feed = MemoryFeed::default();
     let overlay = RefCell::new(Overlay::default());
     let a = record(1);
-    block_on(refresh(&overlay, &feed, 0, 2_000));
+    serve(&overlay, &feed, 0, 2_000);
     feed.log.borrow_mut().commit(&[write(None, &a)], 1).unwrap();
-    block_on(refresh(&overlay, &feed, 1_999, 2_000));
+    serve(&overlay, &feed, 1_999, 2_000);
     assert!(
         overlay.borrow().get(&a.hash, 1_999).is_none(),
         "not due yet"
     );
-    block_on(refresh(&overlay, &feed, 2_000, 2_000));
+    assert!(overlay.borrow().live(1_999), "answered from memory");
+    serve(&overlay, &feed, 2_000, 2_000);
     assert_eq!(overlay.borrow().get(&a.hash, 2_000), Some(&a));
     assert!(
         overlay.borrow().get(&a.hash, 1 + WINDOW_MS).is_none(),
@@ -229,26 +241,68 @@ fn own_write_forgets_the_read_of_that_key() {
 }
 
 #[test]
-fn requests_during_a_refresh_do_not_each_ask_the_log() {
+fn requests_during_a_background_refresh_do_not_each_ask_the_log() {
     let feed = SlowFeed::default();
     let overlay = RefCell::new(Overlay::default());
     let a = record(1);
+    serve(&overlay, &feed, 0, 2_000);
     feed.inner
         .log
         .borrow_mut()
         .commit(&[write(None, &a)], 1)
         .unwrap();
+    assert!(begin_background(&overlay, &feed, 2_000, 2_000));
+    assert!(
+        !begin_background(&overlay, &feed, 2_001, 2_000),
+        "one under way"
+    );
+    let waiting = before_verify(&overlay, &feed, 2_001, 2_000);
     let (first, second) = block_on(futures_util::future::join(
-        refresh(&overlay, &feed, 10, 2_000),
-        refresh(&overlay, &feed, 10, 2_000),
+        refresh(&overlay, &feed, 2_000, 2_000),
+        waiting,
     ));
     assert_eq!((first, second), (None, None));
-    assert_eq!(
-        feed.asked.get(),
-        1,
-        "the second request used the overlay as it was"
-    );
-    assert_eq!(overlay.borrow().get(&a.hash, 10), Some(&a));
+    assert_eq!(feed.asked.get(), 2, "the live overlay answered the second");
+    assert_eq!(overlay.borrow().get(&a.hash, 2_001), Some(&a));
+}
+
+#[test]
+fn every_request_finding_the_overlay_not_live_awaits_a_snapshot_of_its_own() {
+    let feed = SlowFeed::default();
+    let overlay = RefCell::new(Overlay::default());
+    let a = record(1);
+    let logged = [write(None, &a)];
+    feed.inner.log.borrow_mut().commit(&logged, 1).unwrap();
+    let seen = || async {
+        before_verify(&overlay, &feed, 10, 2_000).await;
+        overlay.borrow().get(&a.hash, 10).cloned()
+    };
+    let (first, second) = block_on(futures_util::future::join(seen(), seen()));
+    assert_eq!((first.as_ref(), second.as_ref()), (Some(&a), Some(&a)));
+    assert_eq!(feed.asked.get(), 2);
+}
+
+#[test]
+fn an_older_snapshot_landing_late_does_not_replace_a_newer_one() {
+    let overlay = RefCell::new(Overlay::default());
+    let a = record(1);
+    let newer = Snapshot {
+        as_of: 5_000,
+        changes: vec![Change {
+            record: revoked(&a, 4_000),
+            at: 4_000,
+            settled_at: None,
+        }],
+    };
+    overlay.borrow_mut().apply(newer, 2_000);
+    let older = Snapshot {
+        as_of: 3_000,
+        changes: Vec::new(),
+    };
+    overlay.borrow_mut().apply(older, 2_000);
+    let held = overlay.borrow().get(&a.hash, 5_001).cloned();
+    assert_eq!(held.unwrap().revoked_at, Some(4_000));
+    assert!(overlay.borrow().live(8_999) && !overlay.borrow().live(9_000));
 }
 
 #[test]
@@ -471,4 +525,103 @@ fn the_log_protocol_round_trips_and_reads_records_only_from_objects() {
     assert!(serde_json::from_str::<Vec<Write>>(&writes).is_err());
     let good = format!(r#"[{{"prev":null,"next":{record}}}]"#);
     assert!(serde_json::from_str::<Vec<Write>>(&good).is_ok());
+}
+
+/// A log that counts the snapshots it is asked for.
+#[derive(Default)]
+struct Counted {
+    inner: MemoryFeed,
+    asked: std::cell::Cell<u32>,
+}
+
+impl ChangeFeed for Counted {
+    fn durable(&self) -> bool {
+        true
+    }
+    async fn commit(
+        &self,
+        writes: &[Write],
+        now: Millis,
+    ) -> Result<Result<(), Conflict>, StoreError> {
+        self.inner.commit(writes, now).await
+    }
+    async fn recent(&self, now: Millis) -> Result<Vec<Change>, StoreError> {
+        self.asked.set(self.asked.get() + 1);
+        self.inner.recent(now).await
+    }
+}
+
+#[test]
+fn isolates_of_one_location_ask_the_log_about_once_per_lifetime_through_its_copy() {
+    let log = Counted::default();
+    let cached = Cached {
+        feed: &log,
+        copy: MemoryCopy::default(),
+        lifetime: 2_000,
+    };
+    let overlays: Vec<RefCell<Overlay>> = (0..50).map(|_| RefCell::default()).collect();
+    // 20 s, each isolate serving a request every 100 ms (staggered).
+    for tick in 0..200u64 {
+        for (i, overlay) in overlays.iter().enumerate() {
+            serve(overlay, &cached, tick * 100 + i as Millis, 2_000);
+        }
+        // The marker lasts a moment (the Cache API's max-age), not forever.
+        if tick % 10 == 0 {
+            cached.copy.claimed.set(false);
+        }
+    }
+    // One fetch per 2 s lifetime, some a quarter early (refresh-ahead): 10 to 14 in 20 s, not
+    // one per isolate per interval (500).
+    let asked = log.asked.get();
+    assert!((10..=14).contains(&asked), "{asked}");
+    assert!(overlays.iter().all(|o| o.borrow().live(20_000)));
+}
+
+#[test]
+fn a_copy_past_its_lifetime_is_not_used() {
+    let log = Counted::default();
+    let cached = Cached {
+        feed: &log,
+        copy: MemoryCopy::default(),
+        lifetime: 2_000,
+    };
+    let a = record(1);
+    *cached.copy.held.borrow_mut() = Some(Snapshot {
+        as_of: 0,
+        changes: Vec::new(),
+    });
+    log.inner
+        .log
+        .borrow_mut()
+        .commit(&[write(None, &a)], 1)
+        .unwrap();
+    let fresh = block_on(cached.snapshot(2_000)).unwrap();
+    assert_eq!((fresh.as_of, fresh.changes.len()), (2_000, 1));
+    assert_eq!(log.asked.get(), 1);
+    assert_eq!(cached.copy.puts.get(), 1, "the answer becomes the copy");
+    let again = block_on(cached.snapshot(2_001)).unwrap();
+    assert_eq!((again.as_of, log.asked.get()), (2_000, 1), "from the copy");
+}
+
+#[test]
+fn a_waiting_request_takes_the_copy_as_it_is_and_a_background_refresh_fetches_the_next() {
+    let log = Counted::default();
+    let cached = Cached {
+        feed: &log,
+        copy: MemoryCopy::default(),
+        lifetime: 2_000,
+    };
+    *cached.copy.held.borrow_mut() = Some(Snapshot {
+        as_of: 0,
+        changes: Vec::new(),
+    });
+    let waiting = block_on(cached.snapshot_now(1_900)).unwrap();
+    assert_eq!((waiting.as_of, log.asked.get()), (0, 0));
+    let background = block_on(cached.snapshot(1_900)).unwrap();
+    assert_eq!(
+        (background.as_of, log.asked.get()),
+        (1_900, 1),
+        "refresh-ahead"
+    );
+    assert_eq!(block_on(cached.snapshot(1_950)).unwrap().as_of, 1_900);
 }
