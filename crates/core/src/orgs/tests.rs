@@ -951,3 +951,60 @@ fn a_thousand_leaked_admin_tokens_cost_ten_lookups_and_fit_the_budget() {
         1
     );
 }
+
+/// The authority's answer to a sign-in is on its way back while the operator revokes that token
+/// in the same isolate (requests interleave at every await): the answer predates the revocation.
+struct RevokedWhileAnswering<'w> {
+    world: &'w World,
+    id: String,
+}
+
+impl TokenAuthority for RevokedWhileAnswering<'_> {
+    async fn create(&self, record: &AdminTokenRecord) -> Result<(), StoreError> {
+        self.world.book.create(record).await
+    }
+    async fn by_hash(&self, hash: &KeyHash) -> Result<Option<AdminTokenRecord>, StoreError> {
+        let answer = self.world.book.borrow().by_hash(hash).cloned();
+        let path = format!("/admin/v1/admin-tokens/{}/revoke", self.id);
+        let (status, _) = self.world.call(OPERATOR, "POST", &path, Value::Null, 11);
+        assert_eq!(status, 200);
+        Ok(answer)
+    }
+    async fn by_hashes(
+        &self,
+        hashes: &[KeyHash],
+    ) -> Result<Vec<Option<AdminTokenRecord>>, StoreError> {
+        self.world.book.by_hashes(hashes).await
+    }
+    async fn list(&self, org_id: &str) -> Result<Vec<AdminTokenRecord>, StoreError> {
+        self.world.book.list(org_id).await
+    }
+    async fn revoke(
+        &self,
+        id: &str,
+        now: Millis,
+        reason: Option<&str>,
+    ) -> Result<Option<TokenRevoked>, StoreError> {
+        self.world.book.revoke(id, now, reason).await
+    }
+}
+
+#[test]
+fn an_answer_that_predates_a_revocation_in_this_isolate_is_not_kept() {
+    let w = World::new();
+    let acme = w.org_with_token("acme");
+    let (_, listed) = w.call(
+        OPERATOR,
+        "GET",
+        "/admin/v1/orgs/acme/admin-tokens",
+        Value::Null,
+        5,
+    );
+    let id = listed["admin_tokens"][0]["id"].as_str().unwrap().to_owned();
+    let racing = RevokedWhileAnswering { world: &w, id };
+    let path = "/admin/v1/projects";
+    let (status, _) = w.call_with(&racing, &w.cache, &acme, "GET", path, Value::Null, 10);
+    assert_eq!(status, 200, "the request signed in before the revocation");
+    let (status, _) = w.call(&acme, "GET", path, Value::Null, 12);
+    assert_eq!(status, 401, "revoked in this isolate: refused at once");
+}
