@@ -525,6 +525,32 @@ impl TokenBook {
     }
 }
 
+/// A revoke as the `AdminTokens` object makes it durable: `persist` stores the revoked record
+/// (when this revoke changes it) before `book` holds it, so memory never runs ahead of storage:
+/// a revoke that could not be stored leaves the token live in both (a retry, or GitHub's next
+/// delivery, revokes it again) rather than revoked until the object restarts and then live
+/// again. `None`: no such token; an error of `persist` is returned as is.
+pub async fn revoke_persisted<E>(
+    book: &RefCell<TokenBook>,
+    id: &str,
+    now: Millis,
+    reason: Option<&str>,
+    persist: impl AsyncFnOnce(&AdminTokenRecord) -> Result<(), E>,
+) -> Result<Option<TokenRevoked>, E> {
+    let mut draft = TokenBook::default();
+    let found = book.borrow().0.values().find(|r| r.id == id).cloned();
+    draft.0.extend(found.map(|r| (r.hash.clone(), r)));
+    let Some(revoked) = draft.revoke(id, now, reason) else {
+        return Ok(None);
+    };
+    if revoked.changed {
+        persist(&revoked.record).await?;
+        let record = revoked.record.clone();
+        book.borrow_mut().0.insert(record.hash.clone(), record);
+    }
+    Ok(Some(revoked))
+}
+
 impl TokenAuthority for RefCell<TokenBook> {
     async fn create(&self, record: &AdminTokenRecord) -> Result<(), StoreError> {
         match self.borrow_mut().create(record.clone()) {

@@ -1008,3 +1008,40 @@ fn an_answer_that_predates_a_revocation_in_this_isolate_is_not_kept() {
     let (status, _) = w.call(&acme, "GET", path, Value::Null, 12);
     assert_eq!(status, 401, "revoked in this isolate: refused at once");
 }
+
+#[test]
+fn a_revoke_the_object_could_not_store_is_not_answered_nor_held_in_memory_alone() {
+    let token = OrgAdminToken::from_secret_bytes(&[9; 32]);
+    let record = AdminTokenRecord {
+        id: "adm_1".into(),
+        hash: token.hash(),
+        name: "ci".into(),
+        org_id: "acme".into(),
+        prefix: token.display_prefix(),
+        created_at: 1,
+        revoked_at: None,
+        revoked_reason: None,
+    };
+    // The object's storage, and its memory loaded from it.
+    let stored = RefCell::new(vec![record.clone()]);
+    let book = RefCell::new(TokenBook::from_records(stored.borrow().clone()));
+    let failing = async |_: &AdminTokenRecord| Err("storage put failed");
+    let first = block_on(revoke_persisted(&book, "adm_1", 5, Some("leaked"), failing));
+    assert_eq!(first.unwrap_err(), "storage put failed");
+    // GitHub sends the report again (or the operator retries): the token is still live in
+    // the object's memory, as in its storage, so this revoke does it again and stores it.
+    let live = book.borrow().by_hash(&token.hash()).cloned().unwrap();
+    assert_eq!(live.revoked_at, None, "memory ran ahead of storage");
+    let storing = async |r: &AdminTokenRecord| {
+        stored.borrow_mut()[0] = r.clone();
+        Ok::<(), &str>(())
+    };
+    let again = block_on(revoke_persisted(&book, "adm_1", 6, Some("leaked"), storing));
+    assert!(again.unwrap().unwrap().changed);
+    // The object restarts: it loads what was stored, and the token stays revoked.
+    let restarted = TokenBook::from_records(stored.borrow().clone());
+    assert_eq!(
+        restarted.by_hash(&token.hash()).unwrap().revoked_at,
+        Some(6)
+    );
+}
