@@ -1045,3 +1045,98 @@ fn a_revoke_the_object_could_not_store_is_not_answered_nor_held_in_memory_alone(
         Some(6)
     );
 }
+
+#[test]
+fn query_tricks_and_naming_another_org_in_a_body_reach_nothing_of_it() {
+    let w = World::new();
+    let acme = w.org_with_token("acme");
+    let globex = w.org_with_token("globex");
+    w.project_and_key(&acme, "acme-web");
+    w.project_and_key(&globex, "globex-web");
+    let audited = |query: &str| {
+        let (status, body) = w.call(
+            &acme,
+            "GET",
+            &format!("/admin/v1/audit?{query}"),
+            Value::Null,
+            10,
+        );
+        let projects: Vec<String> = (body["events"].as_array().into_iter().flatten())
+            .filter_map(|e| e["project_id"].as_str().map(str::to_owned))
+            .collect();
+        (status, projects)
+    };
+    // A repeated parameter: the first one counts, for the check and the filter alike.
+    for query in [
+        "org_id=globex&org_id=acme",
+        "project_id=globex-web&project_id=acme-web",
+        "project_id=acme-web&org_id=globex",
+        "org_id=acme&project_id=globex-web",
+    ] {
+        assert_eq!(audited(query).0, 404, "{query}");
+    }
+    for query in [
+        "org_id=acme&org_id=globex",
+        "project_id=acme-web&project_id=globex-web",
+        "project%5Fid=globex-web",
+        "org_id",
+        "&&=globex&project_id&",
+    ] {
+        let (status, projects) = audited(query);
+        assert!(status == 200 && !projects.is_empty(), "{query}");
+        assert!(
+            projects.iter().all(|p| p == "acme-web"),
+            "{query}: {projects:?}"
+        );
+    }
+    // Percent-encoded ids are not decoded into another organization's.
+    assert_eq!(audited("project_id=globex%2Dweb").0, 400);
+    let keys = w.listed(
+        &acme,
+        "/admin/v1/keys?project_id=acme-web&project_id=globex-web",
+        "keys",
+        "project_id",
+    );
+    assert!(
+        keys.iter().all(|p| p == "acme-web") && !keys.is_empty(),
+        "{keys:?}"
+    );
+    let projects = w.listed(
+        &acme,
+        "/admin/v1/projects?org_id=acme&org_id=globex",
+        "projects",
+        "org_id",
+    );
+    assert_eq!(projects, ["acme"]);
+    // A project named into another organization, or into `default`: 404, nothing created.
+    for org in ["globex", "default", "nope"] {
+        let body = json!({"id": format!("x-{org}"), "name": "x", "org_id": org});
+        let (status, made) = w.call(&acme, "POST", "/admin/v1/projects", body, 11);
+        assert_eq!(
+            (status, made["error"]["code"].as_str()),
+            (404, Some("org_not_found"))
+        );
+    }
+    let all = w.listed(OPERATOR, "/admin/v1/projects", "projects", "id");
+    assert!(all.iter().all(|p| !p.starts_with("x-")), "{all:?}");
+    // A leak report naming another organization's key, live or revoked, reads as unknown.
+    let (live_id, live) = w.key_plaintext_of(&globex, "globex-web");
+    let (gone_id, gone) = w.key_plaintext_of(&globex, "globex-web");
+    let revoke = format!("/admin/v1/keys/{gone_id}/revoke");
+    assert_eq!(w.call(&globex, "POST", &revoke, Value::Null, 12).0, 200);
+    let report = json!({"keys": [live, gone], "source": "acme"});
+    let (status, feedback) = w.call(&acme, "POST", "/admin/v1/keys/report-leaked", report, 13);
+    assert_eq!(status, 200);
+    let labels: Vec<&str> = (feedback.as_array().unwrap().iter())
+        .map(|f| f["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["false_positive", "false_positive"]);
+    let (_, key) = w.call(
+        &globex,
+        "GET",
+        &format!("/admin/v1/keys/{live_id}"),
+        Value::Null,
+        14,
+    );
+    assert_eq!(key["status"], "active");
+}
