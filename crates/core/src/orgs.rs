@@ -525,6 +525,32 @@ impl TokenBook {
     }
 }
 
+/// A revoke as the `AdminTokens` object makes it durable: `persist` stores the revoked record
+/// (when this revoke changes it) before `book` holds it, so memory never runs ahead of storage:
+/// a revoke that could not be stored leaves the token live in both (a retry, or GitHub's next
+/// delivery, revokes it again) rather than revoked until the object restarts and then live
+/// again. `None`: no such token; an error of `persist` is returned as is.
+pub async fn revoke_persisted<E>(
+    book: &RefCell<TokenBook>,
+    id: &str,
+    now: Millis,
+    reason: Option<&str>,
+    persist: impl AsyncFnOnce(&AdminTokenRecord) -> Result<(), E>,
+) -> Result<Option<TokenRevoked>, E> {
+    let mut draft = TokenBook::default();
+    let found = book.borrow().0.values().find(|r| r.id == id).cloned();
+    draft.0.extend(found.map(|r| (r.hash.clone(), r)));
+    let Some(revoked) = draft.revoke(id, now, reason) else {
+        return Ok(None);
+    };
+    if revoked.changed {
+        persist(&revoked.record).await?;
+        let record = revoked.record.clone();
+        book.borrow_mut().0.insert(record.hash.clone(), record);
+    }
+    Ok(Some(revoked))
+}
+
 impl TokenAuthority for RefCell<TokenBook> {
     async fn create(&self, record: &AdminTokenRecord) -> Result<(), StoreError> {
         match self.borrow_mut().create(record.clone()) {
@@ -559,27 +585,40 @@ pub const TOKEN_CACHE_MAX: usize = 1024;
 
 /// This isolate's recent answers of the authority for active tokens: a positive answer is
 /// reused for at most the refresh interval (`CHANGES_REFRESH_SECONDS`, the bound of a key
-/// revocation); refusals are never kept.
+/// revocation); refusals are never kept, nor is an answer asked for before this isolate last
+/// forgot a token (requests interleave at every await: an answer still on its way when this
+/// isolate revokes that token predates the revocation).
 #[derive(Debug, Default)]
-pub struct TokenCache(HashMap<KeyHash, (AdminTokenRecord, Millis)>);
+pub struct TokenCache {
+    confirmed: HashMap<KeyHash, (AdminTokenRecord, Millis)>,
+    /// How many times a token was forgotten here ([`TokenCache::forget`]).
+    forgotten: u64,
+}
 
 impl TokenCache {
     fn get(&self, hash: &KeyHash, now: Millis, ttl: Millis) -> Option<&AdminTokenRecord> {
-        let (record, at) = self.0.get(hash)?;
+        let (record, at) = self.confirmed.get(hash)?;
         (now < at.saturating_add(ttl) && now >= *at).then_some(record)
     }
 
-    fn keep(&mut self, record: AdminTokenRecord, now: Millis, ttl: Millis) {
-        if self.0.len() >= TOKEN_CACHE_MAX {
-            self.0.retain(|_, (_, at)| now < at.saturating_add(ttl));
+    /// Keeps `record`, confirmed by an answer asked for when [`TokenCache::forgotten`] was
+    /// `asked`; an answer that may predate a forget since is not kept.
+    fn keep(&mut self, record: AdminTokenRecord, now: Millis, ttl: Millis, asked: u64) {
+        if self.forgotten != asked {
+            return;
         }
-        if self.0.len() < TOKEN_CACHE_MAX {
-            self.0.insert(record.hash.clone(), (record, now));
+        if self.confirmed.len() >= TOKEN_CACHE_MAX {
+            self.confirmed
+                .retain(|_, (_, at)| now < at.saturating_add(ttl));
+        }
+        if self.confirmed.len() < TOKEN_CACHE_MAX {
+            self.confirmed.insert(record.hash.clone(), (record, now));
         }
     }
 
     pub fn forget(&mut self, hash: &KeyHash) {
-        self.0.remove(hash);
+        self.confirmed.remove(hash);
+        self.forgotten = self.forgotten.wrapping_add(1);
     }
 }
 
@@ -603,9 +642,10 @@ pub async fn authenticate<T: TokenAuthority>(
     if let Some(record) = cache.borrow().get(&hash, now, ttl) {
         return Ok(Actor::OrgAdmin(record.clone()));
     }
+    let asked = cache.borrow().forgotten;
     match tokens.by_hash(&hash).await.map_err(unavailable)? {
         Some(record) if record.revoked_at.is_none() => {
-            cache.borrow_mut().keep(record.clone(), now, ttl);
+            cache.borrow_mut().keep(record.clone(), now, ttl, asked);
             Ok(Actor::OrgAdmin(record))
         }
         _ => {

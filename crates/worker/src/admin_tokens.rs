@@ -13,7 +13,7 @@
 
 use lumiqtrace_core::json_object;
 use lumiqtrace_core::key::KeyHash;
-use lumiqtrace_core::orgs::{TokenAuthority, TokenBook, TokenRevoked};
+use lumiqtrace_core::orgs::{revoke_persisted, TokenAuthority, TokenBook, TokenRevoked};
 use lumiqtrace_core::record::AdminTokenRecord;
 use lumiqtrace_core::store::StoreError;
 use lumiqtrace_core::time::Millis;
@@ -112,14 +112,10 @@ impl DurableObject for AdminTokens {
                         )
                     }
                 };
-                let revoked = self.book.borrow_mut().revoke(id, at, reason.as_deref());
-                match revoked {
-                    Some(revoked) => {
-                        if revoked.changed {
-                            self.persist(&revoked.record).await?;
-                        }
-                        reply(200, serde_json::to_string(&revoked)?)
-                    }
+                let persist = async |record: &AdminTokenRecord| self.persist(record).await;
+                let revoked = revoke_persisted(&self.book, id, at, reason.as_deref(), persist);
+                match revoked.await? {
+                    Some(revoked) => reply(200, serde_json::to_string(&revoked)?),
                     None => reply(404, "{}".into()),
                 }
             }

@@ -951,3 +951,192 @@ fn a_thousand_leaked_admin_tokens_cost_ten_lookups_and_fit_the_budget() {
         1
     );
 }
+
+/// The authority's answer to a sign-in is on its way back while the operator revokes that token
+/// in the same isolate (requests interleave at every await): the answer predates the revocation.
+struct RevokedWhileAnswering<'w> {
+    world: &'w World,
+    id: String,
+}
+
+impl TokenAuthority for RevokedWhileAnswering<'_> {
+    async fn create(&self, record: &AdminTokenRecord) -> Result<(), StoreError> {
+        self.world.book.create(record).await
+    }
+    async fn by_hash(&self, hash: &KeyHash) -> Result<Option<AdminTokenRecord>, StoreError> {
+        let answer = self.world.book.borrow().by_hash(hash).cloned();
+        let path = format!("/admin/v1/admin-tokens/{}/revoke", self.id);
+        let (status, _) = self.world.call(OPERATOR, "POST", &path, Value::Null, 11);
+        assert_eq!(status, 200);
+        Ok(answer)
+    }
+    async fn by_hashes(
+        &self,
+        hashes: &[KeyHash],
+    ) -> Result<Vec<Option<AdminTokenRecord>>, StoreError> {
+        self.world.book.by_hashes(hashes).await
+    }
+    async fn list(&self, org_id: &str) -> Result<Vec<AdminTokenRecord>, StoreError> {
+        self.world.book.list(org_id).await
+    }
+    async fn revoke(
+        &self,
+        id: &str,
+        now: Millis,
+        reason: Option<&str>,
+    ) -> Result<Option<TokenRevoked>, StoreError> {
+        self.world.book.revoke(id, now, reason).await
+    }
+}
+
+#[test]
+fn an_answer_that_predates_a_revocation_in_this_isolate_is_not_kept() {
+    let w = World::new();
+    let acme = w.org_with_token("acme");
+    let (_, listed) = w.call(
+        OPERATOR,
+        "GET",
+        "/admin/v1/orgs/acme/admin-tokens",
+        Value::Null,
+        5,
+    );
+    let id = listed["admin_tokens"][0]["id"].as_str().unwrap().to_owned();
+    let racing = RevokedWhileAnswering { world: &w, id };
+    let path = "/admin/v1/projects";
+    let (status, _) = w.call_with(&racing, &w.cache, &acme, "GET", path, Value::Null, 10);
+    assert_eq!(status, 200, "the request signed in before the revocation");
+    let (status, _) = w.call(&acme, "GET", path, Value::Null, 12);
+    assert_eq!(status, 401, "revoked in this isolate: refused at once");
+}
+
+#[test]
+fn a_revoke_the_object_could_not_store_is_not_answered_nor_held_in_memory_alone() {
+    let token = OrgAdminToken::from_secret_bytes(&[9; 32]);
+    let record = AdminTokenRecord {
+        id: "adm_1".into(),
+        hash: token.hash(),
+        name: "ci".into(),
+        org_id: "acme".into(),
+        prefix: token.display_prefix(),
+        created_at: 1,
+        revoked_at: None,
+        revoked_reason: None,
+    };
+    // The object's storage, and its memory loaded from it.
+    let stored = RefCell::new(vec![record.clone()]);
+    let book = RefCell::new(TokenBook::from_records(stored.borrow().clone()));
+    let failing = async |_: &AdminTokenRecord| Err("storage put failed");
+    let first = block_on(revoke_persisted(&book, "adm_1", 5, Some("leaked"), failing));
+    assert_eq!(first.unwrap_err(), "storage put failed");
+    // GitHub sends the report again (or the operator retries): the token is still live in
+    // the object's memory, as in its storage, so this revoke does it again and stores it.
+    let live = book.borrow().by_hash(&token.hash()).cloned().unwrap();
+    assert_eq!(live.revoked_at, None, "memory ran ahead of storage");
+    let storing = async |r: &AdminTokenRecord| {
+        stored.borrow_mut()[0] = r.clone();
+        Ok::<(), &str>(())
+    };
+    let again = block_on(revoke_persisted(&book, "adm_1", 6, Some("leaked"), storing));
+    assert!(again.unwrap().unwrap().changed);
+    // The object restarts: it loads what was stored, and the token stays revoked.
+    let restarted = TokenBook::from_records(stored.borrow().clone());
+    assert_eq!(
+        restarted.by_hash(&token.hash()).unwrap().revoked_at,
+        Some(6)
+    );
+}
+
+#[test]
+fn query_tricks_and_naming_another_org_in_a_body_reach_nothing_of_it() {
+    let w = World::new();
+    let acme = w.org_with_token("acme");
+    let globex = w.org_with_token("globex");
+    w.project_and_key(&acme, "acme-web");
+    w.project_and_key(&globex, "globex-web");
+    let audited = |query: &str| {
+        let (status, body) = w.call(
+            &acme,
+            "GET",
+            &format!("/admin/v1/audit?{query}"),
+            Value::Null,
+            10,
+        );
+        let projects: Vec<String> = (body["events"].as_array().into_iter().flatten())
+            .filter_map(|e| e["project_id"].as_str().map(str::to_owned))
+            .collect();
+        (status, projects)
+    };
+    // A repeated parameter: the first one counts, for the check and the filter alike.
+    for query in [
+        "org_id=globex&org_id=acme",
+        "project_id=globex-web&project_id=acme-web",
+        "project_id=acme-web&org_id=globex",
+        "org_id=acme&project_id=globex-web",
+    ] {
+        assert_eq!(audited(query).0, 404, "{query}");
+    }
+    for query in [
+        "org_id=acme&org_id=globex",
+        "project_id=acme-web&project_id=globex-web",
+        "project%5Fid=globex-web",
+        "org_id",
+        "&&=globex&project_id&",
+    ] {
+        let (status, projects) = audited(query);
+        assert!(status == 200 && !projects.is_empty(), "{query}");
+        assert!(
+            projects.iter().all(|p| p == "acme-web"),
+            "{query}: {projects:?}"
+        );
+    }
+    // Percent-encoded ids are not decoded into another organization's.
+    assert_eq!(audited("project_id=globex%2Dweb").0, 400);
+    let keys = w.listed(
+        &acme,
+        "/admin/v1/keys?project_id=acme-web&project_id=globex-web",
+        "keys",
+        "project_id",
+    );
+    assert!(
+        keys.iter().all(|p| p == "acme-web") && !keys.is_empty(),
+        "{keys:?}"
+    );
+    let projects = w.listed(
+        &acme,
+        "/admin/v1/projects?org_id=acme&org_id=globex",
+        "projects",
+        "org_id",
+    );
+    assert_eq!(projects, ["acme"]);
+    // A project named into another organization, or into `default`: 404, nothing created.
+    for org in ["globex", "default", "nope"] {
+        let body = json!({"id": format!("x-{org}"), "name": "x", "org_id": org});
+        let (status, made) = w.call(&acme, "POST", "/admin/v1/projects", body, 11);
+        assert_eq!(
+            (status, made["error"]["code"].as_str()),
+            (404, Some("org_not_found"))
+        );
+    }
+    let all = w.listed(OPERATOR, "/admin/v1/projects", "projects", "id");
+    assert!(all.iter().all(|p| !p.starts_with("x-")), "{all:?}");
+    // A leak report naming another organization's key, live or revoked, reads as unknown.
+    let (live_id, live) = w.key_plaintext_of(&globex, "globex-web");
+    let (gone_id, gone) = w.key_plaintext_of(&globex, "globex-web");
+    let revoke = format!("/admin/v1/keys/{gone_id}/revoke");
+    assert_eq!(w.call(&globex, "POST", &revoke, Value::Null, 12).0, 200);
+    let report = json!({"keys": [live, gone], "source": "acme"});
+    let (status, feedback) = w.call(&acme, "POST", "/admin/v1/keys/report-leaked", report, 13);
+    assert_eq!(status, 200);
+    let labels: Vec<&str> = (feedback.as_array().unwrap().iter())
+        .map(|f| f["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["false_positive", "false_positive"]);
+    let (_, key) = w.call(
+        &globex,
+        "GET",
+        &format!("/admin/v1/keys/{live_id}"),
+        Value::Null,
+        14,
+    );
+    assert_eq!(key["status"], "active");
+}
