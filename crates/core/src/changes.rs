@@ -312,7 +312,8 @@ pub trait ChangeFeed {
         writes: &[Write],
         now: Millis,
     ) -> Result<Result<(), Conflict>, StoreError>;
-    /// The latest version of every key changed in the window.
+    /// The latest version of every key changed in the window, from the log itself (strongly
+    /// consistent: admin calls read their own commits here).
     async fn recent(&self, now: Millis) -> Result<Vec<Change>, StoreError>;
     /// The nearest copy of [`ChangeFeed::recent`], stamped: asked at `now`, the log itself
     /// answers with its state at or after `now`. [`Cached`] answers from the location's copy.
@@ -386,8 +387,10 @@ impl<F: ChangeFeed, C: NearbyCopy> ChangeFeed for Cached<F, C> {
         self.feed.commit(writes, now).await
     }
 
+    /// The log itself, never the copy: admin calls read `recent` to show what they have just
+    /// committed (read-your-writes); only the verify path's snapshots may be a lifetime old.
     async fn recent(&self, now: Millis) -> Result<Vec<Change>, StoreError> {
-        Ok(self.snapshot(now).await?.changes)
+        self.feed.recent(now).await
     }
 
     async fn snapshot(&self, now: Millis) -> Result<Snapshot, StoreError> {

@@ -625,3 +625,26 @@ fn a_waiting_request_takes_the_copy_as_it_is_and_a_background_refresh_fetches_th
     );
     assert_eq!(block_on(cached.snapshot(1_950)).unwrap().as_of, 1_900);
 }
+
+#[test]
+fn admin_reads_through_a_location_copy_see_the_log_itself() {
+    // An admin call reads `recent` to show what it just committed (a rotation's grace row right
+    // after the rotate): the location's copy, up to a lifetime old, would not have it yet.
+    let log = Counted::default();
+    let cached = Cached {
+        feed: &log,
+        copy: MemoryCopy::default(),
+        lifetime: 2_000,
+    };
+    *cached.copy.held.borrow_mut() = Some(Snapshot {
+        as_of: 0,
+        changes: Vec::new(),
+    });
+    let a = record(1);
+    block_on(cached.commit(&[write(None, &a)], 10))
+        .unwrap()
+        .unwrap();
+    let recent = block_on(cached.recent(20)).unwrap();
+    assert_eq!(recent.len(), 1, "the commit of 10 ms is shown at 20 ms");
+    assert_eq!(log.asked.get(), 1);
+}
