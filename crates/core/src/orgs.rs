@@ -485,8 +485,13 @@ impl TokenBook {
     }
 
     /// Adds a token; `false` if its id or hash is taken (nothing changes).
+    /// Whether a token with `record`'s hash or id is already held.
+    pub fn holds(&self, record: &AdminTokenRecord) -> bool {
+        self.0.contains_key(&record.hash) || self.0.values().any(|r| r.id == record.id)
+    }
+
     pub fn create(&mut self, record: AdminTokenRecord) -> bool {
-        if self.0.contains_key(&record.hash) || self.0.values().any(|r| r.id == record.id) {
+        if self.holds(&record) {
             return false;
         }
         self.0.insert(record.hash.clone(), record);
@@ -549,6 +554,22 @@ pub async fn revoke_persisted<E>(
         book.borrow_mut().0.insert(record.hash.clone(), record);
     }
     Ok(Some(revoked))
+}
+
+/// A create as the `AdminTokens` object makes it durable: `persist` stores the record before
+/// `book` holds it, so a create that could not be stored leaves nothing behind (no listed token
+/// whose plaintext nobody was given). `Ok(false)`: the id or hash is taken, nothing stored; an
+/// error of `persist` is returned as is.
+pub async fn create_persisted<E>(
+    book: &RefCell<TokenBook>,
+    record: AdminTokenRecord,
+    persist: impl AsyncFnOnce(&AdminTokenRecord) -> Result<(), E>,
+) -> Result<bool, E> {
+    if book.borrow().holds(&record) {
+        return Ok(false);
+    }
+    persist(&record).await?;
+    Ok(book.borrow_mut().create(record))
 }
 
 impl TokenAuthority for RefCell<TokenBook> {

@@ -13,7 +13,9 @@
 
 use lumiqtrace_core::json_object;
 use lumiqtrace_core::key::KeyHash;
-use lumiqtrace_core::orgs::{revoke_persisted, TokenAuthority, TokenBook, TokenRevoked};
+use lumiqtrace_core::orgs::{
+    create_persisted, revoke_persisted, TokenAuthority, TokenBook, TokenRevoked,
+};
 use lumiqtrace_core::record::AdminTokenRecord;
 use lumiqtrace_core::store::StoreError;
 use lumiqtrace_core::time::Millis;
@@ -69,11 +71,11 @@ impl DurableObject for AdminTokens {
                         )
                     }
                 };
-                if !self.book.borrow_mut().create(record.clone()) {
-                    return reply(409, "{}".into());
+                let persist = async |record: &AdminTokenRecord| self.persist(record).await;
+                match create_persisted(&self.book, record, persist).await? {
+                    true => reply(200, "{}".into()),
+                    false => reply(409, "{}".into()),
                 }
-                self.persist(&record).await?;
-                reply(200, "{}".into())
             }
             (Method::Get, ["", "hash", hex]) => {
                 let found =

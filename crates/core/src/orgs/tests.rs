@@ -1140,3 +1140,43 @@ fn query_tricks_and_naming_another_org_in_a_body_reach_nothing_of_it() {
     );
     assert_eq!(key["status"], "active");
 }
+
+#[test]
+fn a_create_the_object_could_not_store_leaves_no_token_behind() {
+    let token = OrgAdminToken::from_secret_bytes(&[7; 32]);
+    let record = AdminTokenRecord {
+        id: "adm_2".into(),
+        hash: token.hash(),
+        name: "deploy".into(),
+        org_id: "acme".into(),
+        prefix: token.display_prefix(),
+        created_at: 1,
+        revoked_at: None,
+        revoked_reason: None,
+    };
+    let book = RefCell::new(TokenBook::default());
+    let failing = async |_: &AdminTokenRecord| Err("storage put failed");
+    let first = block_on(create_persisted(&book, record.clone(), failing));
+    assert_eq!(first.unwrap_err(), "storage put failed");
+    assert!(
+        book.borrow().list("acme").is_empty(),
+        "a token nobody was given is listed"
+    );
+    let stored = RefCell::new(Vec::new());
+    let storing = async |r: &AdminTokenRecord| {
+        stored.borrow_mut().push(r.clone());
+        Ok::<(), &str>(())
+    };
+    assert_eq!(
+        block_on(create_persisted(&book, record.clone(), storing)),
+        Ok(true)
+    );
+    let again = async |_: &AdminTokenRecord| Ok::<(), &str>(());
+    assert_eq!(
+        block_on(create_persisted(&book, record, again)),
+        Ok(false),
+        "taken"
+    );
+    assert_eq!(stored.borrow().len(), 1);
+    assert_eq!(book.borrow().list("acme").len(), 1);
+}
