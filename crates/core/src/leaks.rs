@@ -60,9 +60,9 @@ pub const KV_OPS_PER_INVOCATION: usize = 1_000;
 pub const OPS_BUDGET: usize = 900;
 /// The `token_type` of entries reported through the admin route, and of GitHub's entries that
 /// name no type (unless they are admin tokens): the token type registered with GitHub for keys.
-pub const ADMIN_TOKEN_TYPE: &str = "lumiqtrace_api_key";
+pub const API_KEY_TYPE: &str = "lumiqtrace_api_key";
 /// The token type registered with GitHub for organization admin tokens (`lqta_`).
-pub const ORG_ADMIN_TOKEN_TYPE: &str = "lumiqtrace_admin_token";
+pub const ADMIN_TOKEN_TYPE: &str = "lumiqtrace_admin_token";
 /// A revocation reason is at most this many bytes once JSON-escaped, so the largest key record
 /// (678 bytes today) still fits KV's 1024-byte metadata with its `revoked_reason`.
 pub const MAX_REASON_BYTES: usize = 300;
@@ -332,8 +332,8 @@ pub fn parse_github_report(body: &[u8]) -> Result<Report, LeakError> {
     for Object(m) in matches {
         let token_type = m.token_type.unwrap_or_else(|| {
             match TokenFormat::of(&m.token) {
-                Some(TokenFormat::AdminToken) => ORG_ADMIN_TOKEN_TYPE,
-                _ => ADMIN_TOKEN_TYPE,
+                Some(TokenFormat::AdminToken) => ADMIN_TOKEN_TYPE,
+                _ => API_KEY_TYPE,
             }
             .into()
         });
@@ -360,7 +360,7 @@ pub fn parse_admin_report(body: &[u8]) -> Result<Report, LeakError> {
     }
     let mut findings = Findings::default();
     for key in &report.keys {
-        findings.add(key, ADMIN_TOKEN_TYPE.into(), None, None);
+        findings.add(key, API_KEY_TYPE.into(), None, None);
     }
     let source = source.into();
     Ok(findings.into_report(Reporter::Admin { source }))
@@ -1047,7 +1047,7 @@ mod tests {
         assert!(done
             .feedback
             .iter()
-            .all(|f| f.token_type == ADMIN_TOKEN_TYPE));
+            .all(|f| f.token_type == API_KEY_TYPE));
         let reasons = revoker.reasons.borrow();
         assert_eq!(reasons[0].1.actor, "admin");
         assert_eq!(reasons[0].1.reason, "Leaked: reported by incident INC-42");
@@ -1119,7 +1119,7 @@ mod tests {
     fn github_fields_may_be_missing_null_or_extra() {
         let body = br#"[{"token": "t", "url": null, "new_field": {"x": 1}}]"#;
         let report = parse_github_report(body).unwrap();
-        assert_eq!(report.findings[0].token_type, ADMIN_TOKEN_TYPE);
+        assert_eq!(report.findings[0].token_type, API_KEY_TYPE);
         assert_eq!(parse_github_report(b"[]").unwrap().findings, []);
         let missing_token = br#"[{"type": "x"}]"#;
         assert!(matches!(
