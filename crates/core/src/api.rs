@@ -3,17 +3,17 @@
 //! [`HttpRequest`], calls [`handle`] (or [`github_secret_scanning`]), and turns the [`Outcome`]
 //! back into a response (or a forward to the origin).
 
-use crate::admin::{self, Done, Issued, Keys};
+use crate::admin::{self, Done, Issued, KeyFilter, KeyOptions, Keys};
 use crate::changes::{self, ChangeFeed};
 use crate::error::ApiError;
 use crate::forward::{self, CanonicalPath};
 use crate::json_object;
 use crate::key::{is_well_formed, ApiKey};
 use crate::leaks::{self, Processed};
-use crate::record::{is_valid_project_id, Grant, KeyView};
+use crate::record::{is_valid_project_id, normalize_environment, Grant, KeyView};
 use crate::signature::{GitHubSignatures, KeysFetcher};
 use crate::store::Store;
-use crate::time::Millis;
+use crate::time::{parse_rfc3339, Millis};
 use crate::verify;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -191,7 +191,7 @@ pub fn is_admin_route(path: &str) -> bool {
 pub fn body_limit(method: &str, path: &str) -> Option<usize> {
     match (method, path) {
         ("POST", GITHUB_ROUTE | REPORT_LEAKED) => Some(leaks::MAX_REPORT_BODY),
-        ("POST", p) if p.starts_with(ADMIN_PREFIX) => Some(MAX_ADMIN_BODY),
+        ("POST" | "PATCH", p) if p.starts_with(ADMIN_PREFIX) => Some(MAX_ADMIN_BODY),
         _ => None,
     }
 }
@@ -358,33 +358,60 @@ async fn admin_route<S: Store, F: ChangeFeed>(
     let segments: Vec<&str> = rest.split('/').collect();
     match (req.method, segments.as_slice()) {
         ("POST", ["projects"]) => {
-            let NewProject { id, name } = decode(req, NewProject::FIELDS)?;
-            let done = admin::create_project(repo, &id, &name, now).await?;
+            let NewProject {
+                id,
+                name,
+                rotation_period_days,
+            } = decode(req, NewProject::FIELDS)?;
+            let done = admin::create_project(repo, &id, &name, rotation_period_days, now).await?;
             Ok(Reply::done(201, done))
+        }
+        ("PATCH", ["projects", project_id]) => {
+            let settings: ProjectSettings = decode(req, ProjectSettings::FIELDS)?;
+            let days = settings.rotation_period_days;
+            let done = admin::set_rotation_period(repo, project_id, days, now).await?;
+            Ok(Reply::done(200, done))
         }
         ("GET", ["projects"]) => {
             let projects = admin::list_projects(repo).await?;
             Ok(Reply::listing(200, "projects", &projects))
         }
         ("POST", ["projects", project_id, "keys"]) => {
-            let NewKey { name } = decode(req, NewKey::FIELDS)?;
-            let done = admin::create_key(keys, project_id, &name, now).await?;
+            let new: NewKey = decode(req, NewKey::FIELDS)?;
+            let options = KeyOptions {
+                expires_at: expires_at(new.expires_at.as_deref())?,
+                environment: match new.environment.as_deref() {
+                    Some(raw) => {
+                        Some(normalize_environment(raw).ok_or(ApiError::InvalidEnvironment)?)
+                    }
+                    None => None,
+                },
+            };
+            let done = admin::create_key(keys, project_id, &new.name, options, now).await?;
             Ok(issued_reply(done))
         }
         ("GET", ["keys"]) => {
-            let project = project_filter(req.query)?;
-            let listed = admin::list_keys(keys, project.as_deref(), now).await?;
-            Ok(Reply::listing(200, "keys", &listed))
+            let filter = key_filter(req.query)?;
+            let listed = admin::list_keys(keys, &filter, now).await?;
+            let views: Vec<KeyView> = listed.into_iter().map(|(_, view)| view).collect();
+            Ok(Reply::listing(200, "keys", &views))
         }
         ("POST", ["keys", "report-leaked"]) => {
             require_json(req)?;
             let report = leaks::parse_admin_report(req.body)?;
             Ok(leak_reply(leaks::process(keys, &report, now).await))
         }
-        ("GET", ["keys", id]) => Ok(Reply::json(200, &admin::get_key(keys, id, now).await?)),
+        ("GET", ["keys", id]) => {
+            let (_, view) = admin::get_key(keys, id, now).await?;
+            Ok(Reply::json(200, &view))
+        }
         ("POST", ["keys", id, "rotate"]) => {
-            decode_empty(req)?;
-            let done = admin::rotate_key(keys, id, config.grace_ms, now).await?;
+            let input = match req.body.iter().all(u8::is_ascii_whitespace) {
+                true => RotateInput::default(),
+                false => decode(req, RotateInput::FIELDS)?,
+            };
+            let expires_at = expires_at(input.expires_at.as_deref())?;
+            let done = admin::rotate_key(keys, id, config.grace_ms, expires_at, now).await?;
             Ok(issued_reply(done))
         }
         ("POST", ["keys", id, "revoke"]) => {
@@ -397,6 +424,7 @@ async fn admin_route<S: Store, F: ChangeFeed>(
             Ok(Reply::listing(200, "events", &events))
         }
         (_, ["projects"]) => Err(ApiError::MethodNotAllowed("GET, HEAD, POST")),
+        (_, ["projects", _]) => Err(ApiError::MethodNotAllowed("PATCH")),
         (_, ["projects", _, "keys"] | ["keys", _, "rotate" | "revoke"]) => {
             Err(ApiError::MethodNotAllowed("POST"))
         }
@@ -506,17 +534,50 @@ impl AdminToken {
 }
 
 fn project_filter(query: Option<&str>) -> Result<Option<String>, ApiError> {
-    let value = query
+    match query_param(query, "project_id") {
+        None => Ok(None),
+        Some(id) if is_valid_project_id(&id) => Ok(Some(id)),
+        Some(_) => Err(ApiError::InvalidProjectId),
+    }
+}
+
+/// `GET /admin/v1/keys?project_id=…&environment=…&rotation_due=true|false`.
+fn key_filter(query: Option<&str>) -> Result<KeyFilter, ApiError> {
+    let environment = match query_param(query, "environment") {
+        Some(raw) => Some(normalize_environment(&raw).ok_or(ApiError::InvalidEnvironment)?),
+        None => None,
+    };
+    let rotation_due = match query_param(query, "rotation_due").as_deref() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => return Err(ApiError::InvalidQuery("rotation_due must be true or false")),
+    };
+    Ok(KeyFilter {
+        project_id: project_filter(query)?,
+        environment,
+        rotation_due,
+    })
+}
+
+/// The first value of query parameter `name`, percent-decoded (`None` if it is not valid
+/// UTF-8 once decoded, as if absent: no name we read takes such a value).
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    let (_, value) = query
         .unwrap_or_default()
         .split('&')
         .filter_map(|pair| pair.split_once('='))
-        .find(|(name, _)| *name == "project_id")
-        .map(|(_, value)| value);
-    match value {
-        None => Ok(None),
-        Some(id) if is_valid_project_id(id) => Ok(Some(id.to_owned())),
-        Some(_) => Err(ApiError::InvalidProjectId),
-    }
+        .find(|(n, _)| *n == name)?;
+    let decoded = percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .ok()?;
+    Some(decoded.into_owned())
+}
+
+/// An `expires_at` as sent: RFC 3339, or absent.
+fn expires_at(raw: Option<&str>) -> Result<Option<Millis>, ApiError> {
+    raw.map(|text| parse_rfc3339(text).ok_or(ApiError::InvalidExpiresAt))
+        .transpose()
 }
 
 /// Admin writes are sent as `application/json`.
@@ -537,10 +598,32 @@ pub(crate) struct NewProject {
     id: String,
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::new_name))]
     name: String,
+    /// Active keys older than this many days are due for rotation (90 is the documented
+    /// advice); left out or `null`: no policy
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3650))]
+    rotation_period_days: Option<u32>,
 }
 
 impl NewProject {
-    const FIELDS: &'static [&'static str] = &["id", "name"];
+    const FIELDS: &'static [&'static str] = &["id", "name", "rotation_period_days"];
+}
+
+/// `PATCH /admin/v1/projects/{id}`: the project's settings as a whole (a field left out is
+/// `null`).
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProjectSettings {
+    /// Active keys older than this many days are due for rotation; `null` (or left out)
+    /// removes the policy
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3650))]
+    rotation_period_days: Option<u32>,
+}
+
+impl ProjectSettings {
+    const FIELDS: &'static [&'static str] = &["rotation_period_days"];
 }
 
 /// `POST /admin/v1/projects/{id}/keys`.
@@ -550,13 +633,38 @@ impl NewProject {
 pub(crate) struct NewKey {
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::new_name))]
     name: String,
+    /// When the key stops working (401 `key_expired`), RFC 3339; a past instant is accepted
+    /// and the key is refused from the start
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    expires_at: Option<String>,
+    /// `development`, `staging`, `production` or a custom label: trimmed, lowercased, then
+    /// 1 to 32 of a-z, 0-9 and `-`, not starting with `-`
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    environment: Option<String>,
 }
 
 impl NewKey {
-    const FIELDS: &'static [&'static str] = &["name"];
+    const FIELDS: &'static [&'static str] = &["name", "expires_at", "environment"];
 }
 
-/// Rotate and revoke take no input: `{}` (or an empty body).
+/// `POST /admin/v1/keys/{id}/rotate`: nothing, `{}`, or the new key's `expires_at`.
+#[derive(Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RotateInput {
+    /// When the new key stops working, RFC 3339 (the old key's expiry is not carried over)
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    expires_at: Option<String>,
+}
+
+impl RotateInput {
+    const FIELDS: &'static [&'static str] = &["expires_at"];
+}
+
+/// Revoke takes no input: `{}` (or an empty body).
 #[derive(Deserialize)]
 #[cfg_attr(
     feature = "openapi",
@@ -590,7 +698,7 @@ fn decode<T: DeserializeOwned>(req: &HttpRequest<'_>, fields: &[&str]) -> Result
     json_object::from_slice(req.body).map_err(|e| ApiError::InvalidBody(e.to_string()))
 }
 
-/// Rotate and revoke take no input: an empty body, or `{}` as JSON.
+/// Revoke takes no input: an empty body, or `{}` as JSON.
 fn decode_empty(req: &HttpRequest<'_>) -> Result<(), ApiError> {
     if req.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(());

@@ -7,13 +7,15 @@
 //! ignores it when serializing, utoipa reads it as `additionalProperties: false`, so the schema
 //! says the answer has no other field. A type's doc comment is its schema's description.
 
-use crate::api::{Accepted, IssuedKey, NewKey, NewProject, NoInput, RotatedKey};
+use crate::api::{
+    Accepted, IssuedKey, NewKey, NewProject, NoInput, ProjectSettings, RotateInput, RotatedKey,
+};
 use crate::error::{ApiError, ErrorBody};
 use crate::key::{DISPLAY_HEX_LEN, KEY_PREFIX, SECRET_HEX_LEN};
 use crate::leaks::MAX_SOURCE_CHARS;
 use crate::leaks::{AdminReport, Feedback, GitHubMatch, MAX_REASON_BYTES, MAX_REPORT_ENTRIES};
 use crate::record::{AuditView, Grant, KeyStatus, KeyView, ProjectView};
-use crate::record::{MAX_NAME_CHARS, PROJECT_ID_PATTERN};
+use crate::record::{ENVIRONMENT_PATTERN, MAX_NAME_CHARS, PROJECT_ID_PATTERN};
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder};
 use utoipa::openapi::schema::{SchemaType, Type};
 use utoipa::openapi::{RefOr, Schema};
@@ -44,10 +46,12 @@ pub fn components() -> Vec<(String, RefOr<Schema>)> {
         ("LeakFeedback".into(), leak_feedback.into()),
         ("GitHubReport".into(), github_report.into()),
         named::<AdminReport>(),
+        named::<ProjectSettings>(),
+        named::<RotateInput>(),
     ]
 }
 
-/// The body of rotate and revoke: nothing, or `{}`.
+/// The body of revoke: nothing, or `{}`.
 pub fn empty_body() -> RefOr<Schema> {
     NoInput::schema()
 }
@@ -61,6 +65,16 @@ fn one_of<I: IntoIterator<Item = V>, V: Into<serde_json::Value>>(values: I) -> O
     ObjectBuilder::new()
         .schema_type(SchemaType::AnyValue)
         .enum_values(Some(values))
+}
+
+/// A key's environment label as stored ([`crate::record::normalize_environment`]), or `null`.
+pub fn environment() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(ENVIRONMENT_PATTERN))
+        .description(Some(
+            "Where the key is used: `development`, `staging`, `production`, or a custom label",
+        ))
 }
 
 /// A project id, as [`crate::record::is_valid_project_id`] accepts it.

@@ -31,6 +31,23 @@ pub fn rfc3339(ms: Millis) -> String {
     formatted.unwrap_or_else(|| LAST.to_owned())
 }
 
+/// An RFC 3339 date-time (`2027-01-31T00:00:00Z`, `2027-01-31T01:00:00.5+01:00`) as a Unix
+/// millisecond instant (sub-millisecond digits dropped). `None` for anything else, and for
+/// instants before 1970 (`time`'s well-known RFC 3339 parser).
+pub fn parse_rfc3339(text: &str) -> Option<Millis> {
+    let instant = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339);
+    let ms = instant.ok()?.unix_timestamp_nanos() / 1_000_000;
+    Millis::try_from(ms).ok()
+}
+
+/// The UTC day `ms` falls in, as whole days since 1970-01-01.
+pub fn day_of(ms: Millis) -> u32 {
+    u32::try_from(ms / DAY_MS).unwrap_or(u32::MAX)
+}
+
+/// One day in milliseconds.
+pub const DAY_MS: Millis = 86_400_000;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +83,29 @@ mod tests {
         ] {
             assert_eq!(parse_seconds(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn rfc_3339_date_times_are_read_as_instants() {
+        assert_eq!(
+            parse_rfc3339("2026-11-26T10:45:54.123Z"),
+            Some(1_795_689_954_123)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-26T11:45:54.123+01:00"),
+            Some(1_795_689_954_123)
+        );
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        for bad in ["", "2026-11-26", "1969-12-31T23:59:59Z", "tomorrow"] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn days_are_utc_days_since_1970() {
+        assert_eq!(day_of(0), 0);
+        assert_eq!(day_of(DAY_MS - 1), 0);
+        assert_eq!(day_of(1_795_689_954_123), 20_783);
     }
 
     #[test]

@@ -103,7 +103,7 @@ fn judge(
 fn stricter<'r>(a: &'r KeyRecord, b: &'r KeyRecord) -> &'r KeyRecord {
     let ends = |r: &KeyRecord| match r.revoked_at {
         Some(_) => 0,
-        None => r.grace_expires_at.unwrap_or(Millis::MAX),
+        None => r.working_until().unwrap_or(Millis::MAX),
     };
     if ends(b) < ends(a) {
         b

@@ -95,18 +95,41 @@ fn paths() -> Value {
     let create_project = admin_op("Create a project")
         .body(true, JSON, schema("NewProject"))
         .answer("201", "Created", schema("Project"))
-        .error("400", "Bad body, id or name")
+        .error("400", "Bad body, id, name or `invalid_rotation_period`")
         .error("409", "`project_exists`");
     let create_key = admin_op("Create a key: the full key is in this response only")
         .param(path_param("project_id"))
         .body(true, JSON, schema("NewKey"))
         .answer("201", "Created", schema("IssuedKey"))
-        .error("400", "Bad body or name")
+        .error(
+            "400",
+            "Bad body, name, `invalid_expires_at` or `invalid_environment`",
+        )
+        .error("404", "`project_not_found`");
+    let update_project = admin_op("Set a project's settings: its rotation policy")
+        .param(path_param("project_id"))
+        .body(true, JSON, schema("ProjectSettings"))
+        .answer("200", "Updated", schema("Project"))
+        .error("400", "Bad body or period (`invalid_rotation_period`)")
         .error("404", "`project_not_found`");
     let list_keys = admin_op("List keys, newest first")
         .param(project_filter())
+        .param(json!({
+            "name": "environment",
+            "in": "query",
+            "required": false,
+            "schema": { "type": "string" },
+            "description": "Only keys with this environment label (compared lowercased)"
+        }))
+        .param(json!({
+            "name": "rotation_due",
+            "in": "query",
+            "required": false,
+            "schema": { "enum": ["true", "false"] },
+            "description": "Only keys due (`true`) or not due (`false`) for rotation under their project's `rotation_period_days`"
+        }))
         .answer("200", "Keys", listing("keys", "KeyView"))
-        .error("400", "`invalid_project_id`");
+        .error("400", "`invalid_project_id`, `invalid_environment`, `invalid_query`");
     let report_leaked = Op::new("Report leaked keys (internal scanners, support, incident response)", "adminToken")
         .describe("Same classification, revocation and answer as the GitHub endpoint; `source` becomes the revocation reason, as given. A key named twice is one entry of the answer and one revocation.")
         .body(true, JSON, schema("LeakReport"))
@@ -121,9 +144,9 @@ fn paths() -> Value {
         .error("404", "`key_not_found`");
     let rotate = admin_op("Rotate: a new key now, the old one works until its grace ends")
         .param(path_param("key_id"))
-        .body(false, JSON, to_json(openapi::empty_body()))
+        .body(false, JSON, schema("RotateInput"))
         .answer("201", "Rotated", schema("RotatedKey"))
-        .error("400", "Bad body")
+        .error("400", "Bad body or `invalid_expires_at`")
         .error("404", "`key_not_found`")
         .error("409", "`key_not_rotatable`");
     let revoke = admin_op("Revoke at once (idempotent)")
@@ -151,6 +174,7 @@ fn paths() -> Value {
             "head": list_projects.head(),
             "post": create_project.0
         },
+        "/admin/v1/projects/{project_id}": { "patch": update_project.0 },
         "/admin/v1/projects/{project_id}/keys": { "post": create_key.0 },
         "/admin/v1/keys": { "get": list_keys.get(), "head": list_keys.head() },
         "/admin/v1/keys/report-leaked": { "post": report_leaked.0 },

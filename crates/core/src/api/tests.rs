@@ -1117,3 +1117,199 @@ fn ids_too_long_for_kv_are_404_not_503() {
         assert_eq!(a.status, 404, "{method} {}", &path[..30]);
     }
 }
+
+const DAY: Millis = 24 * HOUR;
+/// 2026-11-26T10:45:54.123Z
+const NOV_26: Millis = 1_795_689_954_123;
+
+both!(a_key_past_its_expires_at_is_refused_like_a_rotated_key_after_its_grace);
+fn a_key_past_its_expires_at_is_refused_like_a_rotated_key_after_its_grace<F: ChangeFeed>(
+    api: Api<F>,
+) {
+    api.project("web-app");
+    let path = "/admin/v1/projects/web-app/keys";
+    let body = r#"{"name":"ci","expires_at":"2026-11-27T10:45:54.123Z"}"#;
+    let a = api.admin("POST", path, body, NOV_26);
+    assert_eq!(a.status, 201, "{}", a.json);
+    assert_eq!(a.json["api_key"]["expires_at"], "2026-11-27T10:45:54.123Z");
+    let key = a.json["key"].as_str().unwrap().to_owned();
+    assert_eq!(api.verify(&key, NOV_26 + DAY - 1).status, 200);
+    let expired = api.verify(&key, NOV_26 + DAY);
+    // The rotated key after its grace, for comparison: the same refusal, byte for byte.
+    let (old, id) = api.key("web-app", "old", NOV_26);
+    let rotate = format!("/admin/v1/keys/{id}/rotate");
+    assert_eq!(api.admin("POST", &rotate, "", NOV_26).status, 201);
+    let after_grace = api.verify(&old, NOV_26 + GRACE);
+    assert_eq!((expired.status, expired.code()), (401, "key_expired"));
+    assert_eq!(expired.reply, after_grace.reply);
+    let past = r#"{"name":"late","expires_at":"2026-11-01T00:00:00Z"}"#;
+    let a = api.admin("POST", path, past, NOV_26);
+    assert_eq!(a.status, 201, "a past-due expiry is taken: {}", a.json);
+    assert_eq!(a.json["api_key"]["status"], "expired");
+    let refused = api.verify(a.json["key"].as_str().unwrap(), NOV_26);
+    assert_eq!((refused.status, refused.code()), (401, "key_expired"));
+    for bad in ["tomorrow", "2026-11-27", "1969-12-31T00:00:00Z"] {
+        let body = format!(r#"{{"name":"x","expires_at":"{bad}"}}"#);
+        let a = api.admin("POST", path, &body, NOV_26);
+        assert_eq!((a.status, a.code()), (400, "invalid_expires_at"), "{bad}");
+    }
+}
+
+both!(rotation_takes_an_expiry_for_the_new_key_and_carries_the_environment_over);
+fn rotation_takes_an_expiry_for_the_new_key_and_carries_the_environment_over<F: ChangeFeed>(
+    api: Api<F>,
+) {
+    api.project("web-app");
+    let body = r#"{"name":"web","environment":" Production "}"#;
+    let a = api.admin("POST", "/admin/v1/projects/web-app/keys", body, NOV_26);
+    assert_eq!(a.json["api_key"]["environment"], "production");
+    let id = a.json["api_key"]["id"].as_str().unwrap().to_owned();
+    let rotate = format!("/admin/v1/keys/{id}/rotate");
+    let body = r#"{"expires_at":"2027-02-24T00:00:00Z"}"#;
+    let r = api.admin("POST", &rotate, body, NOV_26 + 1);
+    assert_eq!(r.status, 201, "{}", r.json);
+    assert_eq!(r.json["api_key"]["environment"], "production");
+    assert_eq!(r.json["api_key"]["expires_at"], "2027-02-24T00:00:00.000Z");
+    assert_eq!(r.json["previous"]["expires_at"], Value::Null);
+    let new_id = r.json["api_key"]["id"].as_str().unwrap();
+    let r = api.admin(
+        "POST",
+        &format!("/admin/v1/keys/{new_id}/rotate"),
+        "{}",
+        NOV_26 + 2,
+    );
+    assert_eq!(
+        r.json["api_key"]["expires_at"],
+        Value::Null,
+        "not carried over"
+    );
+    let bad = api.admin(
+        "POST",
+        &format!("/admin/v1/keys/{id}/rotate"),
+        r#"{"grace":1}"#,
+        3,
+    );
+    assert_eq!((bad.status, bad.code()), (400, "unknown_field"));
+}
+
+both!(keys_are_listed_by_environment);
+fn keys_are_listed_by_environment<F: ChangeFeed>(api: Api<F>) {
+    api.project("web-app");
+    let path = "/admin/v1/projects/web-app/keys";
+    for (name, env) in [("a", "production"), ("b", "staging"), ("c", "eu-canary-2")] {
+        let body = format!(r#"{{"name":"{name}","environment":"{env}"}}"#);
+        assert_eq!(api.admin("POST", path, &body, 5).status, 201);
+    }
+    api.key("web-app", "d", 5);
+    let names = |query: &str| -> Vec<String> {
+        let a = api.admin("GET", &format!("/admin/v1/keys?{query}"), "", 6);
+        assert_eq!(a.status, 200, "{}", a.json);
+        let keys = a.json["keys"].as_array().unwrap();
+        keys.iter()
+            .map(|k| k["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names("environment=production"), ["a"]);
+    assert_eq!(names("project_id=web-app&environment=EU-canary-2"), ["c"]);
+    assert_eq!(names("environment=staging&project_id=web-app"), ["b"]);
+    assert_eq!(names("project_id=web-app").len(), 4);
+    for bad in ["-x", "a b", &"x".repeat(33), ""] {
+        let body = format!(r#"{{"name":"e","environment":"{bad}"}}"#);
+        let a = api.admin("POST", path, &body, 5);
+        assert_eq!(
+            (a.status, a.code()),
+            (400, "invalid_environment"),
+            "{bad:?}"
+        );
+    }
+    let a = api.admin("GET", "/admin/v1/keys?environment=%20", "", 6);
+    assert_eq!(a.code(), "invalid_environment");
+}
+
+both!(a_project_rotation_period_marks_older_active_keys_due);
+fn a_project_rotation_period_marks_older_active_keys_due<F: ChangeFeed>(api: Api<F>) {
+    let body = r#"{"id":"web-app","name":"Web","rotation_period_days":90}"#;
+    let p = api.admin("POST", "/admin/v1/projects", body, 0);
+    assert_eq!(p.json["rotation_period_days"], 90, "{}", p.json);
+    let (_, old) = api.key("web-app", "old", NOV_26 - 100 * DAY);
+    let (_, young) = api.key("web-app", "young", NOV_26 - DAY);
+    let (_, rotated) = api.key("web-app", "rotated", NOV_26 - 100 * DAY);
+    let r = api.admin(
+        "POST",
+        &format!("/admin/v1/keys/{rotated}/rotate"),
+        "",
+        NOV_26 - 1,
+    );
+    assert_eq!(r.status, 201);
+    let due = |query: &str| -> Vec<String> {
+        let a = api.admin("GET", &format!("/admin/v1/keys?{query}"), "", NOV_26);
+        let keys = a.json["keys"].as_array().unwrap().clone();
+        keys.iter()
+            .map(|k| k["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(due("rotation_due=true"), std::slice::from_ref(&old));
+    assert!(!due("rotation_due=false").contains(&old));
+    assert_eq!(
+        due("rotation_due=false").len(),
+        3,
+        "young, rotated, and its successor"
+    );
+    let view = api
+        .admin("GET", &format!("/admin/v1/keys/{old}"), "", NOV_26)
+        .json;
+    assert_eq!(view["rotation_due"], true);
+    // Created 100 days before 2026-11-26T10:45:54.123Z, due 90 days after that.
+    assert_eq!(view["rotation_due_at"], "2026-11-16T10:45:54.123Z");
+    let view = api
+        .admin("GET", &format!("/admin/v1/keys/{young}"), "", NOV_26)
+        .json;
+    assert_eq!(
+        (&view["rotation_due"], &view["rotation_due_at"]),
+        (
+            &Value::Bool(false),
+            &Value::from("2027-02-23T10:45:54.123Z")
+        )
+    );
+    let view = api
+        .admin("GET", &format!("/admin/v1/keys/{rotated}"), "", NOV_26)
+        .json;
+    assert_eq!(
+        (&view["rotation_due"], &view["rotation_due_at"]),
+        (&Value::Bool(false), &Value::Null),
+        "a key in grace is not due"
+    );
+    // The policy changed, then removed.
+    let set = api.admin(
+        "PATCH",
+        "/admin/v1/projects/web-app",
+        r#"{"rotation_period_days":1}"#,
+        7,
+    );
+    assert_eq!(
+        (set.status, &set.json["rotation_period_days"]),
+        (200, &Value::from(1))
+    );
+    assert_eq!(due("rotation_due=true").len(), 2, "old and young");
+    let cleared = api.admin(
+        "PATCH",
+        "/admin/v1/projects/web-app",
+        r#"{"rotation_period_days":null}"#,
+        8,
+    );
+    assert_eq!(cleared.json["rotation_period_days"], Value::Null);
+    assert!(due("rotation_due=true").is_empty());
+    for bad in ["0", "3651"] {
+        let body = format!(r#"{{"rotation_period_days":{bad}}}"#);
+        let a = api.admin("PATCH", "/admin/v1/projects/web-app", &body, 9);
+        assert_eq!(
+            (a.status, a.code()),
+            (400, "invalid_rotation_period"),
+            "{bad}"
+        );
+    }
+    let a = api.admin("PATCH", "/admin/v1/projects/nope", "{}", 9);
+    assert_eq!(a.code(), "project_not_found");
+    let a = api.admin("GET", "/admin/v1/keys?rotation_due=yes", "", 9);
+    assert_eq!((a.status, a.code()), (400, "invalid_query"));
+}
