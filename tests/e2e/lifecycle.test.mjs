@@ -84,3 +84,59 @@ test("a project with a rotation period lists its old keys as due", async () => {
   const one = await api("GET", "/admin/v1/keys/key_aged");
   assert.equal(one.json.rotation_due, true);
 });
+
+test("usage: a verify moves last_used_at and today's count within the documented bound", async (t) => {
+  // The bound is USAGE_FLUSH_SECONDS plus one Durable Object request (docs/key-lifecycle.md);
+  // a worker with a 0.2 s interval, polled for at most 5 s.
+  const fast = await startWorker({ vars: { USAGE_FLUSH_SECONDS: "0.2" } });
+  t.after(() => fast.dispose());
+  const at = (method, route, options) =>
+    call(fast.url, method, route, options).then((r) => (assertDocumented(method, route, r.status, r.json), r));
+  await at("POST", "/admin/v1/projects", { body: { id: "use", name: "Use" } });
+  const k = await at("POST", "/admin/v1/projects/use/keys", { body: { name: "k" } });
+  const id = k.json.api_key.id;
+  assert.equal((await at("GET", `/admin/v1/keys/${id}`)).json.last_used_at, null);
+  const before = await at("GET", `/admin/v1/keys/${id}/usage`);
+  assert.equal(before.json.days.length, 30);
+  assert.equal(before.json.days[29].granted, 0);
+  const sent = Date.now();
+  assert.equal((await at("GET", "/v1/auth/verify", { token: k.json.key })).status, 200);
+  assert.equal((await at("POST", "/v1/projects/other/ingest", { token: k.json.key, body: "{}" })).status, 403);
+  let usage;
+  for (let i = 0; i < 50; i++) {
+    usage = await at("GET", `/admin/v1/keys/${id}/usage`);
+    if (usage.json.days[29].granted > 0) break;
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  assert.equal(usage.json.days[29].granted, 1);
+  assert.equal(usage.json.days[29].refused.project_mismatch, 1);
+  assert.equal(usage.json.days[29].date, new Date().toISOString().slice(0, 10));
+  const minute = Math.floor(sent / 60_000) * 60_000;
+  assert.ok(Date.parse(usage.json.last_used_at) >= minute, usage.json.last_used_at);
+  const view = await at("GET", `/admin/v1/keys/${id}`);
+  assert.equal(view.json.last_used_at, usage.json.last_used_at);
+  const listed = await at("GET", "/admin/v1/keys?project_id=use");
+  assert.equal(listed.json.keys.find((x) => x.id === id).last_used_at, usage.json.last_used_at);
+});
+
+test("a rotated key in grace shows its last use and, after the quiet time, safe_to_revoke", async (t) => {
+  const fast = await startWorker({ vars: { USAGE_FLUSH_SECONDS: "0.2", USAGE_QUIET_SECONDS: "1" } });
+  t.after(() => fast.dispose());
+  const at = (method, route, options) =>
+    call(fast.url, method, route, options).then((r) => (assertDocumented(method, route, r.status, r.json), r));
+  await at("POST", "/admin/v1/projects", { body: { id: "g", name: "G" } });
+  const k = await at("POST", "/admin/v1/projects/g/keys", { body: { name: "k" } });
+  const id = k.json.api_key.id;
+  const rotated = await at("POST", `/admin/v1/keys/${id}/rotate`);
+  assert.equal(rotated.json.previous.safe_to_revoke, false);
+  assert.equal((await at("GET", "/v1/auth/verify", { token: k.json.key })).json.status, "grace");
+  let view;
+  for (let i = 0; i < 50; i++) {
+    view = await at("GET", `/admin/v1/keys/${id}`);
+    if (view.json.safe_to_revoke) break;
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  assert.equal(view.json.status, "grace");
+  assert.ok(view.json.last_used_at, "the old key's use is shown");
+  assert.equal(view.json.safe_to_revoke, true);
+});

@@ -10,14 +10,17 @@ use crate::forward::{self, CanonicalPath};
 use crate::json_object;
 use crate::key::{is_well_formed, ApiKey};
 use crate::leaks::{self, Processed};
-use crate::record::{is_valid_project_id, normalize_environment, Grant, KeyView};
+use crate::record::{is_valid_project_id, normalize_environment, Grant, KeyRecord, KeyView, Quiet};
 use crate::signature::{GitHubSignatures, KeysFetcher};
 use crate::store::Store;
 use crate::time::{parse_rfc3339, Millis};
+use crate::usage::{Tally, UsageSource, UsageView};
 use crate::verify;
+use crate::verify::Refused;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 /// A configured `ADMIN_TOKEN` shorter than this (32 characters, 128 bits as hex) turns every
@@ -44,6 +47,16 @@ pub struct Config {
     pub grace_ms: Millis,
     /// `CHANGES_REFRESH_SECONDS`, in milliseconds: how stale an isolate's overlay may get.
     pub refresh_ms: Millis,
+    /// `USAGE_QUIET_SECONDS`, in milliseconds: how long a key in grace must see no use before
+    /// it is called safe to revoke ([`crate::usage::DEFAULT_QUIET_MS`]).
+    pub quiet_ms: Millis,
+}
+
+/// Key usage around a request: this isolate's [`Tally`] (the verify path counts into it, in
+/// memory) and where admin reads find the reported usage.
+pub struct Usage<'a, U> {
+    pub tally: &'a RefCell<Tally>,
+    pub source: &'a U,
 }
 
 /// The configured `ADMIN_TOKEN` as [`admin_auth`] checks it, without the token itself: the
@@ -244,9 +257,11 @@ fn leak_reply(done: Result<Processed, leaks::LeakError>) -> Reply {
 }
 
 /// Routes and answers one request at instant `now`. `keys` carries KV, the change log and this
-/// isolate's overlay of recent changes.
-pub async fn handle<S: Store, F: ChangeFeed>(
+/// isolate's overlay of recent changes; `usage` the isolate's tally of verifications and the
+/// reported usage admin views show.
+pub async fn handle<S: Store, F: ChangeFeed, U: UsageSource>(
     keys: &Keys<'_, S, F>,
+    usage: &Usage<'_, U>,
     config: &Config,
     req: &HttpRequest<'_>,
     now: Millis,
@@ -258,7 +273,7 @@ pub async fn handle<S: Store, F: ChangeFeed>(
     let req = &routed;
     let result = if let Some(rest) = req.path.strip_prefix(ADMIN_PREFIX) {
         match admin_auth(config, req.authorization) {
-            Ok(()) => admin_route(keys, config, req, rest, now).await,
+            Ok(()) => admin_route(keys, usage, config, req, rest, now).await,
             Err(e) => Err(e),
         }
     } else if let Some(key) = ingest_key(req.method, req.path, req.authorization) {
@@ -267,6 +282,8 @@ pub async fn handle<S: Store, F: ChangeFeed>(
         let (verified, log) = match key {
             Ok((key, target)) => {
                 let (granted, log) = verify_key(keys, config, req, &key, &target, now).await;
+                count_use(usage.tally, &granted, now);
+                let granted = granted.map_err(|refused| refused.error);
                 (granted.map(|grant| (grant, target)), log)
             }
             Err(e) => (Err(e), None),
@@ -337,18 +354,73 @@ async fn verify_key<S: Store, F: ChangeFeed>(
     key: &ApiKey,
     target: &CanonicalPath,
     now: Millis,
-) -> (Result<Grant, ApiError>, Option<String>) {
+) -> (Result<Grant, Refused>, Option<String>) {
     let log = changes::refresh(keys.overlay, keys.feed, now, config.refresh_ms).await;
     let store = keys.repo.store();
-    let granted = match verify::authenticate_key(store, keys.overlay, key, now).await {
-        Ok(grant) => verify::check_project(&grant, target, req.project_header).map(|()| grant),
+    let granted = match verify::authenticate_known(store, keys.overlay, key, now).await {
+        Ok(grant) => match verify::check_project(&grant, target, req.project_header) {
+            Ok(()) => Ok(grant),
+            Err(error) => Err(Refused {
+                error,
+                key: Some((grant.project_id, grant.key_id)),
+            }),
+        },
         Err(e) => Err(e),
     };
     (granted, log)
 }
 
-async fn admin_route<S: Store, F: ChangeFeed>(
+/// Counts a verification of a known key in this isolate's tally (memory only; the shell
+/// reports it later). Unknown and malformed keys name no key and are not counted.
+fn count_use(tally: &RefCell<Tally>, decided: &Result<Grant, Refused>, now: Millis) {
+    let (project, key, outcome) = match decided {
+        Ok(grant) => (&grant.project_id, &grant.key_id, Ok(())),
+        Err(Refused {
+            error,
+            key: Some((project, key)),
+        }) => (project, key, Err(error.code())),
+        Err(_) => return,
+    };
+    tally.borrow_mut().record(project, key, outcome, now);
+}
+
+/// Fills in each view's `last_used_at` and `safe_to_revoke` from the reported usage: one read
+/// per project listed. Usage that cannot be read leaves them `null` and `false` (never "safe"
+/// on missing facts); the log line says so.
+async fn with_usage<U: UsageSource>(
+    usage: &Usage<'_, U>,
+    config: &Config,
+    listed: &mut [(KeyRecord, KeyView)],
+    now: Millis,
+) -> Option<String> {
+    let mut projects: Vec<&str> = listed.iter().map(|(r, _)| r.project_id.as_str()).collect();
+    projects.sort_unstable();
+    projects.dedup();
+    let mut found = BTreeMap::new();
+    let mut failures = Vec::new();
+    for project in projects {
+        match usage.source.project_usage(project, now).await {
+            Ok(keys) => drop(found.insert(project.to_owned(), keys)),
+            Err(e) => failures.push(format!("usage of project {project} unavailable: {e}")),
+        }
+    }
+    let quiet = Quiet {
+        quiet_ms: config.quiet_ms,
+        grace_ms: config.grace_ms,
+    };
+    for (record, view) in listed.iter_mut() {
+        let Some(keys) = found.get(&record.project_id) else {
+            continue;
+        };
+        let last_used = keys.get(&record.id).and_then(|u| u.last_used_at);
+        view.usage(record, last_used, quiet, now);
+    }
+    (!failures.is_empty()).then(|| failures.join("; "))
+}
+
+async fn admin_route<S: Store, F: ChangeFeed, U: UsageSource>(
     keys: &Keys<'_, S, F>,
+    usage: &Usage<'_, U>,
     config: &Config,
     req: &HttpRequest<'_>,
     rest: &str,
@@ -392,9 +464,13 @@ async fn admin_route<S: Store, F: ChangeFeed>(
         }
         ("GET", ["keys"]) => {
             let filter = key_filter(req.query)?;
-            let listed = admin::list_keys(keys, &filter, now).await?;
+            let mut listed = admin::list_keys(keys, &filter, now).await?;
+            let log = with_usage(usage, config, &mut listed, now).await;
             let views: Vec<KeyView> = listed.into_iter().map(|(_, view)| view).collect();
-            Ok(Reply::listing(200, "keys", &views))
+            Ok(Reply {
+                log,
+                ..Reply::listing(200, "keys", &views)
+            })
         }
         ("POST", ["keys", "report-leaked"]) => {
             require_json(req)?;
@@ -402,8 +478,22 @@ async fn admin_route<S: Store, F: ChangeFeed>(
             Ok(leak_reply(leaks::process(keys, &report, now).await))
         }
         ("GET", ["keys", id]) => {
-            let (_, view) = admin::get_key(keys, id, now).await?;
-            Ok(Reply::json(200, &view))
+            let mut one = [admin::get_key(keys, id, now).await?];
+            let log = with_usage(usage, config, &mut one, now).await;
+            let [(_, view)] = one;
+            Ok(Reply {
+                log,
+                ..Reply::json(200, &view)
+            })
+        }
+        ("GET", ["keys", id, "usage"]) => {
+            let (record, _) = admin::get_key(keys, id, now).await?;
+            let project = usage.source.project_usage(&record.project_id, now).await;
+            let project = project.map_err(|e| ApiError::Unavailable(e.into()))?;
+            Ok(Reply::json(
+                200,
+                &UsageView::new(&record.id, project.get(&record.id), now),
+            ))
         }
         ("POST", ["keys", id, "rotate"]) => {
             let input = match req.body.iter().all(u8::is_ascii_whitespace) {
@@ -428,7 +518,9 @@ async fn admin_route<S: Store, F: ChangeFeed>(
         (_, ["projects", _, "keys"] | ["keys", _, "rotate" | "revoke"]) => {
             Err(ApiError::MethodNotAllowed("POST"))
         }
-        (_, ["keys"] | ["keys", _] | ["audit"]) => Err(ApiError::MethodNotAllowed("GET, HEAD")),
+        (_, ["keys"] | ["keys", _] | ["keys", _, "usage"] | ["audit"]) => {
+            Err(ApiError::MethodNotAllowed("GET, HEAD"))
+        }
         _ => Err(ApiError::NotFound),
     }
 }

@@ -142,6 +142,11 @@ fn paths() -> Value {
         .param(path_param("key_id"))
         .answer("200", "The key", schema("KeyView"))
         .error("404", "`key_not_found`");
+    let usage = admin_op("A key's verifications per UTC day, the last 30 days (granted, and refused by code)")
+        .describe("Counted by each isolate and reported every `USAGE_FLUSH_SECONDS` (default 20 s): a verification shows here within that interval plus one Durable Object request. Refusals that name no known key (`missing_key`, `malformed_key`, `invalid_key`) are not counted.")
+        .param(path_param("key_id"))
+        .answer("200", "30 days, oldest first", schema("UsageView"))
+        .error("404", "`key_not_found`");
     let rotate = admin_op("Rotate: a new key now, the old one works until its grace ends")
         .param(path_param("key_id"))
         .body(false, JSON, schema("RotateInput"))
@@ -179,6 +184,7 @@ fn paths() -> Value {
         "/admin/v1/keys": { "get": list_keys.get(), "head": list_keys.head() },
         "/admin/v1/keys/report-leaked": { "post": report_leaked.0 },
         "/admin/v1/keys/{key_id}": { "get": get_key.get(), "head": get_key.head() },
+        "/admin/v1/keys/{key_id}/usage": { "get": usage.get(), "head": usage.head() },
         "/admin/v1/keys/{key_id}/rotate": { "post": rotate.0 },
         "/admin/v1/keys/{key_id}/revoke": { "post": revoke.0 },
         "/admin/v1/audit": { "get": audit.get(), "head": audit.head() }

@@ -3,8 +3,8 @@
 //! A body is read only once the caller is authenticated (the admin token, with failed sign-ins
 //! throttled, or GitHub's signature headers), and only up to its route's limit (`body`).
 //! Per-isolate state here: the overlay of recent key changes (with the records read
-//! lately), shared by every request the isolate serves; the settings, GitHub's keys and the
-//! sign-in throttle keep theirs in their own modules.
+//! lately), shared by every request the isolate serves; the settings, GitHub's keys, the
+//! sign-in throttle and the usage tally keep theirs in their own modules.
 //!
 //! `/admin/` (the dashboard) and `/openapi.json` never reach this code: the assets binding
 //! (`[assets]` in wrangler.toml) serves files of `public/` before the worker runs.
@@ -17,8 +17,9 @@ use crate::kv::Kv;
 use crate::respond::respond;
 use crate::settings::Settings;
 use crate::signin::{self, SignInLimiter};
+use crate::usage::{self, UsageClient};
 use lumiqtrace_core::admin::Keys;
-use lumiqtrace_core::api::{self, HttpRequest, Outcome, Reply};
+use lumiqtrace_core::api::{self, HttpRequest, Outcome, Reply, Usage};
 use lumiqtrace_core::changes::Overlay;
 use lumiqtrace_core::error::ApiError;
 use lumiqtrace_core::repo::Repo;
@@ -37,11 +38,14 @@ thread_local! {
 /// Every request. An error no reply covered (the runtime refused to build a response, say)
 /// becomes the generic JSON 500, its detail in the log.
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    match handle(req, &env).await {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let answer = match handle(req, &env).await {
         Ok(response) => Ok(response),
         Err(e) => respond(Reply::error(&ApiError::Internal(e.to_string()))),
-    }
+    };
+    // Uses counted by this request (or earlier ones) are reported later, in the background.
+    usage::schedule_report(&env, &ctx, Settings::get(&env).flush_ms);
+    answer
 }
 
 async fn handle(req: Request, env: &Env) -> Result<Response> {
@@ -130,7 +134,12 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
     if let Some(signatures) = &signatures {
         return respond(api::github_secret_scanning(&keys, signatures, &request, now).await);
     }
-    let reply = match api::handle(&keys, &settings.config, &request, now).await {
+    let tally = usage::tally();
+    let usage = Usage {
+        tally: &tally,
+        source: &UsageClient { env },
+    };
+    let reply = match api::handle(&keys, &usage, &settings.config, &request, now).await {
         Outcome::Reply(reply) => reply,
         Outcome::Forward { grant, target, log } => {
             if let Some(line) = log {

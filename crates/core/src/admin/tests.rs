@@ -670,6 +670,12 @@ fn ingest_with_storage_failing_is_503_never_a_grant() {
         admin_token: Some(crate::api::AdminToken::of("t")),
         grace_ms: GRACE,
         refresh_ms: 0,
+        quiet_ms: 0,
+    };
+    let tally = RefCell::default();
+    let no_usage = crate::api::Usage {
+        tally: &tally,
+        source: &crate::usage::NoUsage,
     };
     let mut faults = 0;
     // Without the log; and with it, unreachable too, from an isolate that knows no recent change.
@@ -702,7 +708,7 @@ fn ingest_with_storage_failing_is_503_never_a_grant() {
                         feed: &world.feed,
                         overlay: &fresh,
                     };
-                    match block_on(crate::api::handle(&keys, &config, &req, NOW)) {
+                    match block_on(crate::api::handle(&keys, &no_usage, &config, &req, NOW)) {
                         crate::api::Outcome::Reply(reply) => {
                             assert_eq!(reply.status, 503, "{path}")
                         }

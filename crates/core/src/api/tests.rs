@@ -4,6 +4,7 @@ use super::*;
 use crate::changes::{MemoryFeed, NoFeed, Overlay};
 use crate::repo::Repo;
 use crate::store::{MemoryStore, Op};
+use crate::usage::MemoryUsage;
 use pollster::block_on;
 use serde_json::Value;
 use std::cell::RefCell;
@@ -17,6 +18,8 @@ struct Api<F> {
     feed: F,
     overlay: RefCell<Overlay>,
     config: Config,
+    tally: RefCell<Tally>,
+    usage: MemoryUsage,
 }
 
 /// Runs a behaviour test twice: KV alone (overlay off), and with the change log.
@@ -70,7 +73,10 @@ impl<F: ChangeFeed> Api<F> {
                 admin_token: Some(AdminToken::of(TOKEN)),
                 grace_ms: GRACE,
                 refresh_ms: 2_000,
+                quiet_ms: 15 * 60_000,
             },
+            tally: RefCell::default(),
+            usage: MemoryUsage::default(),
         }
     }
 
@@ -80,7 +86,11 @@ impl<F: ChangeFeed> Api<F> {
             feed: &self.feed,
             overlay: &self.overlay,
         };
-        match block_on(handle(&keys, &self.config, &req, now)) {
+        let usage = Usage {
+            tally: &self.tally,
+            source: &self.usage,
+        };
+        match block_on(handle(&keys, &usage, &self.config, &req, now)) {
             Outcome::Reply(reply) => Answer {
                 status: reply.status,
                 json: serde_json::from_str(&reply.body).expect("every reply is JSON"),
@@ -786,7 +796,11 @@ fn ingest_paths_are_canonical_and_the_forward_gets_the_one_checked<F: ChangeFeed
             authorization,
             ..Default::default()
         };
-        block_on(handle(&keys, &api.config, &req, 1))
+        let usage = Usage {
+            tally: &api.tally,
+            source: &api.usage,
+        };
+        block_on(handle(&keys, &usage, &api.config, &req, 1))
     };
     let reads = api.store.log().len();
     for (path, query) in [
@@ -1312,4 +1326,150 @@ fn a_project_rotation_period_marks_older_active_keys_due<F: ChangeFeed>(api: Api
     assert_eq!(a.code(), "project_not_found");
     let a = api.admin("GET", "/admin/v1/keys?rotation_due=yes", "", 9);
     assert_eq!((a.status, a.code()), (400, "invalid_query"));
+}
+
+const MINUTE: Millis = 60_000;
+
+impl<F: ChangeFeed> Api<F> {
+    /// What the shell does once per flush interval: report the tally.
+    fn flush(&self, now: Millis) {
+        self.usage.deliver(self.tally.borrow_mut().take(), now);
+    }
+
+    fn view(&self, id: &str, now: Millis) -> Value {
+        let a = self.admin("GET", &format!("/admin/v1/keys/{id}"), "", now);
+        assert_eq!(a.status, 200, "{}", a.json);
+        a.json
+    }
+}
+
+both!(verifications_are_counted_per_key_and_day_and_shown_once_reported);
+fn verifications_are_counted_per_key_and_day_and_shown_once_reported<F: ChangeFeed>(api: Api<F>) {
+    api.project("web-app");
+    api.project("mobile");
+    let (key, id) = api.key("web-app", "k", NOV_26);
+    let (_, other) = api.key("web-app", "other", NOV_26);
+    let reads = api.store.log().len();
+    assert_eq!(api.verify(&key, NOV_26 + MINUTE + 5).status, 200);
+    assert_eq!(
+        api.store.log().len(),
+        reads + 1,
+        "one KV read, nothing written"
+    );
+    assert_eq!(api.verify(&key, NOV_26 + 2 * MINUTE + 7).status, 200);
+    let wrong = HttpRequest {
+        method: "POST",
+        path: "/v1/projects/mobile/ingest",
+        authorization: Some(&format!("Bearer {key}")),
+        ..Default::default()
+    };
+    assert_eq!(
+        api.call(wrong, NOV_26 + 3 * MINUTE).code(),
+        "project_mismatch"
+    );
+    api.verify(&format!("lqt_{}", "0".repeat(64)), NOV_26);
+    assert_eq!(
+        api.view(&id, NOV_26 + 4 * MINUTE)["last_used_at"],
+        Value::Null,
+        "not reported yet"
+    );
+    api.flush(NOV_26 + 4 * MINUTE);
+    let view = api.view(&id, NOV_26 + 4 * MINUTE);
+    // 2026-11-26T10:45:54.123Z + 2 min 7 ms, to the minute.
+    assert_eq!(view["last_used_at"], "2026-11-26T10:47:00.000Z");
+    let listed = api.admin(
+        "GET",
+        "/admin/v1/keys?project_id=web-app",
+        "",
+        NOV_26 + 4 * MINUTE,
+    );
+    let rows = listed.json["keys"].as_array().unwrap();
+    let row = |id: &str| rows.iter().find(|k| k["id"] == id).unwrap().clone();
+    assert_eq!(row(&id)["last_used_at"], "2026-11-26T10:47:00.000Z");
+    assert_eq!(row(&other)["last_used_at"], Value::Null, "never used");
+    let usage = api.admin(
+        "GET",
+        &format!("/admin/v1/keys/{id}/usage"),
+        "",
+        NOV_26 + DAY,
+    );
+    assert_eq!(usage.status, 200, "{}", usage.json);
+    let days = usage.json["days"].as_array().unwrap();
+    assert_eq!(days.len(), 30);
+    assert_eq!(days[28]["date"], "2026-11-26");
+    assert_eq!(days[28]["granted"], 2);
+    assert_eq!(days[28]["refused"]["project_mismatch"], 1);
+    assert_eq!(days[29]["granted"], 0);
+    // Revoked: its refusals are its own.
+    api.admin(
+        "POST",
+        &format!("/admin/v1/keys/{id}/revoke"),
+        "",
+        NOV_26 + DAY,
+    );
+    api.verify(&key, NOV_26 + DAY + 1);
+    api.flush(NOV_26 + DAY + 1);
+    let usage = api.admin(
+        "GET",
+        &format!("/admin/v1/keys/{id}/usage"),
+        "",
+        NOV_26 + DAY + 2,
+    );
+    assert_eq!(usage.json["days"][29]["refused"]["key_revoked"], 1);
+    assert_eq!(
+        api.admin("GET", "/admin/v1/keys/nope/usage", "", 0).code(),
+        "key_not_found"
+    );
+    api.usage.fail.set(true);
+    let failed = api.admin("GET", &format!("/admin/v1/keys/{id}/usage"), "", NOV_26);
+    assert_eq!((failed.status, failed.code()), (503, "unavailable"));
+}
+
+both!(a_rotated_key_in_grace_shows_its_last_use_and_is_safe_to_revoke_after_the_quiet_time);
+fn a_rotated_key_in_grace_shows_its_last_use_and_is_safe_to_revoke_after_the_quiet_time<
+    F: ChangeFeed,
+>(
+    api: Api<F>,
+) {
+    api.project("web-app");
+    let (old, id) = api.key("web-app", "web", NOV_26);
+    let rotated = api.admin(
+        "POST",
+        &format!("/admin/v1/keys/{id}/rotate"),
+        "",
+        NOV_26 + MINUTE,
+    );
+    assert_eq!(rotated.json["previous"]["safe_to_revoke"], false);
+    // The old key is still used 5 minutes into the grace, then no more.
+    let used = NOV_26 + 6 * MINUTE;
+    assert_eq!(api.verify(&old, used).status, 200);
+    api.flush(used);
+    let quiet = used - used % MINUTE + api.config.quiet_ms;
+    let view = api.view(&id, quiet - 1);
+    assert_eq!(view["status"], "grace");
+    assert_eq!(view["last_used_at"], "2026-11-26T10:51:00.000Z");
+    assert_eq!(view["safe_to_revoke"], false, "used within the quiet time");
+    let view = api.view(&id, quiet);
+    assert_eq!(view["safe_to_revoke"], true);
+    let listed = api.admin("GET", "/admin/v1/keys?project_id=web-app", "", quiet);
+    let row = listed.json["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id.as_str())
+        .cloned();
+    assert_eq!(row.unwrap()["safe_to_revoke"], true);
+    // Usage that cannot be read never says "safe".
+    api.usage.fail.set(true);
+    let a = api.admin("GET", &format!("/admin/v1/keys/{id}"), "", quiet);
+    assert_eq!(
+        (a.status, &a.json["safe_to_revoke"]),
+        (200, &Value::Bool(false))
+    );
+    assert!(a
+        .reply
+        .unwrap()
+        .log
+        .unwrap()
+        .contains("usage of project web-app unavailable"));
 }
