@@ -259,7 +259,7 @@ pub struct KeyView {
     #[cfg_attr(feature = "openapi", schema(required, format = DateTime))]
     pub rotation_due_at: Option<String>,
     /// The last minute a request presenting this key was granted, as far as usage reports
-    /// have arrived (docs/usage.md states the bound); `null`: never used, or not yet reported.
+    /// have arrived (docs/key-lifecycle.md states the bound); `null`: never used, or not yet reported.
     #[cfg_attr(feature = "openapi", schema(required, format = DateTime))]
     pub last_used_at: Option<String>,
     /// The key is in its rotation grace and has seen no traffic for the quiet time
