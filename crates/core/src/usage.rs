@@ -102,8 +102,15 @@ impl Tally {
         now: Millis,
     ) -> bool {
         let was_empty = self.pending.is_empty();
-        let keys = self.pending.entry(project_id.to_owned()).or_default();
-        let usage = keys.entry(key_id.to_owned()).or_default();
+        // Names are copied only the first time a key is seen in an interval.
+        if !self.pending.contains_key(project_id) {
+            self.pending.insert(project_id.to_owned(), BTreeMap::new());
+        }
+        let keys = self.pending.get_mut(project_id).expect("inserted above");
+        if !keys.contains_key(key_id) {
+            keys.insert(key_id.to_owned(), KeyUsage::default());
+        }
+        let usage = keys.get_mut(key_id).expect("inserted above");
         let day = usage.day(day_of(now));
         match outcome {
             Ok(()) => {
