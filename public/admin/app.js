@@ -483,7 +483,7 @@
     const summary = `${total} granted and ${bad} refused verifications in the last 30 days`;
     const bars = u.days.flatMap((d, i) => {
       const x = i * (W + GAP), g = Math.round((d.granted / max) * H), r = Math.round((refused(d) / max) * H);
-      const tip = `${d.date}: ${d.granted} granted${refused(d) ? `, ${Object.entries(d.refused).map(([c, n]) => `${n} ${c}`).join(', ')}` : ''}`;
+      const tip = `${d.date}: ${d.granted} granted${refused(d) ? `, ${Object.entries(d.refused).filter(([, n]) => n).map(([c, n]) => `${n} ${c}`).join(', ')}` : ''}`;
       return [svg('g', { class: 'day', 'data-date': d.date, 'data-granted': d.granted, 'data-refused': refused(d) },
         svg('title', null, tip),
         svg('rect', { class: 'bg', x, y: 0, width: W, height: H }),

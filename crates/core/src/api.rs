@@ -396,11 +396,11 @@ async fn with_usage<U: UsageSource>(
     let mut projects: Vec<&str> = listed.iter().map(|(r, _)| r.project_id.as_str()).collect();
     projects.sort_unstable();
     projects.dedup();
-    let mut found = BTreeMap::new();
+    let mut found = Vec::new();
     let mut failures = Vec::new();
     for project in projects {
         match usage.source.project_usage(project, now).await {
-            Ok(keys) => drop(found.insert(project.to_owned(), keys)),
+            Ok(keys) => found.push((project.to_owned(), keys)),
             Err(e) => failures.push(format!("usage of project {project} unavailable: {e}")),
         }
     }
@@ -409,7 +409,7 @@ async fn with_usage<U: UsageSource>(
         grace_ms: config.grace_ms,
     };
     for (record, view) in listed.iter_mut() {
-        let Some(keys) = found.get(&record.project_id) else {
+        let Some((_, keys)) = found.iter().find(|(p, _)| *p == record.project_id) else {
             continue;
         };
         let last_used = keys.get(&record.id).and_then(|u| u.last_used_at);

@@ -16,7 +16,7 @@ use crate::leaks::MAX_SOURCE_CHARS;
 use crate::leaks::{AdminReport, Feedback, GitHubMatch, MAX_REASON_BYTES, MAX_REPORT_ENTRIES};
 use crate::record::{AuditView, Grant, KeyStatus, KeyView, ProjectView};
 use crate::record::{ENVIRONMENT_PATTERN, MAX_NAME_CHARS, PROJECT_ID_PATTERN};
-use crate::usage::{DayView, UsageView};
+use crate::usage::{DayView, Refusals, UsageView};
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder};
 use utoipa::openapi::schema::{SchemaType, Type};
 use utoipa::openapi::{RefOr, Schema};
@@ -51,6 +51,7 @@ pub fn components() -> Vec<(String, RefOr<Schema>)> {
         named::<RotateInput>(),
         named::<UsageView>(),
         named::<DayView>(),
+        named::<Refusals>(),
     ]
 }
 

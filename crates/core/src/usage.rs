@@ -27,6 +27,38 @@ pub const MAX_FLUSH_MS: Millis = 25_000;
 pub const DEFAULT_QUIET_MS: Millis = 15 * 60_000;
 const MINUTE_MS: Millis = 60_000;
 
+/// Refusals of a known key, by error code: the only refusals that name a key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Refusals {
+    #[serde(default)]
+    pub key_revoked: u64,
+    #[serde(default)]
+    pub key_expired: u64,
+    #[serde(default)]
+    pub project_mismatch: u64,
+}
+
+impl Refusals {
+    /// Counts one refusal with error code `code`; any other code is not one of a known key's
+    /// and is not counted.
+    fn add(&mut self, code: &str) {
+        match code {
+            "key_revoked" => self.key_revoked += 1,
+            "key_expired" => self.key_expired += 1,
+            "project_mismatch" => self.project_mismatch += 1,
+            _ => {}
+        }
+    }
+
+    fn merge(&mut self, other: &Refusals) {
+        self.key_revoked = self.key_revoked.saturating_add(other.key_revoked);
+        self.key_expired = self.key_expired.saturating_add(other.key_expired);
+        self.project_mismatch = self.project_mismatch.saturating_add(other.project_mismatch);
+    }
+}
+
 /// One UTC day of one key: verifications granted, and refused by error code.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayCount {
@@ -34,7 +66,7 @@ pub struct DayCount {
     pub day: u32,
     pub granted: u64,
     #[serde(default)]
-    pub refused: BTreeMap<String, u64>,
+    pub refused: Refusals,
 }
 
 /// One key's usage: its last granted minute (Unix ms, whole minutes) and its days, oldest
@@ -67,10 +99,7 @@ impl KeyUsage {
         for add in &other.days {
             let day = self.day(add.day);
             day.granted = day.granted.saturating_add(add.granted);
-            for (code, n) in &add.refused {
-                let count = day.refused.entry(code.clone()).or_default();
-                *count = count.saturating_add(*n);
-            }
+            day.refused.merge(&add.refused);
         }
     }
 
@@ -81,13 +110,14 @@ impl KeyUsage {
     }
 }
 
-/// A report: uses since the last one, by project id, then key id.
-pub type Report = BTreeMap<String, BTreeMap<String, KeyUsage>>;
+/// A report: uses since the last one, per project id, by key id.
+pub type Report = Vec<(String, BTreeMap<String, KeyUsage>)>;
 
-/// One isolate's uses not yet reported.
+/// One isolate's uses not yet reported, by `{project id}/{key id}` (a project id holds no `/`):
+/// one map of the ledger's type rather than a map of maps, which keeps the wasm smaller.
 #[derive(Debug, Default)]
 pub struct Tally {
-    pending: Report,
+    pending: BTreeMap<String, KeyUsage>,
 }
 
 impl Tally {
@@ -102,15 +132,10 @@ impl Tally {
         now: Millis,
     ) -> bool {
         let was_empty = self.pending.is_empty();
-        // Names are copied only the first time a key is seen in an interval.
-        if !self.pending.contains_key(project_id) {
-            self.pending.insert(project_id.to_owned(), BTreeMap::new());
-        }
-        let keys = self.pending.get_mut(project_id).expect("inserted above");
-        if !keys.contains_key(key_id) {
-            keys.insert(key_id.to_owned(), KeyUsage::default());
-        }
-        let usage = keys.get_mut(key_id).expect("inserted above");
+        let usage = self
+            .pending
+            .entry(format!("{project_id}/{key_id}"))
+            .or_default();
         let day = usage.day(day_of(now));
         match outcome {
             Ok(()) => {
@@ -118,14 +143,26 @@ impl Tally {
                 let minute = now - now % MINUTE_MS;
                 usage.last_used_at = usage.last_used_at.max(Some(minute));
             }
-            Err(code) => *day.refused.entry(code.to_owned()).or_default() += 1,
+            Err(code) => day.refused.add(code),
         }
         was_empty
     }
 
-    /// Everything not yet reported, leaving the tally empty.
+    /// Everything not yet reported, per project, leaving the tally empty.
     pub fn take(&mut self) -> Report {
-        std::mem::take(&mut self.pending)
+        let mut report: Report = Vec::new();
+        for (name, usage) in std::mem::take(&mut self.pending) {
+            let (project, key) = name.split_once('/').unwrap_or(("", &name));
+            match report.last_mut() {
+                // In name order, so one project's keys come together.
+                Some((p, keys)) if p == project => drop(keys.insert(key.to_owned(), usage)),
+                _ => report.push((
+                    project.to_owned(),
+                    BTreeMap::from([(key.to_owned(), usage)]),
+                )),
+            }
+        }
+        report
     }
 
     pub fn is_empty(&self) -> bool {
@@ -160,11 +197,10 @@ impl Ledger {
         self.keys.get(key_id)
     }
 
-    /// Every key's usage, days older than [`USAGE_DAYS`] dropped.
-    pub fn snapshot(&self, now: Millis) -> BTreeMap<String, KeyUsage> {
-        let mut keys = self.keys.clone();
-        keys.values_mut().for_each(|u| u.prune(now));
-        keys
+    /// Every key's usage, days older than [`USAGE_DAYS`] dropped first.
+    pub fn snapshot(&mut self, now: Millis) -> &BTreeMap<String, KeyUsage> {
+        self.keys.values_mut().for_each(|u| u.prune(now));
+        &self.keys
     }
 }
 
@@ -207,10 +243,10 @@ impl UsageSource for MemoryUsage {
         if self.fail.get() {
             return Err(StoreError("usage unavailable".into()));
         }
-        let ledgers = self.ledgers.borrow();
+        let mut ledgers = self.ledgers.borrow_mut();
         Ok(ledgers
-            .get(project_id)
-            .map(|l| l.snapshot(now))
+            .get_mut(project_id)
+            .map(|l| l.snapshot(now).clone())
             .unwrap_or_default())
     }
 }
@@ -251,8 +287,8 @@ pub struct DayView {
     #[cfg_attr(feature = "openapi", schema(format = Date))]
     pub date: String,
     pub granted: u64,
-    /// Refusals of this key by error code (`key_revoked`, `key_expired`, `project_mismatch`).
-    pub refused: BTreeMap<String, u64>,
+    /// Refusals of this key by error code.
+    pub refused: Refusals,
 }
 
 impl UsageView {
@@ -264,7 +300,7 @@ impl UsageView {
                 DayView {
                     date: rfc3339(Millis::from(day) * DAY_MS)[..10].to_owned(),
                     granted: found.map_or(0, |d| d.granted),
-                    refused: found.map(|d| d.refused.clone()).unwrap_or_default(),
+                    refused: found.map(|d| d.refused).unwrap_or_default(),
                 }
             })
             .collect();
@@ -291,7 +327,8 @@ mod tests {
         assert!(!tally.record("q", "k2", Ok(()), NOV_30 + DAY_MS));
         let report = tally.take();
         assert!(tally.is_empty());
-        let k1 = &report["p"]["k1"];
+        assert_eq!(report.len(), 2);
+        let k1 = &report[0].1["k1"];
         assert_eq!(
             k1.last_used_at,
             Some(NOV_30),
@@ -299,8 +336,9 @@ mod tests {
         );
         assert_eq!(k1.days.len(), 1);
         assert_eq!(k1.days[0].granted, 2);
-        assert_eq!(k1.days[0].refused["key_revoked"], 1);
-        assert_eq!(report["q"]["k2"].days[0].day, day_of(NOV_30) + 1);
+        assert_eq!(k1.days[0].refused.key_revoked, 1);
+        assert_eq!(report[1].0, "q");
+        assert_eq!(report[1].1["k2"].days[0].day, day_of(NOV_30) + 1);
         assert!(
             tally.record("p", "k1", Ok(()), NOV_30),
             "empty again: a new report is due"
@@ -317,8 +355,8 @@ mod tests {
         let mut b = Tally::default();
         b.record("p", "k", Ok(()), NOV_30 - 60_000);
         b.record("p", "k", Err("key_expired"), NOV_30);
-        assert_eq!(ledger.apply(&b.take()["p"], NOV_30), ["k"]);
-        ledger.apply(&a.take()["p"], NOV_30);
+        assert_eq!(ledger.apply(&b.take()[0].1, NOV_30), ["k"]);
+        ledger.apply(&a.take()[0].1, NOV_30);
         let k = ledger.get("k").unwrap();
         assert_eq!(
             k.last_used_at,
@@ -327,7 +365,7 @@ mod tests {
         );
         let days: Vec<u32> = k.days.iter().map(|d| d.day).collect();
         assert_eq!(days, [day_of(NOV_30) - 29, day_of(NOV_30)], "day 40 pruned");
-        assert_eq!(k.days[1].refused["key_expired"], 2);
+        assert_eq!(k.days[1].refused.key_expired, 2);
         assert_eq!(k.days[1].granted, 1);
         let later = ledger.snapshot(NOV_30 + DAY_MS);
         assert_eq!(later["k"].days.len(), 1, "pruned on read as days pass");
@@ -339,13 +377,13 @@ mod tests {
         tally.record("p", "k", Ok(()), NOV_30);
         tally.record("p", "k", Err("project_mismatch"), NOV_30 - 29 * DAY_MS);
         let mut ledger = Ledger::default();
-        ledger.apply(&tally.take()["p"], NOV_30);
+        ledger.apply(&tally.take()[0].1, NOV_30);
         let view = UsageView::new("k", ledger.get("k"), NOV_30);
         assert_eq!(view.days.len(), 30);
         assert_eq!(view.days[29].date, "2026-11-30");
         assert_eq!(view.days[29].granted, 1);
         assert_eq!(view.days[0].date, "2026-11-01");
-        assert_eq!(view.days[0].refused["project_mismatch"], 1);
+        assert_eq!(view.days[0].refused.project_mismatch, 1);
         assert_eq!(view.days[1].granted, 0);
         assert_eq!(
             view.last_used_at.as_deref(),

@@ -160,8 +160,8 @@ impl DurableObject for KeyUsage {
                 reply(200, "{}".into())
             }
             (Method::Get, "/usage") => {
-                let snapshot = self.ledger.borrow().snapshot(now);
-                reply(200, serde_json::to_string(&snapshot)?)
+                let snapshot = serde_json::to_string(self.ledger.borrow_mut().snapshot(now));
+                reply(200, snapshot?)
             }
             _ => reply(404, "{}".into()),
         }
