@@ -1,6 +1,5 @@
 //! Time as the core sees it: Unix milliseconds passed in by the caller, and RFC 3339 for JSON.
 
-use time::macros::format_description;
 use time::OffsetDateTime;
 
 /// Milliseconds since the Unix epoch (UTC). The core never reads a clock: callers pass `now`.
@@ -19,16 +18,25 @@ pub fn parse_seconds(text: &str) -> Option<Millis> {
 
 /// `2026-11-26T10:45:54.123Z` for a Unix-millisecond instant. RFC 3339 has four-digit years:
 /// an instant after 9999-12-31T23:59:59.999Z (a grace period configured in millennia) is shown
-/// as that instant.
+/// as that instant. The calendar is `time`'s; the fields are written with `format!` rather than
+/// `time`'s format-description interpreter, which would add about 20 KB to the gzip bundle.
 pub fn rfc3339(ms: Millis) -> String {
-    const FORMAT: &[time::format_description::FormatItem<'static>] =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     const LAST: &str = "9999-12-31T23:59:59.999Z";
     let nanos = i128::from(ms) * 1_000_000;
-    // Out of range for `time` (years past 9999) is the only way either step fails.
-    let instant = OffsetDateTime::from_unix_timestamp_nanos(nanos).ok();
-    let formatted = instant.and_then(|instant| instant.format(FORMAT).ok());
-    formatted.unwrap_or_else(|| LAST.to_owned())
+    // Out of range for `time` (years past 9999) is the only way this fails.
+    let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
+        return LAST.to_owned();
+    };
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }
 
 /// An RFC 3339 date-time (`2027-01-31T00:00:00Z`, `2027-01-31T01:00:00.5+01:00`) as a Unix

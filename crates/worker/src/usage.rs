@@ -126,7 +126,7 @@ impl UsageSource for UsageClient<'_> {
 }
 
 /// The Durable Object class (`KeyUsage` in `wrangler.toml`): one project's ledger.
-#[durable_object]
+#[durable_object(fetch)]
 pub struct KeyUsage {
     state: State,
     ledger: RefCell<Ledger>,
