@@ -3,7 +3,9 @@
 // for a hot valid key, a malformed key and an unknown key, side by side for the trivial worker,
 // the plain JavaScript worker and ours: workerd CPU per request, KV reads and Durable Object
 // requests per 1,000 requests (counted), and the cost per million verifies at Cloudflare's prices;
-// then the cold start and the deployable bundle, and the targets' verdicts.
+// then the cold start and the deployable bundle, and the targets' verdicts; and what reporting key
+// usage (issue 19) adds: one window of ours on the hot key as long as USAGE_FLUSH_SECONDS + 2 s, so
+// at least one report lands in it, with its KeyUsage requests and storage rows written counted.
 // Writes bench/out/results.md and results.json; bench/RESULTS.md on a full run (or with --record).
 //
 // Then the far change log case (bench/lib/far-log.mjs): verify latency with 200 ms each way to
@@ -42,7 +44,8 @@ if (!skipBundle) {
   log("building (bash scripts/build.sh)");
   execFileSync("bash", ["scripts/build.sh"], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"] });
 }
-const { CASES, WORKERS, bearer, cpuMicros, startWorker } = await import("./lib/workers.mjs");
+const { CASES, WORKERS, WRANGLER, bearer, cpuMicros, startWorker } = await import("./lib/workers.mjs");
+const WRANGLER_VARS = WRANGLER.vars ?? {};
 const { ensureWrk, runWrk, PINNING } = await import("./lib/load.mjs");
 const { markdown, median, summarise, targets } = await import("./lib/report.mjs");
 const { farLog, farLogMarkdown, farLogTargets } = await import("./lib/far-log.mjs");
@@ -115,6 +118,7 @@ async function measure(w, c, seconds) {
 const names = Object.keys(WORKERS), cases = Object.keys(CASES);
 const windows = Object.fromEntries(names.map((n) => [n, Object.fromEntries(cases.map((c) => [c, []]))]));
 const coldStarts = Object.fromEntries(names.map((n) => [n, []]));
+const usageWindows = [];
 const notes = [];
 const info = machine();
 mkdirSync(join(ROOT, "bench/out"), { recursive: true });
@@ -153,8 +157,15 @@ try {
         if (r.errors || (want2xx ? r.non2xx : r.requests - r.non2xx))
           notes.push(`${w.name}/${c} run ${run + 1}: ${r.errors} socket errors, ${r.non2xx} of ${r.requests} answers not 2xx.`);
         windows[w.name][c].push(r);
-        log(`run ${run + 1} ${c.padEnd(9)} ${w.name.padEnd(7)} ${r.cpuUs.toFixed(0).padStart(5)} µs/req  ${r.rps.toFixed(0).padStart(6)} req/s  KV reads ${r.kv.reads}  DO requests ${r.dos.requests}`);
+        log(`run ${run + 1} ${c.padEnd(9)} ${w.name.padEnd(7)} ${r.cpuUs.toFixed(0).padStart(5)} µs/req  ${r.rps.toFixed(0).padStart(6)} req/s  KV reads ${r.kv.reads}  DO requests ${r.dos.requests} (KeyUsage ${r.dos.KeyUsageRequests ?? 0})  DO rows written ${r.dos.storageRows}`);
       }
+    }
+    const ours = running.find((w) => w.name === "rust");
+    const flushSeconds = Number(ours && WRANGLER_VARS.USAGE_FLUSH_SECONDS);
+    if (ours && flushSeconds) {
+      const u = await measure(ours, "valid", Math.ceil(flushSeconds) + 2);
+      usageWindows.push(u);
+      log(`run ${run + 1} usage    rust    ${u.requests} verifies in ${Math.ceil(flushSeconds) + 2} s: KeyUsage requests ${u.dos.KeyUsageRequests}, DO rows written ${u.dos.storageRows}`);
     }
     await stopAll();
   }
@@ -166,7 +177,15 @@ const far = await farLog({ ...farSettings, log });
 const stats = summarise(windows);
 const coldStartMs = Object.fromEntries(names.map((n) => [n, median(coldStarts[n])]));
 const labels = Object.fromEntries([...Object.entries(WORKERS), ...Object.entries(CASES)].map(([k, v]) => [k, v.label]));
-const md = markdown({ machine: info, settings, stats, coldStartMs, bundle, notes, labels }) + "\n" + farLogMarkdown(far, farSettings);
+const usageMd = (() => {
+  if (!usageWindows.length) return "";
+  const n = usageWindows.reduce((a, u) => a + u.requests, 0);
+  const per = (f) => (usageWindows.reduce((a, u) => a + f(u), 0) / n * 1000).toFixed(4);
+  return `\n## Key usage reporting (issue 19)\n\nOurs on the hot key for USAGE_FLUSH_SECONDS (${WRANGLER_VARS.USAGE_FLUSH_SECONDS} s) + 2 s per run, ${usageWindows.length} window(s), ${n} verifies: ` +
+    `KeyUsage requests ${per((u) => u.dos.KeyUsageRequests)} per 1,000 verifies, Durable Object storage rows written ${per((u) => u.dos.storageRows)} per 1,000 ` +
+    `(all DO requests ${per((u) => u.dos.requests)} per 1,000, the change log's refreshes included). An isolate reports at most once per interval and project, whatever its traffic: at r verifies a second per isolate that is 1,000 ÷ (r × ${WRANGLER_VARS.USAGE_FLUSH_SECONDS}) requests, and one row per key used, per 1,000 verifies. No KV write.\n`;
+})();
+const md = markdown({ machine: info, settings, stats, coldStartMs, bundle, notes, labels }) + "\n" + farLogMarkdown(far, farSettings) + usageMd;
 writeFileSync(join(ROOT, "bench/out/results.md"), md);
 writeFileSync(join(ROOT, "bench/out/results.json"), JSON.stringify({ machine: info, settings, windows, coldStarts, stats, bundle, notes, far }, null, 2));
 const record = (!quick && !skipBundle && settings.runs >= 3) || args.has("--record");

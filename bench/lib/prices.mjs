@@ -8,7 +8,8 @@
 // - Durable Objects: https://developers.cloudflare.com/durable-objects/platform/pricing/
 //   requests "+ $0.15/million" (HTTP requests, RPC sessions, WebSocket messages, alarm
 //   invocations); duration "+ $12.50/million GB-s" of wall time while an object is active (an
-//   idle object that can hibernate is not billed), at 128 MB per object.
+//   idle object that can hibernate is not billed), at 128 MB per object; SQLite-backed storage
+//   "Rows written" "+$1.00 / million rows".
 // The included amounts (10 million requests a month, ...) are left out: this is the marginal
 // cost of a verify at scale. Update the figures and the date together.
 export const PRICES = {
@@ -22,6 +23,7 @@ export const PRICES = {
   doRequestPerM: 0.15,
   doGbSecondPerM: 12.5,
   doGb: 0.128,
+  doRowWritePerM: 1,
 };
 
 /**
@@ -34,7 +36,8 @@ export function costPerMillion({ cpuUs, kv, dos }) {
     requests: p.requestPerM,
     cpu: (cpuUs / 1000) * p.cpuMsPerM,
     kv: kv.reads * p.kvReadPerM + kv.writes * p.kvWritePerM + kv.deletes * p.kvDeletePerM + kv.lists * p.kvListPerM,
-    durableObjects: dos.requests * p.doRequestPerM + (dos.activeMs / 1000) * p.doGb * p.doGbSecondPerM,
+    durableObjects: dos.requests * p.doRequestPerM + (dos.activeMs / 1000) * p.doGb * p.doGbSecondPerM
+      + (dos.storageRows ?? 0) * p.doRowWritePerM,
   };
   return { ...parts, total: parts.requests + parts.cpu + parts.kv + parts.durableObjects };
 }

@@ -76,12 +76,12 @@ export function markdown({ machine, settings, stats, coldStartMs, bundle, notes,
   for (const t of targets(stats, bundle)) L.push(`| ${t.name} | ${t.measured} | ${verdict(t.pass)} |`);
 
   L.push("", "## Per request: `GET /v1/auth/verify`", "");
-  L.push("| path | worker | workerd CPU µs/req | × trivial | KV reads /1,000 | DO requests /1,000 | $ per million | req/s |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+  L.push("| path | worker | workerd CPU µs/req | × trivial | KV reads /1,000 | DO requests /1,000 | of which KeyUsage | DO storage rows written /1,000 | $ per million | req/s |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const c of cases) for (const w of workers) {
     const s = stats[w]?.[c];
     if (!s) continue;
     const ratio = stats.trivial?.[c] ? s.cpuUs / stats.trivial[c].cpuUs : null;
-    L.push(`| ${w === workers[0] ? labels[c] : ""} | ${labels[w]} | ${fmt(s.cpuUs)} | ${fmt(ratio, 2)} | ${fmt(s.kv.reads * 1000, 3)} | ${fmt(s.dos.requests * 1000, 3)} | ${usd(s.cost.total)} | ${fmt(s.rps)} |`);
+    L.push(`| ${w === workers[0] ? labels[c] : ""} | ${labels[w]} | ${fmt(s.cpuUs)} | ${fmt(ratio, 2)} | ${fmt(s.kv.reads * 1000, 3)} | ${fmt(s.dos.requests * 1000, 3)} | ${fmt((s.dos.KeyUsageRequests ?? 0) * 1000, 3)} | ${fmt((s.dos.storageRows ?? 0) * 1000, 3)} | ${usd(s.cost.total)} | ${fmt(s.rps)} |`);
   }
   L.push("", "JavaScript worker ÷ ours, CPU per request: " + cases.map((c) => (stats.js?.[c] && stats.rust?.[c] ? `${labels[c]} ${fmt(stats.js[c].cpuUs / stats.rust[c].cpuUs, 2)}×` : null)).filter(Boolean).join(", ") + ".");
 
@@ -107,7 +107,8 @@ export function markdown({ machine, settings, stats, coldStartMs, bundle, notes,
   L.push(`Each run starts a fresh workerd per worker through Miniflare (cold start: from \`new Miniflare\` to the answer to a first malformed key), gives it a key (ours issues one through its admin API), warms every path up for ${settings.warmupSeconds} s, then loads each path for ${settings.seconds} s with ${settings.wrk} (${settings.connections} connections${settings.pinning ? `, pinned to CPU ${settings.pinning.wrk}, every workerd to CPU ${settings.pinning.workers}` : ""}) straight to the worker's own socket, workers in rotating order. ${settings.runs} run(s).`);
   L.push("", "- **CPU per request**: the workerd process's CPU time (user + system, all threads) over the window ÷ requests answered; median of the runs. It includes Miniflare's local KV, which runs in the same workerd: a path that reads KV pays for the local KV's work here as well.");
   L.push("- **KV reads and DO requests**: counted, not estimated, inside the worker's isolate for the measured window (warm-up excluded): every call on the KV binding (a bulk get counts one read per key) and every invocation of a Durable Object class wrangler.toml binds, with its active wall time; summed over the runs ÷ requests. See bench/lib/workers.mjs. Requests still in flight when wrk stops are not in its count (at most one per connection), so a path that reads KV on every request shows a little over 1,000.");
-  L.push("- **Cost**: request fee + CPU + KV operations + DO requests and duration, at Cloudflare's published Workers Standard, KV and Durable Objects prices (bench/lib/prices.mjs cites each page), without the monthly included amounts. DO requests per verify fall as traffic per isolate rises (the change log is read at most every CHANGES_REFRESH_SECONDS per isolate); under this load that is the best case.");
+  L.push("- **Key usage** (issue 19): the columns above count KeyUsage requests and storage rows only when a report happens to land in a window; the section at the end measures them in a window long enough to hold one.");
+  L.push("- **Cost**: request fee + CPU + KV operations + DO requests, duration and storage rows written, at Cloudflare's published Workers Standard, KV and Durable Objects prices (bench/lib/prices.mjs cites each page), without the monthly included amounts. DO requests per verify fall as traffic per isolate rises (the change log is read at most every CHANGES_REFRESH_SECONDS per isolate); under this load that is the best case.");
   for (const n of notes) L.push("", `> ${n}`);
   return L.join("\n") + "\n";
 }

@@ -7,7 +7,9 @@
 // through any code of ours) and, in the same isolate:
 // - wraps the methods of the KV binding's class (`KvNamespace.prototype`) to count every call;
 // - extends each Durable Object class named in wrangler.toml to count every invocation it gets
-//   (fetch, alarm, WebSocket events: what Cloudflare bills as a request) and its active wall time;
+//   (fetch, alarm, WebSocket events: what Cloudflare bills as a request; also per class, as
+//   `<Class>Requests`) and its active wall time, and every storage write it makes (`storagePuts`:
+//   put calls; `storageRows`: keys written, what SQLite-backed storage bills as rows written);
 // - exports a `BenchCounts` entrypoint, on a socket of its own, that answers the counts so far.
 // Requests go straight to each worker's own socket (Miniflare's `unsafeDirectSockets`), not
 // through Miniflare's entry worker, so the CPU read is the worker's own.
@@ -55,11 +57,15 @@ function benchEntry(main, classes, logDelayMs = 0) {
   const counted = classes.map((name) => `
 const ${name}Base = worker.${name};
 if (typeof ${name}Base !== "function") throw new Error("bench: the worker exports no class ${name}");
-export class ${name} extends ${name}Base {}
+counts.do.${name}Requests = 0;
+export class ${name} extends ${name}Base {
+  constructor(state, env) { countWrites(state.storage); super(state, env); }
+}
 for (const m of HANDLERS) {
   if (typeof ${name}Base.prototype[m] !== "function") continue;
   ${name}.prototype[m] = async function (...args) {
     counts.do.requests++;
+    counts.do.${name}Requests++;
     const far = m === "fetch" && LOG_DELAY_MS > 0;
     if (far) await new Promise((r) => setTimeout(r, LOG_DELAY_MS));
     const t0 = Date.now(); // advances across I/O only: the object's wall time while active
@@ -76,7 +82,16 @@ import * as worker from ${from};
 export * from ${from};
 export { default } from ${from};
 
-const counts = { kv: { reads: 0, readCalls: 0, writes: 0, deletes: 0, lists: 0 }, do: { requests: 0, activeMs: 0 } };
+const counts = { kv: { reads: 0, readCalls: 0, writes: 0, deletes: 0, lists: 0 }, do: { requests: 0, activeMs: 0, storagePuts: 0, storageRows: 0 } };
+// A Durable Object's storage writes: put(key, value) is one row, put({k: v, ...}) one per key.
+function countWrites(storage) {
+  const put = storage.put;
+  storage.put = function (first, ...rest) {
+    counts.do.storagePuts++;
+    counts.do.storageRows += typeof first === "string" ? 1 : Object.keys(first).length;
+    return put.call(this, first, ...rest);
+  };
+}
 const HANDLERS = ${JSON.stringify(DO_HANDLERS)};
 const LOG_DELAY_MS = ${Number(logDelayMs)};
 if (env.KEYS) {

@@ -10,11 +10,13 @@
 use libfuzzer_sys::fuzz_target;
 use lumiqtrace_core::admin::Keys;
 use lumiqtrace_core::api::{
-    handle, AdminToken, Config, HttpRequest, Outcome, Reply, MAX_ADMIN_BODY,
+    handle, AdminToken, Config, HttpRequest, Outcome, Reply, Usage, MAX_ADMIN_BODY,
 };
 use lumiqtrace_core::changes::{MemoryFeed, Overlay};
+use lumiqtrace_core::orgs::{Actor, TokenBook, Tokens};
 use lumiqtrace_core::repo::Repo;
 use lumiqtrace_core::store::MemoryStore;
+use lumiqtrace_core::usage::NoUsage;
 use lumiqtrace_core::verify::authenticate;
 use pollster::block_on;
 use serde_json::Value;
@@ -55,11 +57,23 @@ fn reply(world: &World, path: &str, content_type: Option<&str>, body: &[u8]) -> 
         }),
         grace_ms: 86_400_000,
         refresh_ms: 2_000,
+        quiet_ms: 900_000,
+    };
+    let tally = RefCell::default();
+    let usage = Usage {
+        tally: &tally,
+        source: &NoUsage,
     };
     let keys = Keys {
         repo: Repo::new(&world.store),
         feed: &world.feed,
         overlay: &world.overlay,
+        actor: &Actor::Operator,
+    };
+    let (book, cache) = (RefCell::default(), RefCell::default());
+    let tokens = Tokens::<RefCell<TokenBook>> {
+        authority: &book,
+        cache: &cache,
     };
     let req = HttpRequest {
         method: "POST",
@@ -69,7 +83,7 @@ fn reply(world: &World, path: &str, content_type: Option<&str>, body: &[u8]) -> 
         body,
         ..Default::default()
     };
-    match block_on(handle(&keys, &config, &req, NOW)) {
+    match block_on(handle(&keys, &usage, &config, &tokens, &req, NOW)) {
         Outcome::Reply(reply) => reply,
         Outcome::Forward { .. } => panic!("an admin route answered as ingest"),
     }

@@ -47,6 +47,9 @@
     key_not_found: 'That key no longer exists. The list has been refreshed.',
     key_not_rotatable: 'Only active keys can be rotated, and this one no longer is. The list has been refreshed.',
     network_error: 'Could not reach the admin API. Check your connection and try again.',
+    invalid_environment: 'Environments are development, staging, production, or a label of up to 32 lowercase letters, digits and hyphens.',
+    invalid_expires_at: 'Choose a valid expiry date.',
+    invalid_rotation_period: 'A rotation period is a whole number of days from 1 to 3650.',
   };
   const words = (e) => `${WORDS[e.code] || e.message || 'Something went wrong.'} (${e.code}${e.status >= 500 ? `, HTTP ${e.status}` : ''})`;
 
@@ -64,7 +67,7 @@
     return diff < 0 ? `${v} ago` : `in ${v}`;
   }
   const timeEl = (iso, f) => h('time', { datetime: iso, title: iso }, fmt(iso, f));
-  const statusOf = (k) => (k.status === 'grace' && Date.parse(k.grace_expires_at) <= Date.now() ? 'expired' : k.status);
+  const statusOf = (k) => ((k.status === 'grace' || k.status === 'active') && Date.parse(workingUntil(k)) <= Date.now() ? 'expired' : k.status);
   const LABEL = { active: 'Active', grace: 'Grace period', expired: 'Expired', revoked: 'Revoked' };
   const projectName = (id) => (S.projects.find((p) => p.id === id) || { name: id }).name;
   const plural = (n) => `${n} ${n === 1 ? 'key' : 'keys'}`;
@@ -138,7 +141,7 @@
     } finally { $('keys-list').setAttribute('aria-busy', 'false'); }
   }
 
-  function render() {
+  let render = function () {
     const list = $('keys-list'), a = document.activeElement;
     // Re-rendering replaces the buttons: keep keyboard focus on the same action if it still exists.
     const refocus = a && list.contains(a) && a.dataset.action ? `[data-action="${a.dataset.action}"][data-key="${a.dataset.key}"]` : null;
@@ -147,7 +150,7 @@
       ...S.projects.map((p) => h('option', { value: p.id }, `${p.name} (${p.id})`)));
     $('filter-project').value = S.filter;
 
-    const keys = S.keys.filter((k) => !S.filter || k.project_id === S.filter);
+    const keys = S.keys.filter((k) => !S.filter || k.project_id === S.filter).filter(lifecycleFilter);
     const n = (s) => keys.filter((k) => statusOf(k) === s).length;
     $('summary').textContent = S.projects.length
       ? `${plural(keys.length)} · ${n('active')} active${n('grace') ? ` · ${n('grace')} in grace period` : ''}` : '';
@@ -163,12 +166,13 @@
       list.replaceChildren(...groups.map((p) => group(p, keys.filter((k) => k.project_id === p.id))));
     }
     if (refocus && list.querySelector(refocus)) list.querySelector(refocus).focus();
-  }
+  };
 
   function group(p, keys) {
     return h('section', { class: 'card group', 'aria-labelledby': `g-${p.id}`, 'data-project': p.id },
       h('div', { class: 'group-head' },
         h('h3', { id: `g-${p.id}` }, p.name), h('code', null, p.id), h('span', { class: 'count' }, plural(keys.length)),
+        policyControl(p),
         btn('Create key', 'btn-sm', () => openKey(p.id), { 'data-action': 'create', 'data-key': p.id, 'aria-label': `Create key in ${p.name}` })),
       keys.length ? h('table', null,
         h('caption', { class: 'vh' }, `API keys in project ${p.name}`),
@@ -186,7 +190,7 @@
     if (st === 'grace') {
       details.push(detail('warn', 'Stops working ', h('span', { 'data-rel': k.grace_expires_at }, rel(k.grace_expires_at))),
         detail('', timeEl(k.grace_expires_at, fTime)));
-    } else if (st === 'expired') details.push(detail('', 'Stopped working ', timeEl(k.grace_expires_at, fTime)));
+    } else if (st === 'expired') details.push(detail('', 'Stopped working ', timeEl(workingUntil(k), fTime)));
     else if (st === 'revoked') {
       details.push(detail('', 'Revoked ', timeEl(k.revoked_at, fTime)));
       if (k.revoked_reason) details.push(detail('', `Reason: ${k.revoked_reason}`));
@@ -195,12 +199,14 @@
       if (old) details.push(detail('', `Replaces ${old.prefix}…`));
     }
     const label = `${k.name} (${k.prefix}…)`, attrs = (action) => ({ 'data-action': action, 'data-key': k.id, 'aria-label': `${action === 'rotate' ? 'Rotate' : 'Revoke'} ${label}` });
+    details.push(...lifecycleDetails(k, st));
     const actions = [
+      live && usageButton(k),
       st === 'active' && btn('Rotate', 'btn-sm', () => confirmRotate(k), attrs('rotate')),
       live && btn('Revoke', 'btn-sm btn-ghost-danger', () => confirmRevoke(k), attrs('revoke')),
     ];
     return h('tr', { 'data-key-id': k.id, 'data-status': st, class: live ? null : 'inactive' },
-      h('th', { scope: 'row' }, k.name, h('span', { class: 'vh' }, ` in project ${p.name}`)),
+      h('th', { scope: 'row' }, k.name, envBadge(k), h('span', { class: 'vh' }, ` in project ${p.name}`)),
       h('td', { class: 'c-key' }, h('code', null, `${k.prefix}…`)),
       h('td', { class: 'c-created' }, timeEl(k.created_at, fDate)),
       h('td', { class: 'c-status' }, h('span', { class: `badge b-${st}` }, LABEL[st] || st), details),
@@ -274,8 +280,9 @@
     const form = ev.currentTarget, project = $('key-project').value, name = $('key-name').value.trim();
     if (!project) return showError(form, 'Choose a project first, or create one with “New project…”.');
     if (!validName(name)) return showError(form, 'Enter a key name of 1 to 64 characters, such as production-web.');
+    if (keyOptions().environment === '') return showError(form, WORDS.invalid_environment);
     submit(form, async () => {
-      const res = await api('POST', `/admin/v1/projects/${encodeURIComponent(project)}/keys`, { name });
+      const res = await api('POST', `/admin/v1/projects/${encodeURIComponent(project)}/keys`, { name, ...keyOptions() });
       $('key-dialog').close();
       reveal(res.key, res.api_key, null);
       load();
@@ -367,6 +374,135 @@
       if (th) { th.tabIndex = -1; th.focus(); }
     });
   }
+
+  // ---- key lifecycle (issue 19): expiry, environment, rotation policy, last use, usage ----
+  function workingUntil(k) {
+    const ends = [k.expires_at, k.grace_expires_at].filter(Boolean).sort((a, b) => Date.parse(a) - Date.parse(b));
+    return ends[0] || null;
+  }
+  // "just now", "3 minutes ago", "2 hours ago", "5 days ago"
+  function ago(iso) {
+    const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+    const unit = (n, w) => `${n} ${w}${n === 1 ? '' : 's'} ago`;
+    if (s < 60) return 'just now';
+    if (s < 3600) return unit(Math.floor(s / 60), 'minute');
+    if (s < 172800) return unit(Math.floor(s / 3600), 'hour');
+    return unit(Math.floor(s / 86400), 'day');
+  }
+  const envBadge = (k) => k.environment && h('span', { class: `badge b-env env-${['development', 'staging', 'production'].includes(k.environment) ? k.environment : 'custom'}`, 'data-env': k.environment }, k.environment);
+  function lifecycleDetails(k, st) {
+    const out = [], detail = (cls, ...kids) => h('span', { class: `detail ${cls}` }, ...kids);
+    if (st === 'active' || st === 'grace') {
+      out.push(detail('last-used', k.last_used_at ? h('span', { 'data-ago': k.last_used_at, title: k.last_used_at }, `Last used ${ago(k.last_used_at)}`) : 'Never used'));
+    }
+    if (st === 'active' && k.expires_at) out.push(detail('', 'Expires ', timeEl(k.expires_at, fTime)));
+    if (k.rotation_due) out.push(detail('due', h('span', { class: 'badge b-due' }, 'Rotation due'), ' since ', timeEl(k.rotation_due_at, fDate)));
+    if (st === 'grace' && k.safe_to_revoke) {
+      out.push(detail('safe', 'No traffic lately: looks safe to revoke now. ',
+        btn('Revoke now', 'btn-sm btn-danger', () => confirmSafeRevoke(k), { 'data-action': 'safe-revoke', 'data-key': k.id, 'aria-label': `Revoke now ${k.name} (${k.prefix}…)` })));
+    }
+    return out;
+  }
+  function confirmSafeRevoke(k) {
+    const seen = k.last_used_at ? `It was last used ${ago(k.last_used_at)}.` : 'It has not been used since the rotation.';
+    confirm(`Revoke “${k.name}” now?`, [
+      h('span', null, h('strong', null, `${k.prefix}… has seen no traffic lately.`), ` ${seen} Revoking it ends its grace period now; anything still using it gets 401 Unauthorized.`),
+    ], 'Revoke key', 'btn-danger', async () => {
+      const v = await api('POST', keyPath(k, 'revoke'));
+      $('confirm-dialog').close();
+      toast(`“${v.name}” revoked. It no longer authenticates.`);
+      await load();
+    });
+  }
+  function keyOptions() {
+    const out = {}, env = $('key-env').value, expires = $('key-expires').value;
+    if (env === 'custom') {
+      const label = $('key-env-custom').value.trim().toLowerCase();
+      out.environment = /^[a-z0-9][a-z0-9-]{0,31}$/.test(label) ? label : '';
+    } else if (env) out.environment = env;
+    if (expires) out.expires_at = `${expires}T00:00:00Z`;
+    return out;
+  }
+  on('key-env', 'change', () => { $('key-env-custom').hidden = $('key-env').value !== 'custom'; if (!$('key-env-custom').hidden) $('key-env-custom').focus(); });
+  on('key-dialog', 'close', () => { $('key-env-custom').hidden = true; });
+
+  // Filters: environment and rotation due, in the page (the list API takes the same ones).
+  const lifecycleFilter = (k) => (!$('filter-env').value || k.environment === $('filter-env').value) && (!$('filter-due').checked || k.rotation_due);
+  function fillEnvFilter() {
+    const sel = $('filter-env'), current = sel.value;
+    const envs = [...new Set(S.keys.map((k) => k.environment).filter(Boolean))].sort();
+    sel.replaceChildren(h('option', { value: '' }, 'All environments'), ...envs.map((e) => h('option', { value: e }, e)));
+    sel.value = envs.includes(current) ? current : '';
+  }
+  on('filter-env', 'change', render);
+  on('filter-due', 'change', render);
+  const renderList = render;
+  render = () => { fillEnvFilter(); renderList(); };
+
+  // A project's rotation policy.
+  let policyProject = null;
+  function policyControl(p) {
+    const label = p.rotation_period_days ? `Rotate every ${p.rotation_period_days} days` : 'No rotation policy';
+    return btn(label, 'btn-sm btn-quiet policy', () => {
+      policyProject = p;
+      open('policy-dialog', $('policy-days'));
+      $('policy-days').value = p.rotation_period_days || 90;
+    }, { 'data-action': 'policy', 'data-key': p.id, 'aria-label': `Rotation policy of ${p.name}: ${label}` });
+  }
+  on('policy-form', 'submit', (ev) => {
+    ev.preventDefault();
+    const form = ev.currentTarget, raw = $('policy-days').value.trim(), days = raw === '' ? null : Number(raw);
+    if (days !== null && !(Number.isInteger(days) && days >= 1 && days <= 3650)) return showError(form, WORDS.invalid_rotation_period);
+    submit(form, async () => {
+      const p = await api('PATCH', `/admin/v1/projects/${encodeURIComponent(policyProject.id)}`, { rotation_period_days: days });
+      $('policy-dialog').close();
+      toast(days ? `Keys in “${p.name}” are due for rotation after ${days} days.` : `“${p.name}” has no rotation policy.`);
+      await load();
+    });
+  });
+
+  // Usage: verifications per day for 30 days, as a bar chart (plain SVG) under the key's row.
+  const SVG = 'http://www.w3.org/2000/svg';
+  function svg(tag, attrs, ...kids) {
+    const el = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+    el.append(...kids);
+    return el;
+  }
+  function usageButton(k) {
+    return btn('Usage', 'btn-sm', () => toggleUsage(k), { 'data-action': 'usage', 'data-key': k.id, 'aria-expanded': 'false', 'aria-label': `Usage of ${k.name} (${k.prefix}…)` });
+  }
+  async function toggleUsage(k) {
+    const tr = document.querySelector(`tr[data-key-id="${k.id}"]`), b = tr.querySelector('[data-action="usage"]');
+    const shown = tr.nextElementSibling?.dataset.usageOf === k.id;
+    if (shown) { tr.nextElementSibling.remove(); b.setAttribute('aria-expanded', 'false'); return; }
+    try {
+      const u = await api('GET', `/admin/v1/keys/${encodeURIComponent(k.id)}/usage`);
+      tr.after(h('tr', { class: 'usage-row', 'data-usage-of': k.id }, h('td', { colspan: '5' }, usageChart(u))));
+      b.setAttribute('aria-expanded', 'true');
+    } catch (e) { if (!tokenRejected(e)) toast(`Could not load usage. ${words(e)}`); }
+  }
+  function usageChart(u) {
+    const refused = (d) => Object.values(d.refused).reduce((a, b) => a + b, 0);
+    const max = Math.max(1, ...u.days.map((d) => d.granted + refused(d)));
+    const W = 12, GAP = 3, H = 60, total = u.days.reduce((a, d) => a + d.granted, 0), bad = u.days.reduce((a, d) => a + refused(d), 0);
+    const summary = `${total} granted and ${bad} refused verifications in the last 30 days`;
+    const bars = u.days.flatMap((d, i) => {
+      const x = i * (W + GAP), g = Math.round((d.granted / max) * H), r = Math.round((refused(d) / max) * H);
+      const tip = `${d.date}: ${d.granted} granted${refused(d) ? `, ${Object.entries(d.refused).filter(([, n]) => n).map(([c, n]) => `${n} ${c}`).join(', ')}` : ''}`;
+      return [svg('g', { class: 'day', 'data-date': d.date, 'data-granted': d.granted, 'data-refused': refused(d) },
+        svg('title', null, tip),
+        svg('rect', { class: 'bg', x, y: 0, width: W, height: H }),
+        svg('rect', { class: 'granted', x, y: H - g - r, width: W, height: g }),
+        svg('rect', { class: 'refused', x, y: H - r, width: W, height: r }))];
+    });
+    const chart = svg('svg', { class: 'usage-chart', role: 'img', 'aria-label': summary, viewBox: `0 0 ${30 * (W + GAP) - GAP} ${H}`, width: 30 * (W + GAP) - GAP, height: H }, ...bars);
+    return h('div', { class: 'usage' }, chart,
+      h('p', { class: 'detail' }, `${summary}. `, u.last_used_at ? `Last used ${ago(u.last_used_at)}.` : 'Never used.'));
+  }
+
+  setInterval(() => document.querySelectorAll('[data-ago]').forEach((el) => { el.textContent = `Last used ${ago(el.dataset.ago)}`; }), 30000);
+
 
   // ---- organizations (the header, the operator's switcher, Admin tokens) ----
   // An organization admin token (lqta_…) sees its own organization only; the operator every one.

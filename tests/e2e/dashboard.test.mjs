@@ -596,3 +596,108 @@ test('organizations: the operator switches organizations and manages admin token
     await w.dispose();
   }
 });
+
+// Issue 19 on the page: environment badges and filter, rotation policy and "Rotation due", last use,
+// the usage chart, and the safe-to-revoke hint, against a worker that reports usage every 0.2 s and
+// calls a key in grace quiet after 1 s.
+test('key lifecycle: environments, rotation due, last used, usage chart, safe to revoke', async (t) => {
+  if (broken) { t.skip('an earlier step failed'); return; }
+  const w = await startWorker({ vars: { ADMIN_TOKEN, USAGE_FLUSH_SECONDS: '0.2', USAGE_QUIET_SECONDS: '1' } });
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', timezoneId: 'UTC', reducedMotion: 'reduce' });
+  const issues = [];
+  try {
+    const call = async (method, path, body) => {
+      const res = await fetch(`${w.url}${path}`, { method, body: body && JSON.stringify(body),
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) } });
+      return res.json();
+    };
+    const check = (key) => fetch(`${w.url}/v1/auth/verify`, { headers: { authorization: `Bearer ${key}` } });
+    await call('POST', '/admin/v1/projects', { id: 'shop', name: 'Shop' });
+    const web = await call('POST', '/admin/v1/projects/shop/keys', { name: 'web', environment: 'production' });
+    const idle = await call('POST', '/admin/v1/projects/shop/keys', { name: 'idle', environment: 'staging' });
+    // An aged key, as an older deployment would have stored it (the list reads KV).
+    const hash = 'cd'.repeat(32);
+    const stored = JSON.parse(await w.kv.get(`key/${await w.kv.get(`id/${idle.api_key.id}`)}`));
+    await w.kv.put(`key/${hash}`, JSON.stringify({ ...stored, id: 'key_aged', hash, name: 'aged', prefix: 'lqt_cdcdcdcd', created_at: Date.now() - 120 * 86_400_000 }));
+    await w.kv.put('id/key_aged', hash);
+    assert.equal((await check(web.key)).status, 200);
+    // Reported within USAGE_FLUSH_SECONDS: wait for the API to show it before the page loads.
+    for (let i = 0; i < 50 && !(await call('GET', `/admin/v1/keys/${web.api_key.id}`)).last_used_at; i++) await new Promise((ok) => setTimeout(ok, 100));
+
+    const p = await ctx.newPage();
+    p.on('pageerror', (e) => issues.push(`pageerror: ${e.message}`));
+    await p.goto(`${w.url}/admin/`);
+    await p.getByLabel('Admin token', { exact: true }).fill(ADMIN_TOKEN);
+    await p.getByRole('button', { name: 'Sign in' }).click();
+    const r = (id) => p.locator(`tr[data-key-id="${id}"]`);
+    await r(web.api_key.id).waitFor();
+    const rowText = async (id) => (await r(id).innerText()).replace(/\s+/g, ' ');
+    assert.match(await rowText(web.api_key.id), /Last used (just now|1 minute ago)/);
+    assert.equal(await r(web.api_key.id).locator('[data-env]').textContent(), 'production');
+    assert.match(await rowText(idle.api_key.id), /Never used/);
+    assert.doesNotMatch(await rowText('key_aged'), /Rotation due/, 'no policy yet');
+
+    // Rotation policy: 90 days, suggested by the dialog.
+    await p.getByRole('button', { name: /Rotation policy of Shop/ }).click();
+    assert.equal(await p.getByLabel('Rotate keys every (days)').inputValue(), '90');
+    await p.locator('#policy-dialog').getByRole('button', { name: 'Save policy' }).click();
+    await p.getByRole('button', { name: /Rotate every 90 days/ }).waitFor();
+    assert.equal((await call('GET', '/admin/v1/projects')).projects[0].rotation_period_days, 90);
+    await r('key_aged').getByText('Rotation due').waitFor();
+    assert.doesNotMatch(await rowText(web.api_key.id), /Rotation due/);
+    await p.screenshot({ path: `${SHOTS}${String(++shotNo).padStart(2, '0')}-lifecycle-policy.png`, fullPage: true });
+
+    // Filters: rotation due only, then one environment.
+    await p.getByLabel('Rotation due only').check();
+    assert.deepEqual(await p.locator('tr[data-key-id]').evaluateAll((rs) => rs.map((x) => x.dataset.keyId)), ['key_aged']);
+    await p.getByLabel('Rotation due only').uncheck();
+    await p.getByLabel('Environment', { exact: true }).selectOption('production');
+    assert.deepEqual(await p.locator('tr[data-key-id]').evaluateAll((rs) => rs.map((x) => x.dataset.keyId)), [web.api_key.id]);
+    await p.getByLabel('Environment', { exact: true }).selectOption('');
+
+    // A key created in the dialog with a custom environment.
+    await p.getByRole('button', { name: 'Create API key' }).click();
+    await p.getByLabel('Key name').fill('canary');
+    await p.locator('#key-env').selectOption('custom');
+    await p.getByLabel('Custom environment').fill('EU-Canary');
+    await p.locator('#key-dialog').getByRole('button', { name: 'Create key' }).click();
+    await p.locator('#revealed-key').waitFor();
+    await p.getByRole('button', { name: /Done/ }).click();
+    await p.locator('tr[data-key-id] [data-env="eu-canary"]').waitFor();
+
+    // The usage chart: 30 days, today's bar counts the verification.
+    await r(web.api_key.id).getByRole('button', { name: /^Usage of web/ }).click();
+    const chart = p.locator(`tr[data-usage-of="${web.api_key.id}"] svg.usage-chart`);
+    await chart.waitFor();
+    assert.equal(await chart.locator('g.day').count(), 30);
+    const today = new Date().toISOString().slice(0, 10);
+    assert.equal(await chart.locator(`g.day[data-date="${today}"]`).getAttribute('data-granted'), '1');
+    assert.match(await chart.getAttribute('aria-label'), /^1 granted and 0 refused/);
+    await p.screenshot({ path: `${SHOTS}${String(++shotNo).padStart(2, '0')}-lifecycle-usage-chart.png`, fullPage: true });
+
+    // Rotate "web": its grace row shows the old key's last use, then "safe to revoke" once quiet.
+    await r(web.api_key.id).getByRole('button', { name: /^Rotate/ }).click();
+    await p.locator('#confirm-dialog').getByRole('button', { name: 'Rotate key' }).click();
+    await p.locator('#revealed-key').waitFor();
+    await p.getByRole('button', { name: /Done/ }).click();
+    await p.locator(`tr[data-key-id="${web.api_key.id}"][data-status="grace"]`).waitFor();
+    assert.match(await rowText(web.api_key.id), /Last used/);
+    const safe = r(web.api_key.id).getByRole('button', { name: /^Revoke now web/ });
+    for (let i = 0; i < 30 && !(await safe.count()); i++) {
+      await p.waitForTimeout(200);
+      await p.getByRole('button', { name: 'Refresh' }).click();
+    }
+    assert.match(await rowText(web.api_key.id), /looks safe to revoke now/);
+    await p.screenshot({ path: `${SHOTS}${String(++shotNo).padStart(2, '0')}-lifecycle-safe-to-revoke.png`, fullPage: true });
+    await safe.click();
+    const confirm = p.locator('#confirm-dialog');
+    assert.match((await confirm.innerText()).replace(/\s+/g, ' '), /has seen no traffic lately.*last used/i);
+    await confirm.getByRole('button', { name: 'Revoke key' }).click();
+    await p.locator(`tr[data-key-id="${web.api_key.id}"][data-status="revoked"]`).waitFor();
+    assert.equal((await check(web.key)).status, 401);
+    assert.deepEqual(issues, []);
+  } finally {
+    await ctx.close();
+    await w.dispose();
+  }
+});

@@ -121,7 +121,7 @@ test("KV written before organizations is read without loss, its projects under d
   assert.equal(key.status, 201);
   const projects = (await api("GET", "/admin/v1/projects?org_id=default")).json.projects;
   const legacy = projects.find((p) => p.id === "legacy");
-  assert.deepEqual(legacy, { id: "legacy", name: "Legacy", created_at: "2023-11-14T22:13:20.000Z", org_id: "default" });
+  assert.deepEqual(legacy, { id: "legacy", name: "Legacy", created_at: "2023-11-14T22:13:20.000Z", org_id: "default", rotation_period_days: null });
   const org = await api("GET", "/admin/v1/orgs/default");
   assert.equal(org.status, 200);
   assert.equal(org.json.created_at <= legacy.created_at, true);

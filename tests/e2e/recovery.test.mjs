@@ -16,8 +16,8 @@ import path from "node:path";
 import { startWorker, call, ROOT } from "../support/worker.mjs";
 
 const WRAPPER = `
-import worker, { KeyChanges } from "./index.js";
-export { KeyChanges };
+import worker, { AdminTokens, KeyChanges, KeyUsage } from "./index.js";
+export { AdminTokens, KeyChanges, KeyUsage };
 const state = () => globalThis.__worker_init_state;
 
 export default class extends worker {

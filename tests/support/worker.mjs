@@ -1,5 +1,5 @@
 // Starts the built worker in workerd through Miniflare, on 127.0.0.1, with a local KV namespace,
-// the KeyChanges Durable Object, the admin sign-in limiter and the dashboard's static assets — the
+// the KeyChanges and KeyUsage Durable Objects, the admin sign-in limiter and the dashboard's static assets — the
 // same shape as wrangler.toml. worker-build's output: build/index.js (its JS entry) imports
 // build/index_bg.wasm.
 import { Miniflare } from "miniflare";
@@ -61,6 +61,7 @@ export async function startWorker({ vars = {}, kv = true, persist = false, extra
     durableObjects: {
       KEY_CHANGES: { className: "KeyChanges", useSQLite: true },
       ADMIN_TOKENS: { className: "AdminTokens", useSQLite: true },
+      KEY_USAGE: { className: "KeyUsage", useSQLite: true },
     },
     durableObjectsPersist: persist,
     bindings: { ADMIN_TOKEN, ROTATION_GRACE_SECONDS: "86400", ...vars },

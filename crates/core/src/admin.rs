@@ -29,7 +29,7 @@ use crate::orgs::Actor;
 use crate::record::KeyStatus;
 use crate::record::{
     is_valid_project_id, normalize_name, AuditEvent, AuditView, KeyRecord, KeyView, Project,
-    ProjectView,
+    ProjectView, MAX_ROTATION_PERIOD_DAYS,
 };
 use crate::repo::Repo;
 use crate::store::{Store, GET_MANY_MAX};
@@ -59,12 +59,14 @@ pub async fn create_project<S: Store>(
     org_id: &str,
     id: &str,
     name: &str,
+    rotation_period_days: Option<u32>,
     now: Millis,
 ) -> Result<Done<ProjectView>, ApiError> {
     if !is_valid_project_id(id) {
         return Err(ApiError::InvalidProjectId);
     }
     let name = normalize_name(name).ok_or(ApiError::InvalidName)?;
+    check_rotation_period(rotation_period_days)?;
     if repo.project(id).await?.is_some() {
         return Err(ApiError::ProjectExists);
     }
@@ -73,6 +75,7 @@ pub async fn create_project<S: Store>(
         name,
         created_at: now,
         org_id: org_id.to_owned(),
+        rotation_period_days,
     };
     repo.put_project(&project).await?;
     let warning = audit(repo, actor, "project.created", id, None, now).await;
@@ -80,6 +83,36 @@ pub async fn create_project<S: Store>(
         value: project.view(),
         warning,
     })
+}
+
+/// Sets (or, with `None`, clears) a project's `rotation_period_days`: 1 to
+/// [`MAX_ROTATION_PERIOD_DAYS`]. One KV write of the project record (an admin action, far
+/// below KV's one write per second per key); audited as `project.updated`.
+pub async fn set_rotation_period<S: Store>(
+    repo: &Repo<'_, S>,
+    actor: &Actor,
+    id: &str,
+    rotation_period_days: Option<u32>,
+    now: Millis,
+) -> Result<Done<ProjectView>, ApiError> {
+    check_rotation_period(rotation_period_days)?;
+    let mut project = repo.project(id).await?.ok_or(ApiError::ProjectNotFound)?;
+    project.rotation_period_days = rotation_period_days;
+    repo.put_project(&project).await?;
+    let warning = audit(repo, actor, "project.updated", id, None, now).await;
+    Ok(Done {
+        value: project.view(),
+        warning,
+    })
+}
+
+fn check_rotation_period(days: Option<u32>) -> Result<(), ApiError> {
+    match days {
+        Some(d) if !(1..=MAX_ROTATION_PERIOD_DAYS).contains(&d) => {
+            Err(ApiError::InvalidRotationPeriod)
+        }
+        _ => Ok(()),
+    }
 }
 
 pub async fn list_projects<S: Store>(repo: &Repo<'_, S>) -> Result<Vec<ProjectView>, ApiError> {
@@ -99,17 +132,29 @@ pub struct Keys<'a, S, F> {
     pub actor: &'a Actor,
 }
 
+/// Optional settings of a new key: when it expires (Unix ms; a past instant is taken, and the
+/// key is refused as expired from the start) and its environment label, already normalized
+/// ([`crate::record::normalize_environment`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyOptions {
+    pub expires_at: Option<Millis>,
+    pub environment: Option<String>,
+}
+
 pub async fn create_key<S: Store, F: ChangeFeed>(
     keys: &Keys<'_, S, F>,
     project_id: &str,
     name: &str,
+    options: KeyOptions,
     now: Millis,
 ) -> Result<Done<Issued>, ApiError> {
     let name = normalize_name(name).ok_or(ApiError::InvalidName)?;
-    if keys.repo.project(project_id).await?.is_none() {
+    let Some(project) = keys.repo.project(project_id).await? else {
         return Err(ApiError::ProjectNotFound);
-    }
-    let (key, record) = new_key(name, project_id.to_owned(), now, None)?;
+    };
+    let (key, mut record) = new_key(name, project_id.to_owned(), now, None)?;
+    record.expires_at = options.expires_at;
+    record.environment = options.environment;
     let write = Write {
         prev: None,
         next: record.clone(),
@@ -128,23 +173,75 @@ pub async fn create_key<S: Store, F: ChangeFeed>(
         now,
     )
     .await;
+    let mut api_key = record.view(now);
+    api_key.rotation_policy(&record, project.rotation_period_days, now);
     Ok(Done {
         value: Issued {
             key,
-            api_key: record.view(now),
+            api_key,
             previous: None,
         },
         warning: join(warning, audited),
     })
 }
 
-/// Keys of one project (or all), newest first. Recent changes from the log take precedence
-/// over KV's possibly older copies.
+/// Which keys a listing shows: all of one project (or every project), of one environment, and
+/// only those due (or not due) for rotation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyFilter {
+    pub project_id: Option<String>,
+    pub environment: Option<String>,
+    pub rotation_due: Option<bool>,
+}
+
+impl KeyFilter {
+    /// Every key of one project.
+    pub fn project(id: &str) -> Self {
+        Self {
+            project_id: Some(id.to_owned()),
+            ..Self::default()
+        }
+    }
+}
+
+/// Keys matching `filter`, newest first, with their project's rotation policy applied (one
+/// more KV list: the projects). Recent changes from the log take precedence over KV's
+/// possibly older copies. Returns each key's record beside its view.
 pub async fn list_keys<S: Store, F: ChangeFeed>(
+    keys: &Keys<'_, S, F>,
+    filter: &KeyFilter,
+    now: Millis,
+) -> Result<Vec<(KeyRecord, KeyView)>, ApiError> {
+    let projects = keys.repo.list_projects().await?;
+    let period = |project_id: &str| {
+        let project = projects.iter().find(|p| p.id == project_id);
+        project.and_then(|p| p.rotation_period_days)
+    };
+    let records = list_records(keys, filter.project_id.as_deref(), now).await?;
+    let mut listed = Vec::new();
+    for record in records {
+        if filter.environment.is_some() && record.environment != filter.environment {
+            continue;
+        }
+        let mut view = record.view(now);
+        view.rotation_policy(&record, period(&record.project_id), now);
+        if filter
+            .rotation_due
+            .is_some_and(|due| due != view.rotation_due)
+        {
+            continue;
+        }
+        listed.push((record, view));
+    }
+    Ok(listed)
+}
+
+/// Key records of one project (or all), newest first.
+async fn list_records<S: Store, F: ChangeFeed>(
     keys: &Keys<'_, S, F>,
     project_id: Option<&str>,
     now: Millis,
-) -> Result<Vec<KeyView>, ApiError> {
+) -> Result<Vec<KeyRecord>, ApiError> {
     let mut records = keys.repo.list_keys().await?;
     for recent in recent_records(keys, now).await {
         match records.iter_mut().find(|r| r.hash == recent.hash) {
@@ -158,24 +255,32 @@ pub async fn list_keys<S: Store, F: ChangeFeed>(
     records.retain(|k| project_id.is_none_or(|p| k.project_id == p));
     // Newest first; keys of the same instant by id, descending.
     records.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-    Ok(records.iter().map(|k| k.view(now)).collect())
+    Ok(records)
 }
 
+/// One key, with its project's rotation policy applied; its record beside its view.
 pub async fn get_key<S: Store, F: ChangeFeed>(
     keys: &Keys<'_, S, F>,
     id: &str,
     now: Millis,
-) -> Result<KeyView, ApiError> {
-    Ok(find_key(keys, id, now).await?.view(now))
+) -> Result<(KeyRecord, KeyView), ApiError> {
+    let record = find_key(keys, id, now).await?;
+    let project = keys.repo.project(&record.project_id).await?;
+    let mut view = record.view(now);
+    view.rotation_policy(&record, project.and_then(|p| p.rotation_period_days), now);
+    Ok((record, view))
 }
 
-/// Issues a successor with the same name and project; the old key works until `now + grace_ms`.
-/// Racing admin writes are settled by the change log: only one rotation of a key wins, and a
-/// rotation that loses to a revoke answers `key_not_rotatable`.
+/// Issues a successor with the same name, project and environment, expiring at `expires_at`
+/// if given (the old key's expiry is not carried over); the old key works until
+/// `now + grace_ms` (or its own expiry, if sooner). Racing admin writes are settled by the
+/// change log: only one rotation of a key wins, and a rotation that loses to a revoke answers
+/// `key_not_rotatable`.
 pub async fn rotate_key<S: Store, F: ChangeFeed>(
     keys: &Keys<'_, S, F>,
     id: &str,
     grace_ms: Millis,
+    expires_at: Option<Millis>,
     now: Millis,
 ) -> Result<Done<Issued>, ApiError> {
     let mut old = find_key(keys, id, now).await?;
@@ -187,6 +292,9 @@ pub async fn rotate_key<S: Store, F: ChangeFeed>(
         now,
         Some(old.id.clone()),
     )?;
+    new.expires_at = expires_at;
+    new.environment.clone_from(&old.environment);
+    let period = (keys.repo.project(&old.project_id).await?).and_then(|p| p.rotation_period_days);
     for _ in 0..MAX_ATTEMPTS {
         let mut rotated = old.clone();
         rotated.start_grace(now, grace_ms, &new.id)?;
@@ -236,10 +344,12 @@ pub async fn rotate_key<S: Store, F: ChangeFeed>(
             Some(id),
             now,
         );
+        let mut api_key = new.view(now);
+        api_key.rotation_policy(&new, period, now);
         return Ok(Done {
             value: Issued {
                 key,
-                api_key: new.view(now),
+                api_key,
                 previous: Some(rotated.view(now)),
             },
             warning: join(warning, audited.await),

@@ -3,7 +3,7 @@
 //! [`HttpRequest`], calls [`handle`] (or [`github_secret_scanning`]), and turns the [`Outcome`]
 //! back into a response (or a forward to the origin).
 
-use crate::admin::{self, Done, Issued, Keys};
+use crate::admin::{self, Done, Issued, KeyFilter, KeyOptions, Keys};
 use crate::changes::{self, ChangeFeed};
 use crate::error::ApiError;
 use crate::forward::{self, CanonicalPath};
@@ -13,15 +13,20 @@ use crate::leaks::{self, Processed};
 use crate::orgs::{
     self, Actor, IssuedToken, Scope, ScopedRevoker, TokenAuthority, TokenLeaks, Tokens,
 };
-use crate::record::{is_valid_project_id, AdminTokenView, Grant, KeyView};
+use crate::record::{
+    is_valid_project_id, normalize_environment, AdminTokenView, Grant, KeyRecord, KeyView, Quiet,
+};
 use crate::repo::Repo;
 use crate::signature::{GitHubSignatures, KeysFetcher};
 use crate::store::Store;
-use crate::time::Millis;
+use crate::time::{parse_rfc3339, Millis};
+use crate::usage::{Tally, UsageSource, UsageView};
 use crate::verify;
+use crate::verify::Refused;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 /// A configured `ADMIN_TOKEN` shorter than this (32 characters, 128 bits as hex) turns every
@@ -48,6 +53,16 @@ pub struct Config {
     pub grace_ms: Millis,
     /// `CHANGES_REFRESH_SECONDS`, in milliseconds: how stale an isolate's overlay may get.
     pub refresh_ms: Millis,
+    /// `USAGE_QUIET_SECONDS`, in milliseconds: how long a key in grace must see no use before
+    /// it is called safe to revoke ([`crate::usage::DEFAULT_QUIET_MS`]).
+    pub quiet_ms: Millis,
+}
+
+/// Key usage around a request: this isolate's [`Tally`] (the verify path counts into it, in
+/// memory) and where admin reads find the reported usage.
+pub struct Usage<'a, U> {
+    pub tally: &'a RefCell<Tally>,
+    pub source: &'a U,
 }
 
 /// The configured `ADMIN_TOKEN` as [`admin_auth`] checks it, without the token itself: the
@@ -195,7 +210,7 @@ pub fn is_admin_route(path: &str) -> bool {
 pub fn body_limit(method: &str, path: &str) -> Option<usize> {
     match (method, path) {
         ("POST", GITHUB_ROUTE | REPORT_LEAKED) => Some(leaks::MAX_REPORT_BODY),
-        ("POST", p) if p.starts_with(ADMIN_PREFIX) => Some(MAX_ADMIN_BODY),
+        ("POST" | "PATCH", p) if p.starts_with(ADMIN_PREFIX) => Some(MAX_ADMIN_BODY),
         _ => None,
     }
 }
@@ -256,10 +271,12 @@ fn leak_reply(done: Result<Processed, leaks::LeakError>) -> Reply {
 }
 
 /// Routes and answers one request at instant `now`. `keys` carries KV, the change log and this
-/// isolate's overlay of recent changes; `tokens` the organization admin tokens. An admin route
+/// isolate's overlay of recent changes; `usage` the isolate's tally of verifications and the
+/// reported usage admin views show; `tokens` the organization admin tokens. An admin route
 /// signs its caller in ([`sign_in`]) and acts as that [`Actor`], inside its [`Scope`].
-pub async fn handle<S: Store, F: ChangeFeed, T: TokenAuthority>(
+pub async fn handle<S: Store, F: ChangeFeed, U: UsageSource, T: TokenAuthority>(
     keys: &Keys<'_, S, F>,
+    usage: &Usage<'_, U>,
     config: &Config,
     tokens: &Tokens<'_, T>,
     req: &HttpRequest<'_>,
@@ -279,7 +296,7 @@ pub async fn handle<S: Store, F: ChangeFeed, T: TokenAuthority>(
                     overlay: keys.overlay,
                     actor: &actor,
                 };
-                admin_route(&keys, config, tokens, req, rest, now).await
+                admin_route(&keys, usage, config, tokens, req, rest, now).await
             }
             Err(e) => Err(e),
         }
@@ -289,6 +306,8 @@ pub async fn handle<S: Store, F: ChangeFeed, T: TokenAuthority>(
         let (verified, log) = match key {
             Ok((key, target)) => {
                 let (granted, log) = verify_key(keys, config, req, &key, &target, now).await;
+                count_use(usage.tally, &granted, now);
+                let granted = granted.map_err(|refused| refused.error);
                 (granted.map(|grant| (grant, target)), log)
             }
             Err(e) => (Err(e), None),
@@ -360,18 +379,73 @@ async fn verify_key<S: Store, F: ChangeFeed>(
     key: &ApiKey,
     target: &CanonicalPath,
     now: Millis,
-) -> (Result<Grant, ApiError>, Option<String>) {
+) -> (Result<Grant, Refused>, Option<String>) {
     let log = changes::before_verify(keys.overlay, keys.feed, now, config.refresh_ms).await;
     let store = keys.repo.store();
-    let granted = match verify::authenticate_key(store, keys.overlay, key, now).await {
-        Ok(grant) => verify::check_project(&grant, target, req.project_header).map(|()| grant),
+    let granted = match verify::authenticate_known(store, keys.overlay, key, now).await {
+        Ok(grant) => match verify::check_project(&grant, target, req.project_header) {
+            Ok(()) => Ok(grant),
+            Err(error) => Err(Refused {
+                error,
+                key: Some((grant.project_id, grant.key_id)),
+            }),
+        },
         Err(e) => Err(e),
     };
     (granted, log)
 }
 
-async fn admin_route<S: Store, F: ChangeFeed, T: TokenAuthority>(
+/// Counts a verification of a known key in this isolate's tally (memory only; the shell
+/// reports it later). Unknown and malformed keys name no key and are not counted.
+fn count_use(tally: &RefCell<Tally>, decided: &Result<Grant, Refused>, now: Millis) {
+    let (project, key, outcome) = match decided {
+        Ok(grant) => (&grant.project_id, &grant.key_id, Ok(())),
+        Err(Refused {
+            error,
+            key: Some((project, key)),
+        }) => (project, key, Err(error.code())),
+        Err(_) => return,
+    };
+    tally.borrow_mut().record(project, key, outcome, now);
+}
+
+/// Fills in each view's `last_used_at` and `safe_to_revoke` from the reported usage: one read
+/// per project listed. Usage that cannot be read leaves them `null` and `false` (never "safe"
+/// on missing facts); the log line says so.
+async fn with_usage<U: UsageSource>(
+    usage: &Usage<'_, U>,
+    config: &Config,
+    listed: &mut [(KeyRecord, KeyView)],
+    now: Millis,
+) -> Option<String> {
+    let mut projects: Vec<&str> = listed.iter().map(|(r, _)| r.project_id.as_str()).collect();
+    projects.sort_unstable();
+    projects.dedup();
+    let mut found = Vec::new();
+    let mut failures = Vec::new();
+    for project in projects {
+        match usage.source.project_usage(project, now).await {
+            Ok(keys) => found.push((project.to_owned(), keys)),
+            Err(e) => failures.push(format!("usage of project {project} unavailable: {e}")),
+        }
+    }
+    let quiet = Quiet {
+        quiet_ms: config.quiet_ms,
+        grace_ms: config.grace_ms,
+    };
+    for (record, view) in listed.iter_mut() {
+        let Some((_, keys)) = found.iter().find(|(p, _)| *p == record.project_id) else {
+            continue;
+        };
+        let last_used = keys.get(&record.id).and_then(|u| u.last_used_at);
+        view.usage(record, last_used, quiet, now);
+    }
+    (!failures.is_empty()).then(|| failures.join("; "))
+}
+
+async fn admin_route<S: Store, F: ChangeFeed, U: UsageSource, T: TokenAuthority>(
     keys: &Keys<'_, S, F>,
+    usage: &Usage<'_, U>,
     config: &Config,
     tokens: &Tokens<'_, T>,
     req: &HttpRequest<'_>,
@@ -397,7 +471,7 @@ async fn admin_route<S: Store, F: ChangeFeed, T: TokenAuthority>(
             Ok(Reply::json(200, &org.view()))
         }
         ("POST", ["orgs", id, "admin-tokens"]) if operator => {
-            let NewKey { name } = decode(req, NewKey::FIELDS)?;
+            let NewAdminToken { name } = decode(req, NewAdminToken::FIELDS)?;
             let made = orgs::create_admin_token(repo, keys.actor, tokens.authority, id, &name, now);
             let done = made.await?;
             let IssuedToken { token, admin_token } = &done.value;
@@ -418,13 +492,26 @@ async fn admin_route<S: Store, F: ChangeFeed, T: TokenAuthority>(
             Ok(Reply::done(200, revoked.await?))
         }
         ("POST", ["projects"]) => {
-            let NewProject { id, name, org_id } = decode(req, NewProject::FIELDS)?;
+            let NewProject {
+                id,
+                name,
+                org_id,
+                rotation_period_days,
+            } = decode(req, NewProject::FIELDS)?;
             if !is_valid_project_id(&id) {
                 return Err(ApiError::InvalidProjectId);
             }
             let org = orgs::project_org(repo, scope, org_id.as_deref(), now).await?;
-            let done = admin::create_project(repo, keys.actor, &org, &id, &name, now).await?;
+            let (actor, days) = (keys.actor, rotation_period_days);
+            let done = admin::create_project(repo, actor, &org, &id, &name, days, now).await?;
             Ok(Reply::done(201, done))
+        }
+        ("PATCH", ["projects", project_id]) => {
+            let settings: ProjectSettings = decode(req, ProjectSettings::FIELDS)?;
+            let days = settings.rotation_period_days;
+            scope.project(repo, project_id).await?;
+            let done = admin::set_rotation_period(repo, keys.actor, project_id, days, now).await?;
+            Ok(Reply::done(200, done))
         }
         ("GET", ["projects"]) => {
             let org = id_filter(req.query, "org_id", ApiError::InvalidOrgId)?;
@@ -434,22 +521,36 @@ async fn admin_route<S: Store, F: ChangeFeed, T: TokenAuthority>(
             Ok(Reply::listing(200, "projects", &projects))
         }
         ("POST", ["projects", project_id, "keys"]) => {
-            let NewKey { name } = decode(req, NewKey::FIELDS)?;
+            let new: NewKey = decode(req, NewKey::FIELDS)?;
             scope.project(repo, project_id).await?;
-            let done = admin::create_key(keys, project_id, &name, now).await?;
+            let options = KeyOptions {
+                expires_at: expires_at(new.expires_at.as_deref())?,
+                environment: match new.environment.as_deref() {
+                    Some(raw) => {
+                        Some(normalize_environment(raw).ok_or(ApiError::InvalidEnvironment)?)
+                    }
+                    None => None,
+                },
+            };
+            let done = admin::create_key(keys, project_id, &new.name, options, now).await?;
             Ok(issued_reply(done))
         }
         ("GET", ["keys"]) => {
-            let project = project_filter(req.query)?;
-            let visible = match &project {
+            let filter = key_filter(req.query)?;
+            let visible = match &filter.project_id {
                 Some(p) => [scope.project(repo, p).await?.id].into(),
                 None => scope.project_ids(repo, None).await?,
             };
-            let mut listed = admin::list_keys(keys, project.as_deref(), now).await?;
+            let mut listed = admin::list_keys(keys, &filter, now).await?;
             if keys.actor.org().is_some() {
-                listed.retain(|k| visible.contains(&k.project_id));
+                listed.retain(|(record, _)| visible.contains(&record.project_id));
             }
-            Ok(Reply::listing(200, "keys", &listed))
+            let log = with_usage(usage, config, &mut listed, now).await;
+            let views: Vec<KeyView> = listed.into_iter().map(|(_, view)| view).collect();
+            Ok(Reply {
+                log,
+                ..Reply::listing(200, "keys", &views)
+            })
         }
         ("POST", ["keys", "report-leaked"]) => {
             require_json(req)?;
@@ -469,11 +570,32 @@ async fn admin_route<S: Store, F: ChangeFeed, T: TokenAuthority>(
                 leaks::process(&revoker, no_tokens, &report, now).await,
             ))
         }
-        ("GET", ["keys", id]) => Ok(Reply::json(200, &scope.key(keys, id, now).await?)),
+        ("GET", ["keys", id]) => {
+            let mut one = [scope.key(keys, id, now).await?];
+            let log = with_usage(usage, config, &mut one, now).await;
+            let [(_, view)] = one;
+            Ok(Reply {
+                log,
+                ..Reply::json(200, &view)
+            })
+        }
+        ("GET", ["keys", id, "usage"]) => {
+            let (record, _) = scope.key(keys, id, now).await?;
+            let project = usage.source.project_usage(&record.project_id, now).await;
+            let project = project.map_err(|e| ApiError::Unavailable(e.into()))?;
+            Ok(Reply::json(
+                200,
+                &UsageView::new(&record.id, project.get(&record.id), now),
+            ))
+        }
         ("POST", ["keys", id, "rotate"]) => {
-            decode_empty(req)?;
+            let input = match req.body.iter().all(u8::is_ascii_whitespace) {
+                true => RotateInput::default(),
+                false => decode(req, RotateInput::FIELDS)?,
+            };
+            let expires_at = expires_at(input.expires_at.as_deref())?;
             scope.key(keys, id, now).await?;
-            let done = admin::rotate_key(keys, id, config.grace_ms, now).await?;
+            let done = admin::rotate_key(keys, id, config.grace_ms, expires_at, now).await?;
             Ok(issued_reply(done))
         }
         ("POST", ["keys", id, "revoke"]) => {
@@ -510,9 +632,10 @@ async fn admin_route<S: Store, F: ChangeFeed, T: TokenAuthority>(
         }
         (_, ["projects"] | ["orgs"]) => Err(ApiError::MethodNotAllowed("GET, HEAD, POST")),
         (_, ["orgs", _, "admin-tokens"]) => Err(ApiError::MethodNotAllowed("GET, HEAD, POST")),
+        (_, ["projects", _]) => Err(ApiError::MethodNotAllowed("PATCH")),
         (_, ["projects", _, "keys"] | ["keys", _, "rotate" | "revoke"])
         | (_, ["admin-tokens", _, "revoke"]) => Err(ApiError::MethodNotAllowed("POST")),
-        (_, ["keys"] | ["keys", _] | ["audit"] | ["orgs", _]) => {
+        (_, ["keys"] | ["keys", _] | ["keys", _, "usage"] | ["audit"] | ["orgs", _]) => {
             Err(ApiError::MethodNotAllowed("GET, HEAD"))
         }
         _ => Err(ApiError::NotFound),
@@ -656,22 +779,56 @@ fn project_filter(query: Option<&str>) -> Result<Option<String>, ApiError> {
 }
 
 /// The query parameter `name`, an id (of a project or an organization); `invalid` if malformed.
+/// The one value both the organization check and the filter use.
 fn id_filter(
     query: Option<&str>,
     name: &str,
     invalid: ApiError,
 ) -> Result<Option<String>, ApiError> {
-    let value = query
+    match query_param(query, name) {
+        None => Ok(None),
+        Some(id) if is_valid_project_id(&id) => Ok(Some(id)),
+        Some(_) => Err(invalid),
+    }
+}
+
+/// `GET /admin/v1/keys?project_id=…&environment=…&rotation_due=true|false`.
+fn key_filter(query: Option<&str>) -> Result<KeyFilter, ApiError> {
+    let environment = match query_param(query, "environment") {
+        Some(raw) => Some(normalize_environment(&raw).ok_or(ApiError::InvalidEnvironment)?),
+        None => None,
+    };
+    let rotation_due = match query_param(query, "rotation_due").as_deref() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => return Err(ApiError::InvalidQuery("rotation_due must be true or false")),
+    };
+    Ok(KeyFilter {
+        project_id: project_filter(query)?,
+        environment,
+        rotation_due,
+    })
+}
+
+/// The first value of query parameter `name`, percent-decoded (`None` if it is not valid
+/// UTF-8 once decoded, as if absent: no name we read takes such a value).
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    let (_, value) = query
         .unwrap_or_default()
         .split('&')
         .filter_map(|pair| pair.split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, value)| value);
-    match value {
-        None => Ok(None),
-        Some(id) if is_valid_project_id(id) => Ok(Some(id.to_owned())),
-        Some(_) => Err(invalid),
-    }
+        .find(|(n, _)| *n == name)?;
+    let decoded = percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .ok()?;
+    Some(decoded.into_owned())
+}
+
+/// An `expires_at` as sent: RFC 3339, or absent.
+fn expires_at(raw: Option<&str>) -> Result<Option<Millis>, ApiError> {
+    raw.map(|text| parse_rfc3339(text).ok_or(ApiError::InvalidExpiresAt))
+        .transpose()
 }
 
 /// Admin writes are sent as `application/json`.
@@ -696,10 +853,15 @@ pub(crate) struct NewProject {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::project_id))]
     org_id: Option<String>,
+    /// Active keys older than this many days are due for rotation (90 is the documented
+    /// advice); left out or `null`: no policy
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3650))]
+    rotation_period_days: Option<u32>,
 }
 
 impl NewProject {
-    const FIELDS: &'static [&'static str] = &["id", "name", "org_id"];
+    const FIELDS: &'static [&'static str] = &["id", "name", "org_id", "rotation_period_days"];
 }
 
 /// `POST /admin/v1/orgs`.
@@ -717,6 +879,23 @@ impl NewOrg {
     const FIELDS: &'static [&'static str] = &["id", "name"];
 }
 
+/// `PATCH /admin/v1/projects/{id}`: the project's settings as a whole (a field left out is
+/// `null`).
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProjectSettings {
+    /// Active keys older than this many days are due for rotation; `null` (or left out)
+    /// removes the policy
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3650))]
+    rotation_period_days: Option<u32>,
+}
+
+impl ProjectSettings {
+    const FIELDS: &'static [&'static str] = &["rotation_period_days"];
+}
+
 /// `POST /admin/v1/projects/{id}/keys` and `POST /admin/v1/orgs/{id}/admin-tokens`.
 #[derive(Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -724,13 +903,51 @@ impl NewOrg {
 pub(crate) struct NewKey {
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::new_name))]
     name: String,
+    /// When the key stops working (401 `key_expired`), RFC 3339; a past instant is accepted
+    /// and the key is refused from the start
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    expires_at: Option<String>,
+    /// `development`, `staging`, `production` or a custom label: trimmed, lowercased, then
+    /// 1 to 32 of a-z, 0-9 and `-`, not starting with `-`
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    environment: Option<String>,
 }
 
 impl NewKey {
+    const FIELDS: &'static [&'static str] = &["name", "expires_at", "environment"];
+}
+
+/// `POST /admin/v1/orgs/{id}/admin-tokens`.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewAdminToken {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::new_name))]
+    name: String,
+}
+
+impl NewAdminToken {
     const FIELDS: &'static [&'static str] = &["name"];
 }
 
-/// Rotate and revoke take no input: `{}` (or an empty body).
+/// `POST /admin/v1/keys/{id}/rotate`: nothing, `{}`, or the new key's `expires_at`.
+#[derive(Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RotateInput {
+    /// When the new key stops working, RFC 3339 (the old key's expiry is not carried over)
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    expires_at: Option<String>,
+}
+
+impl RotateInput {
+    const FIELDS: &'static [&'static str] = &["expires_at"];
+}
+
+/// Revoke takes no input: `{}` (or an empty body).
 #[derive(Deserialize)]
 #[cfg_attr(
     feature = "openapi",
@@ -764,7 +981,7 @@ fn decode<T: DeserializeOwned>(req: &HttpRequest<'_>, fields: &[&str]) -> Result
     json_object::from_slice(req.body).map_err(|e| ApiError::InvalidBody(e.to_string()))
 }
 
-/// Rotate and revoke take no input: an empty body, or `{}` as JSON.
+/// Revoke takes no input: an empty body, or `{}` as JSON.
 fn decode_empty(req: &HttpRequest<'_>) -> Result<(), ApiError> {
     if req.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(());

@@ -15,7 +15,8 @@ pub enum ApiError {
     InvalidKey,
     #[error("this API key has been revoked")]
     KeyRevoked,
-    #[error("this API key was rotated and its grace period has ended")]
+    /// A rotated key after its grace period, or a key past its `expires_at`: one refusal.
+    #[error("this API key has expired: its expiry date passed, or it was rotated and its grace period has ended")]
     KeyExpired,
     #[error("this API key belongs to another project")]
     ProjectMismatch,
@@ -97,6 +98,16 @@ pub enum ApiError {
     Unavailable(#[source] RepoError),
     #[error("internal error")]
     Internal(String),
+    /// `expires_at` is not an RFC 3339 date-time from 1970 on.
+    #[error("expires_at must be an RFC 3339 date-time, e.g. 2027-01-31T00:00:00Z")]
+    InvalidExpiresAt,
+    #[error("environment must be development, staging, production, or a label of 1 to 32 characters a-z, 0-9 and -, starting with a letter or digit")]
+    InvalidEnvironment,
+    #[error("rotation_period_days must be a whole number from 1 to 3650, or null")]
+    InvalidRotationPeriod,
+    /// A query parameter the route knows, with a value it does not take.
+    #[error("invalid query parameter: {0}")]
+    InvalidQuery(&'static str),
 }
 
 impl ApiError {
@@ -122,7 +133,11 @@ impl ApiError {
             | UnsupportedContentType
             | BodyTooLarge(_)
             | InvalidSource
-            | NonCanonicalPath(_) => 400,
+            | NonCanonicalPath(_)
+            | InvalidExpiresAt
+            | InvalidEnvironment
+            | InvalidRotationPeriod
+            | InvalidQuery(_) => 400,
             Internal(_) => 500,
             UpstreamUnavailable(_) => 502,
             Unavailable(_) => 503,
@@ -170,6 +185,10 @@ impl ApiError {
             UpstreamUnavailable(_) => "upstream_unavailable",
             Unavailable(_) => "unavailable",
             Internal(_) => "internal",
+            InvalidExpiresAt => "invalid_expires_at",
+            InvalidEnvironment => "invalid_environment",
+            InvalidRotationPeriod => "invalid_rotation_period",
+            InvalidQuery(_) => "invalid_query",
         }
     }
 
@@ -229,6 +248,10 @@ impl ApiError {
             UpstreamUnavailable(String::new()),
             Unavailable(RepoError::Store(crate::store::StoreError(String::new()))),
             Internal(String::new()),
+            InvalidExpiresAt,
+            InvalidEnvironment,
+            InvalidRotationPeriod,
+            InvalidQuery(""),
         ];
         // No wildcard: a new variant does not compile until it is listed here and above.
         for e in &all {
@@ -272,7 +295,11 @@ impl ApiError {
                 | ReportIncomplete(_)
                 | UpstreamUnavailable(_)
                 | Unavailable(_)
-                | Internal(_) => {}
+                | Internal(_)
+                | InvalidExpiresAt
+                | InvalidEnvironment
+                | InvalidRotationPeriod
+                | InvalidQuery(_) => {}
             }
         }
         all

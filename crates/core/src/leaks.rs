@@ -1044,10 +1044,7 @@ mod tests {
         let revoker = RepoRevoker::new(&store);
         let done = block_on(process(&revoker, NO_TOKENS, &report, NOW)).unwrap();
         assert_eq!(labels(&done), [Label::TruePositive, Label::FalsePositive]);
-        assert!(done
-            .feedback
-            .iter()
-            .all(|f| f.token_type == API_KEY_TYPE));
+        assert!(done.feedback.iter().all(|f| f.token_type == API_KEY_TYPE));
         let reasons = revoker.reasons.borrow();
         assert_eq!(reasons[0].1.actor, "admin");
         assert_eq!(reasons[0].1.reason, "Leaked: reported by incident INC-42");

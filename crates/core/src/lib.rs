@@ -20,4 +20,5 @@ pub mod signature;
 pub mod store;
 pub mod throttle;
 pub mod time;
+pub mod usage;
 pub mod verify;

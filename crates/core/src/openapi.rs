@@ -8,14 +8,16 @@
 //! says the answer has no other field. A type's doc comment is its schema's description.
 
 use crate::api::{
-    Accepted, IssuedAdminToken, IssuedKey, NewKey, NewOrg, NewProject, NoInput, RotatedKey,
+    Accepted, IssuedAdminToken, IssuedKey, NewAdminToken, NewKey, NewOrg, NewProject, NoInput,
+    ProjectSettings, RotateInput, RotatedKey,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::key::{DISPLAY_HEX_LEN, KEY_PREFIX, ORG_TOKEN_PREFIX, SECRET_HEX_LEN};
 use crate::leaks::MAX_SOURCE_CHARS;
 use crate::leaks::{AdminReport, Feedback, GitHubMatch, MAX_REASON_BYTES, MAX_REPORT_ENTRIES};
 use crate::record::{AdminTokenView, AuditView, Grant, KeyStatus, KeyView, OrgView, ProjectView};
-use crate::record::{MAX_NAME_CHARS, PROJECT_ID_PATTERN};
+use crate::record::{ENVIRONMENT_PATTERN, MAX_NAME_CHARS, PROJECT_ID_PATTERN};
+use crate::usage::{DayView, Refusals, UsageView};
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder};
 use utoipa::openapi::schema::{SchemaType, Type};
 use utoipa::openapi::{RefOr, Schema};
@@ -49,11 +51,17 @@ pub fn components() -> Vec<(String, RefOr<Schema>)> {
         named::<OrgView>(),
         named::<NewOrg>(),
         named::<AdminTokenView>(),
+        named::<NewAdminToken>(),
         named::<IssuedAdminToken>(),
+        named::<ProjectSettings>(),
+        named::<RotateInput>(),
+        named::<UsageView>(),
+        named::<DayView>(),
+        named::<Refusals>(),
     ]
 }
 
-/// The body of rotate and revoke: nothing, or `{}`.
+/// The body of revoke: nothing, or `{}`.
 pub fn empty_body() -> RefOr<Schema> {
     NoInput::schema()
 }
@@ -67,6 +75,16 @@ fn one_of<I: IntoIterator<Item = V>, V: Into<serde_json::Value>>(values: I) -> O
     ObjectBuilder::new()
         .schema_type(SchemaType::AnyValue)
         .enum_values(Some(values))
+}
+
+/// A key's environment label as stored ([`crate::record::normalize_environment`]), or `null`.
+pub fn environment() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(ENVIRONMENT_PATTERN))
+        .description(Some(
+            "Where the key is used: `development`, `staging`, `production`, or a custom label",
+        ))
 }
 
 /// A project id, as [`crate::record::is_valid_project_id`] accepts it.

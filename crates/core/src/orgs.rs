@@ -106,9 +106,9 @@ impl Scope<'_> {
         keys: &Keys<'_, S, F>,
         id: &str,
         now: Millis,
-    ) -> Result<KeyView, ApiError> {
+    ) -> Result<(KeyRecord, KeyView), ApiError> {
         let key = crate::admin::get_key(keys, id, now).await?;
-        if self.0.org().is_some() && self.project(&keys.repo, &key.project_id).await.is_err() {
+        if self.0.org().is_some() && self.project(&keys.repo, &key.0.project_id).await.is_err() {
             return Err(ApiError::KeyNotFound);
         }
         Ok(key)

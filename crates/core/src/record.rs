@@ -29,6 +29,15 @@ pub struct KeyRecord {
     pub revoked_reason: Option<String>,
     pub rotated_from: Option<String>,
     pub rotated_to: Option<String>,
+    /// Set at creation (or by the rotation that issued it): the key stops working at this
+    /// instant, exclusive, as a rotated key does at the end of its grace. Left out of the JSON
+    /// when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Millis>,
+    /// A label for where the key is used ([`normalize_environment`]); a rotation's successor
+    /// carries it over. Left out of the JSON when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
 }
 
 /// What a key is at a given instant; in JSON `"active"`, `"grace"`, `"expired"`, `"revoked"`.
@@ -91,13 +100,17 @@ impl KeyRecord {
             revoked_reason: None,
             rotated_from,
             rotated_to: None,
+            expires_at: None,
+            environment: None,
         }
     }
 
-    /// Status at `now`. Revocation wins over grace; a grace ends at its instant, exclusive.
+    /// Status at `now`. Revocation wins over everything, then an `expires_at` that has passed
+    /// (expired, as a grace that has ended), then grace; both ends are exclusive.
     pub fn status(&self, now: Millis) -> KeyStatus {
         match (self.revoked_at, self.grace_expires_at) {
             (Some(_), _) => KeyStatus::Revoked,
+            _ if self.expires_at.is_some_and(|end| now >= end) => KeyStatus::Expired,
             (None, Some(end)) if now < end => KeyStatus::Grace,
             (None, Some(_)) => KeyStatus::Expired,
             (None, None) => KeyStatus::Active,
@@ -146,7 +159,26 @@ impl KeyRecord {
         }
     }
 
-    /// The admin view at `now`: never the key, never the hash.
+    /// The instant this key stops working unless revoked first: the earlier of its
+    /// `expires_at` and the end of its grace; `None`: it has no end.
+    pub fn working_until(&self) -> Option<Millis> {
+        match (self.expires_at, self.grace_expires_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// When an active key falls due for rotation under a project's `rotation_period_days`:
+    /// its creation plus the period. `None` without a period, or for a key that is no longer
+    /// active (rotated, expired, revoked: nothing left to rotate).
+    pub fn rotation_due_at(&self, period_days: Option<u32>, now: Millis) -> Option<Millis> {
+        let period = Millis::from(period_days?).saturating_mul(crate::time::DAY_MS);
+        (self.status(now) == KeyStatus::Active).then(|| self.created_at.saturating_add(period))
+    }
+
+    /// The admin view at `now`: never the key, never the hash. Rotation policy and usage are
+    /// filled in by the caller that knows them ([`KeyView::rotation_policy`],
+    /// [`KeyView::usage`]).
     pub fn view(&self, now: Millis) -> KeyView {
         KeyView {
             id: self.id.clone(),
@@ -160,12 +192,18 @@ impl KeyRecord {
             revoked_reason: self.revoked_reason.clone(),
             rotated_from: self.rotated_from.clone(),
             rotated_to: self.rotated_to.clone(),
+            expires_at: self.expires_at.map(rfc3339),
+            environment: self.environment.clone(),
+            rotation_due: false,
+            rotation_due_at: None,
+            last_used_at: None,
+            safe_to_revoke: false,
         }
     }
 }
 
 /// The authorize decision: active → allowed; in grace before its end → allowed;
-/// grace over → expired; revoked → revoked.
+/// grace over or `expires_at` passed → expired; revoked → revoked.
 pub fn authorize(record: &KeyRecord, now: Millis) -> Result<Grant, Denied> {
     let status = record.status(now);
     match status {
@@ -208,6 +246,62 @@ pub struct KeyView {
     pub rotated_from: Option<String>,
     #[cfg_attr(feature = "openapi", schema(required))]
     pub rotated_to: Option<String>,
+    /// When the key stops working (401 `key_expired`), if it was given an expiry.
+    #[cfg_attr(feature = "openapi", schema(required, format = DateTime))]
+    pub expires_at: Option<String>,
+    /// Where the key is used: `development`, `staging`, `production` or a custom label.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::environment))]
+    pub environment: Option<String>,
+    /// The key is active and older than its project's `rotation_period_days`.
+    pub rotation_due: bool,
+    /// When the active key falls (or fell) due for rotation; `null` without a rotation period
+    /// or once the key is no longer active.
+    #[cfg_attr(feature = "openapi", schema(required, format = DateTime))]
+    pub rotation_due_at: Option<String>,
+    /// The last minute a request presenting this key was granted, as far as usage reports
+    /// have arrived (docs/key-lifecycle.md states the bound); `null`: never used, or not yet reported.
+    #[cfg_attr(feature = "openapi", schema(required, format = DateTime))]
+    pub last_used_at: Option<String>,
+    /// The key is in its rotation grace and has seen no traffic for the quiet time
+    /// (`USAGE_QUIET_SECONDS`): revoking it now should break nobody.
+    pub safe_to_revoke: bool,
+}
+
+impl KeyView {
+    /// Sets `rotation_due` and `rotation_due_at` from the project's `rotation_period_days`.
+    pub fn rotation_policy(&mut self, record: &KeyRecord, period_days: Option<u32>, now: Millis) {
+        let due_at = record.rotation_due_at(period_days, now);
+        self.rotation_due = due_at.is_some_and(|at| now >= at);
+        self.rotation_due_at = due_at.map(rfc3339);
+    }
+
+    /// Sets `last_used_at` (Unix ms, minute resolution) and `safe_to_revoke`: a key in grace
+    /// that has seen no use for `quiet_ms`, counted from the later of its last use and the
+    /// start of its grace (its end minus `grace_ms`), so a key is never called quiet sooner
+    /// than `quiet_ms` after its rotation.
+    pub fn usage(
+        &mut self,
+        record: &KeyRecord,
+        last_used: Option<Millis>,
+        quiet: Quiet,
+        now: Millis,
+    ) {
+        self.last_used_at = last_used.map(rfc3339);
+        let grace_start = record
+            .grace_expires_at
+            .map(|end| end.saturating_sub(quiet.grace_ms));
+        let quiet_since = grace_start.map(|start| last_used.map_or(start, |used| used.max(start)));
+        self.safe_to_revoke = record.status(now) == KeyStatus::Grace
+            && quiet_since.is_some_and(|since| now.saturating_sub(since) >= quiet.quiet_ms);
+    }
+}
+
+/// What decides `safe_to_revoke`, in milliseconds: the quiet time (`USAGE_QUIET_SECONDS`,
+/// default 15 minutes) and the rotation grace (`ROTATION_GRACE_SECONDS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quiet {
+    pub quiet_ms: Millis,
+    pub grace_ms: Millis,
 }
 
 /// The organization of every project stored before organizations existed, and of projects the
@@ -223,6 +317,9 @@ pub struct Project {
     pub created_at: Millis,
     #[serde(default = "default_org")]
     pub org_id: String,
+    /// Keys older than this many days are due for rotation. Left out of the JSON when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_period_days: Option<u32>,
 }
 
 fn default_org() -> String {
@@ -344,6 +441,9 @@ pub struct ProjectView {
     pub created_at: String,
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::project_id))]
     pub org_id: String,
+    /// Active keys older than this many days show `rotation_due`; `null`: no policy.
+    #[cfg_attr(feature = "openapi", schema(required, minimum = 1, maximum = 3650))]
+    pub rotation_period_days: Option<u32>,
 }
 
 impl Project {
@@ -353,6 +453,7 @@ impl Project {
             name: self.name.clone(),
             created_at: rfc3339(self.created_at),
             org_id: self.org_id.clone(),
+            rotation_period_days: self.rotation_period_days,
         }
     }
 }
@@ -444,6 +545,25 @@ impl AuditEvent {
             at: rfc3339(self.at),
         }
     }
+}
+
+/// The longest rotation period a project may set (ten years).
+pub const MAX_ROTATION_PERIOD_DAYS: u32 = 3650;
+/// An environment label: what [`normalize_environment`] accepts, as a regular expression.
+pub const ENVIRONMENT_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,31}$";
+
+/// An environment label (`development`, `staging`, `production`, or a custom one): trimmed
+/// and lowercased, then 1 to 32 of `a-z`, `0-9` and `-`, not starting with `-`
+/// ([`ENVIRONMENT_PATTERN`]).
+pub fn normalize_environment(raw: &str) -> Option<String> {
+    let label = raw.trim().to_ascii_lowercase();
+    let bytes = label.as_bytes();
+    let ok = (1..=32).contains(&bytes.len())
+        && bytes[0] != b'-'
+        && bytes
+            .iter()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'));
+    ok.then_some(label)
 }
 
 /// A project id: what [`is_valid_project_id`] accepts, as a regular expression.
@@ -706,5 +826,79 @@ pub(crate) mod tests {
         assert_eq!(normalize_name(&"x".repeat(65)), None);
         assert_eq!(normalize_name("   "), None);
         assert_eq!(normalize_name("a\u{0007}b"), None);
+    }
+
+    #[test]
+    fn expiry_stops_a_key_at_its_instant_and_revocation_still_wins() {
+        let mut rec = record(0);
+        rec.expires_at = Some(DAY);
+        assert_eq!(
+            authorize(&rec, DAY - 1).map(|g| g.status),
+            Ok(KeyStatus::Active)
+        );
+        assert_eq!(authorize(&rec, DAY), Err(Denied::Expired));
+        rec.start_grace(HOUR, 2 * DAY, "key_2").unwrap();
+        assert_eq!(rec.status(DAY - 1), KeyStatus::Grace);
+        assert_eq!(
+            rec.status(DAY),
+            KeyStatus::Expired,
+            "expiry before grace's end"
+        );
+        assert_eq!(rec.working_until(), Some(DAY));
+        rec.revoke(5);
+        assert_eq!(authorize(&rec, 6), Err(Denied::Revoked));
+    }
+
+    #[test]
+    fn new_fields_stay_out_of_stored_json_until_set() {
+        let mut rec = record(3);
+        let before = serde_json::to_string(&rec).unwrap();
+        assert!(!before.contains(r#""expires_at""#) && !before.contains("environment"));
+        rec.expires_at = Some(9);
+        rec.environment = Some("staging".into());
+        let json = serde_json::to_string(&rec).unwrap();
+        assert!(json.ends_with(r#""rotated_to":null,"expires_at":9,"environment":"staging"}"#));
+        assert_eq!(from_str::<KeyRecord>(&json).unwrap(), rec);
+    }
+
+    #[test]
+    fn environments_are_lowercased_and_bounded() {
+        assert_eq!(
+            normalize_environment(" Staging ").as_deref(),
+            Some("staging")
+        );
+        assert_eq!(normalize_environment("eu-1").as_deref(), Some("eu-1"));
+        for bad in ["", "-x", "a_b", "a b", "é", &"x".repeat(33)] {
+            assert_eq!(normalize_environment(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn safe_to_revoke_needs_grace_and_the_quiet_time_since_the_later_of_use_and_rotation() {
+        const MIN: Millis = 60_000;
+        let quiet = Quiet {
+            quiet_ms: 15 * MIN,
+            grace_ms: DAY,
+        };
+        let mut rec = record(0);
+        let mut view = rec.view(HOUR);
+        view.usage(&rec, Some(0), quiet, HOUR);
+        assert!(
+            !view.safe_to_revoke,
+            "an active key is never called safe to revoke"
+        );
+        rec.start_grace(HOUR, DAY, "key_2").unwrap();
+        let mut at = |used: Option<Millis>, now: Millis| {
+            view.usage(&rec, used, quiet, now);
+            (view.safe_to_revoke, view.last_used_at.clone())
+        };
+        // Last used before the rotation: quiet counts from the rotation.
+        assert!(!at(Some(0), HOUR + 15 * MIN - 1).0);
+        assert_eq!(at(Some(0), HOUR + 15 * MIN), (true, Some(rfc3339(0))));
+        // Still used during grace: quiet counts from the last use.
+        assert!(!at(Some(HOUR + 10 * MIN), HOUR + 24 * MIN).0);
+        assert!(at(Some(HOUR + 10 * MIN), HOUR + 25 * MIN).0);
+        assert_eq!(at(None, HOUR + 15 * MIN), (true, None));
+        assert!(!at(None, HOUR + DAY).0, "grace over: expired, not in grace");
     }
 }

@@ -52,6 +52,32 @@ pub async fn authenticate_key<S: Store>(
     key: &ApiKey,
     now: Millis,
 ) -> Result<Grant, ApiError> {
+    let decided = authenticate_known(store, overlay, key, now).await;
+    decided.map_err(|refused| refused.error)
+}
+
+/// A refusal, and the key it names when the key is known (revoked, expired): what usage
+/// counts as that key's refusal.
+#[derive(Debug)]
+pub struct Refused {
+    pub error: ApiError,
+    /// `(project_id, key_id)` of a known key.
+    pub key: Option<(String, String)>,
+}
+
+impl From<ApiError> for Refused {
+    fn from(error: ApiError) -> Self {
+        Self { error, key: None }
+    }
+}
+
+/// [`authenticate_key`], with the refused key's identity when it is known.
+pub async fn authenticate_known<S: Store>(
+    store: &S,
+    overlay: &RefCell<Overlay>,
+    key: &ApiKey,
+    now: Millis,
+) -> Result<Grant, Refused> {
     let hash = key.hash();
     let logged = {
         let overlay = overlay.borrow();
@@ -68,7 +94,8 @@ pub async fn authenticate_key<S: Store>(
         }
         logged.cloned()
     };
-    let stored = Repo::new(store).key_by_hash(&hash).await?;
+    let stored = Repo::new(store).key_by_hash(&hash).await;
+    let stored = stored.map_err(|e| Refused::from(ApiError::from(e)))?;
     let mut overlay = overlay.borrow_mut();
     let decision = judge(logged.as_ref(), stored.as_ref(), overlay.live(now), now);
     match stored {
@@ -88,12 +115,12 @@ fn judge(
     stored: Option<&KeyRecord>,
     live: bool,
     now: Millis,
-) -> Result<Grant, ApiError> {
+) -> Result<Grant, Refused> {
     let record = match (logged, stored) {
         (Some(logged), Some(stored)) => stricter(logged, stored),
         (Some(logged), None) if live => logged,
         (_, Some(stored)) => stored,
-        (_, None) => return Err(ApiError::InvalidKey),
+        (_, None) => return Err(ApiError::InvalidKey.into()),
     };
     decide(record, now)
 }
@@ -103,7 +130,7 @@ fn judge(
 fn stricter<'r>(a: &'r KeyRecord, b: &'r KeyRecord) -> &'r KeyRecord {
     let ends = |r: &KeyRecord| match r.revoked_at {
         Some(_) => 0,
-        None => r.grace_expires_at.unwrap_or(Millis::MAX),
+        None => r.working_until().unwrap_or(Millis::MAX),
     };
     if ends(b) < ends(a) {
         b
@@ -112,10 +139,13 @@ fn stricter<'r>(a: &'r KeyRecord, b: &'r KeyRecord) -> &'r KeyRecord {
     }
 }
 
-fn decide(record: &KeyRecord, now: Millis) -> Result<Grant, ApiError> {
-    authorize(record, now).map_err(|denied| match denied {
-        Denied::Revoked => ApiError::KeyRevoked,
-        Denied::Expired => ApiError::KeyExpired,
+fn decide(record: &KeyRecord, now: Millis) -> Result<Grant, Refused> {
+    authorize(record, now).map_err(|denied| Refused {
+        error: match denied {
+            Denied::Revoked => ApiError::KeyRevoked,
+            Denied::Expired => ApiError::KeyExpired,
+        },
+        key: Some((record.project_id.clone(), record.id.clone())),
     })
 }
 

@@ -98,7 +98,7 @@ fn paths() -> Value {
     let create_project = admin_op("Create a project")
         .body(true, JSON, schema("NewProject"))
         .answer("201", "Created", schema("Project"))
-        .error("400", "Bad body, id or name")
+        .error("400", "Bad body, id, name or `invalid_rotation_period`")
         .error(
             "404",
             "`org_id` names no organization this caller sees (`org_not_found`)",
@@ -108,12 +108,35 @@ fn paths() -> Value {
         .param(path_param("project_id"))
         .body(true, JSON, schema("NewKey"))
         .answer("201", "Created", schema("IssuedKey"))
-        .error("400", "Bad body or name")
+        .error(
+            "400",
+            "Bad body, name, `invalid_expires_at` or `invalid_environment`",
+        )
+        .error("404", "`project_not_found`");
+    let update_project = admin_op("Set a project's settings: its rotation policy")
+        .param(path_param("project_id"))
+        .body(true, JSON, schema("ProjectSettings"))
+        .answer("200", "Updated", schema("Project"))
+        .error("400", "Bad body or period (`invalid_rotation_period`)")
         .error("404", "`project_not_found`");
     let list_keys = admin_op("List keys, newest first")
         .param(project_filter())
+        .param(json!({
+            "name": "environment",
+            "in": "query",
+            "required": false,
+            "schema": { "type": "string" },
+            "description": "Only keys with this environment label (compared lowercased)"
+        }))
+        .param(json!({
+            "name": "rotation_due",
+            "in": "query",
+            "required": false,
+            "schema": { "enum": ["true", "false"] },
+            "description": "Only keys due (`true`) or not due (`false`) for rotation under their project's `rotation_period_days`"
+        }))
         .answer("200", "Keys", listing("keys", "KeyView"))
-        .error("400", "`invalid_project_id`")
+        .error("400", "`invalid_project_id`, `invalid_environment`, `invalid_query`")
         .error("404", "`project_not_found`");
     let report_leaked = Op::new("Report leaked keys (internal scanners, support, incident response)", "adminToken")
         .describe("Same classification, revocation and answer as the GitHub endpoint; `source` becomes the revocation reason, as given. A key named twice is one entry of the answer and one revocation.")
@@ -127,11 +150,16 @@ fn paths() -> Value {
         .param(path_param("key_id"))
         .answer("200", "The key", schema("KeyView"))
         .error("404", "`key_not_found`");
+    let usage = admin_op("A key's verifications per UTC day, the last 30 days (granted, and refused by code)")
+        .describe("Counted by each isolate and reported every `USAGE_FLUSH_SECONDS` (default 20 s): a verification shows here within that interval plus one Durable Object request. Refusals that name no known key (`missing_key`, `malformed_key`, `invalid_key`) are not counted.")
+        .param(path_param("key_id"))
+        .answer("200", "30 days, oldest first", schema("UsageView"))
+        .error("404", "`key_not_found`");
     let rotate = admin_op("Rotate: a new key now, the old one works until its grace ends")
         .param(path_param("key_id"))
-        .body(false, JSON, to_json(openapi::empty_body()))
+        .body(false, JSON, schema("RotateInput"))
         .answer("201", "Rotated", schema("RotatedKey"))
-        .error("400", "Bad body")
+        .error("400", "Bad body or `invalid_expires_at`")
         .error("404", "`key_not_found`")
         .error("409", "`key_not_rotatable`");
     let revoke = admin_op("Revoke at once (idempotent)")
@@ -166,7 +194,7 @@ fn paths() -> Value {
         .error("404", "`org_not_found`");
     let create_token = admin_op("Create an organization admin token (operator only): the full token is in this response only")
         .param(path_param("org_id"))
-        .body(true, JSON, schema("NewKey"))
+        .body(true, JSON, schema("NewAdminToken"))
         .answer("201", "Created", schema("IssuedAdminToken"))
         .error("400", "Bad body or name")
         .error("404", "`org_not_found`, or not the operator (`not_found`)");
@@ -198,10 +226,12 @@ fn paths() -> Value {
             "head": list_projects.head(),
             "post": create_project.0
         },
+        "/admin/v1/projects/{project_id}": { "patch": update_project.0 },
         "/admin/v1/projects/{project_id}/keys": { "post": create_key.0 },
         "/admin/v1/keys": { "get": list_keys.get(), "head": list_keys.head() },
         "/admin/v1/keys/report-leaked": { "post": report_leaked.0 },
         "/admin/v1/keys/{key_id}": { "get": get_key.get(), "head": get_key.head() },
+        "/admin/v1/keys/{key_id}/usage": { "get": usage.get(), "head": usage.head() },
         "/admin/v1/keys/{key_id}/rotate": { "post": rotate.0 },
         "/admin/v1/keys/{key_id}/revoke": { "post": revoke.0 },
         "/admin/v1/audit": { "get": audit.get(), "head": audit.head() },

@@ -4,8 +4,8 @@
 //! throttled, or GitHub's signature headers), and only up to its route's limit (`body`).
 //! Per-isolate state here: the overlay of recent key changes (with the records read
 //! lately), shared by every request the isolate serves, and refreshed in the background
-//! (`waitUntil`) after the answer when due; the settings, GitHub's keys and the sign-in
-//! throttle keep theirs in their own modules.
+//! (`waitUntil`) after the answer when due; the settings, GitHub's keys, the sign-in throttle
+//! and the usage tally keep theirs in their own modules.
 //!
 //! `/admin/` (the dashboard) and `/openapi.json` never reach this code: the assets binding
 //! (`[assets]` in wrangler.toml) serves files of `public/` before the worker runs.
@@ -19,8 +19,9 @@ use crate::kv::Kv;
 use crate::respond::respond;
 use crate::settings::Settings;
 use crate::signin::{self, SignInLimiter};
+use crate::usage::{self, UsageClient};
 use lumiqtrace_core::admin::Keys;
-use lumiqtrace_core::api::{self, HttpRequest, Outcome, Reply};
+use lumiqtrace_core::api::{self, HttpRequest, Outcome, Reply, Usage};
 use lumiqtrace_core::changes::{self, Overlay};
 use lumiqtrace_core::error::ApiError;
 use lumiqtrace_core::orgs::{Actor, TokenCache, Tokens};
@@ -43,12 +44,14 @@ thread_local! {
 /// becomes the generic JSON 500, its detail in the log.
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let answer = handle(req, &env).await;
-    refresh_in_background(&env, &ctx);
-    match answer {
+    let answer = match handle(req, &env).await {
         Ok(response) => Ok(response),
         Err(e) => respond(Reply::error(&ApiError::Internal(e.to_string()))),
-    }
+    };
+    refresh_in_background(&env, &ctx);
+    // Uses counted by this request (or earlier ones) are reported later, in the background.
+    usage::schedule_report(&env, &ctx, Settings::get(&env).flush_ms);
+    answer
 }
 
 /// Starts the overlay's refresh after the answer, if one is due (`changes::begin_background`:
@@ -165,7 +168,13 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
         let reply = api::github_secret_scanning(&keys, &tokens, signatures, &request, now);
         return respond(reply.await);
     }
-    let reply = match api::handle(&keys, &settings.config, &tokens, &request, now).await {
+    let tally = usage::tally();
+    let usage = Usage {
+        tally: &tally,
+        source: &UsageClient { env },
+    };
+    let handled = api::handle(&keys, &usage, &settings.config, &tokens, &request, now);
+    let reply = match handled.await {
         Outcome::Reply(reply) => reply,
         Outcome::Forward { grant, target, log } => {
             if let Some(line) = log {

@@ -3,6 +3,7 @@
 //! `change_log` the `KeyChanges` Durable Object and its client; `admin_tokens` the
 //! `AdminTokens` Durable Object (organization admin tokens) and its client; `github` GitHub's public keys;
 //! `forward` the call on to the ingest origin; `signin` the limiter of failed admin sign-ins;
+//! `usage` the isolate's tally of verifications, its reports and the `KeyUsage` Durable Object;
 //! `body`, `respond` and `settings` the request body, the response and the vars around them.
 //! Built with worker-build as it ships (its own JS entry, which starts a fresh Wasm instance
 //! after a panic).
@@ -17,9 +18,11 @@ mod kv;
 mod respond;
 mod settings;
 mod signin;
+mod usage;
 
 pub use admin_tokens::AdminTokens;
 pub use change_log::KeyChanges;
+pub use usage::KeyUsage;
 
 /// Now, in milliseconds since the Unix epoch (the runtime's clock, `Date.now()`: in Workers it
 /// advances only across I/O).

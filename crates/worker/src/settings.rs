@@ -4,7 +4,8 @@
 
 use lumiqtrace_core::api::{self, AdminToken, Config};
 use lumiqtrace_core::changes::DEFAULT_REFRESH_MS;
-use lumiqtrace_core::time::parse_seconds;
+use lumiqtrace_core::time::{parse_seconds, Millis};
+use lumiqtrace_core::usage::{DEFAULT_FLUSH_MS, DEFAULT_QUIET_MS, MAX_FLUSH_MS};
 use sha2::{Digest, Sha256};
 use std::cell::OnceCell;
 use std::rc::Rc;
@@ -13,7 +14,7 @@ use worker::{console_error, Env};
 /// What the shell reads from `env` besides its bindings.
 pub struct Settings {
     /// `ADMIN_TOKEN` (secret, as its digest), `ROTATION_GRACE_SECONDS`,
-    /// `CHANGES_REFRESH_SECONDS`.
+    /// `CHANGES_REFRESH_SECONDS`, `USAGE_QUIET_SECONDS`.
     pub config: Config,
     /// `CHANGES_OVERLAY`: anything but `"off"` keeps the change log on.
     pub overlay_on: bool,
@@ -21,6 +22,9 @@ pub struct Settings {
     pub ingest_origin: Option<String>,
     /// `GITHUB_KEYS_URL`: GitHub's public-keys document; `None`: GitHub's own.
     pub github_keys_url: Option<String>,
+    /// `USAGE_FLUSH_SECONDS`, in milliseconds: how long an isolate holds counted uses before it
+    /// reports them; at most `usage::MAX_FLUSH_MS`.
+    pub flush_ms: Millis,
 }
 
 thread_local! {
@@ -39,7 +43,24 @@ impl Settings {
             overlay_on: var(env, "CHANGES_OVERLAY").is_none_or(|v| v.trim() != "off"),
             ingest_origin: var(env, "INGEST_ORIGIN"),
             github_keys_url: var(env, "GITHUB_KEYS_URL"),
+            flush_ms: seconds(env, "USAGE_FLUSH_SECONDS", DEFAULT_FLUSH_MS).min(MAX_FLUSH_MS),
         }
+    }
+}
+
+/// A var holding a number of seconds, in milliseconds; `default` when unset or not a number
+/// (logged).
+fn seconds(env: &Env, name: &str, default: Millis) -> Millis {
+    match var(env, name).map(|s| parse_seconds(&s)) {
+        Some(Some(ms)) => ms,
+        Some(None) => {
+            console_error!(
+                "{name} is not a number of seconds; using {}",
+                default / 1000
+            );
+            default
+        }
+        None => default,
     }
 }
 
@@ -71,6 +92,7 @@ fn config(env: &Env) -> Config {
         admin_token: var(env, "ADMIN_TOKEN").map(|token| admin_token(token.trim())),
         grace_ms: grace_seconds.saturating_mul(1000),
         refresh_ms,
+        quiet_ms: seconds(env, "USAGE_QUIET_SECONDS", DEFAULT_QUIET_MS),
     }
 }
 

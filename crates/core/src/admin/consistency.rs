@@ -72,11 +72,15 @@ fn seed<S: Store, F: ChangeFeed>(near: &Location<'_, S, F>, now: Millis) -> (Str
             "default",
             "p",
             "P",
+            None,
             now,
         )
         .await
         .unwrap();
-        let issued = create_key(&near.keys(), "p", "k", now).await.unwrap().value;
+        let issued = create_key(&near.keys(), "p", "k", KeyOptions::default(), now)
+            .await
+            .unwrap()
+            .value;
         (issued.key.expose().to_owned(), issued.api_key.id)
     })
 }
@@ -208,7 +212,7 @@ fn a_rotated_key_answered_from_memory_stops_exactly_at_its_grace_end() {
     let near = Location::new(&kv, &feed);
     let (old_key, id) = seed(&near, 0);
     let grace_end = WINDOW_MS + 30_000;
-    block_on(rotate_key(&near.keys(), &id, grace_end - 1, 1)).unwrap();
+    block_on(rotate_key(&near.keys(), &id, grace_end - 1, None, 1)).unwrap();
     block_on(settle(&feed.log, &near.keys().repo, 1 + SETTLE_AFTER_MS));
     let far = Location::new(&kv, &feed);
     let before = key_reads(&kv);
@@ -312,8 +316,8 @@ fn two_rotations_of_one_key_at_once_issue_exactly_one_successor() {
     let here = Location::new(&kv, &feed);
     let (old_key, id) = seed(&here, 0);
     let (a, b) = race(
-        rotate_key(&here.keys(), &id, GRACE, 5),
-        rotate_key(&here.keys(), &id, GRACE, 5),
+        rotate_key(&here.keys(), &id, GRACE, None, 5),
+        rotate_key(&here.keys(), &id, GRACE, None, 5),
     );
     let (won, lost) = match (a, b) {
         (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won.value, lost),
@@ -342,12 +346,12 @@ fn rotate_and_revoke_at_once_leave_the_key_revoked_in_either_order() {
         let (rotated, revoked) = if revoke_first {
             let (r, v) = race(
                 revoke_key(&here.keys(), &id, 5),
-                rotate_key(&here.keys(), &id, GRACE, 5),
+                rotate_key(&here.keys(), &id, GRACE, None, 5),
             );
             (v, r)
         } else {
             race(
-                rotate_key(&here.keys(), &id, GRACE, 5),
+                rotate_key(&here.keys(), &id, GRACE, None, 5),
                 revoke_key(&here.keys(), &id, 5),
             )
         };
@@ -373,12 +377,13 @@ fn concurrent_creates_all_land_work_and_are_listed() {
     let here = Location::new(&kv, &feed);
     seed(&here, 0);
     let keys = here.keys();
-    let creates = (0..20).map(|i| create_key(&keys, "p", "burst", i));
+    let creates = (0..20).map(|i| create_key(&keys, "p", "burst", KeyOptions::default(), i));
     let issued: Vec<_> = block_on(join_all(creates))
         .into_iter()
         .map(|done| done.unwrap().value)
         .collect();
-    let listed = block_on(list_keys(&here.keys(), Some("p"), 100)).unwrap();
+    let listed = block_on(list_keys(&here.keys(), &KeyFilter::project("p"), 100)).unwrap();
+    let listed: Vec<KeyView> = listed.into_iter().map(|(_, view)| view).collect();
     assert_eq!(listed.len(), 21);
     for key in &issued {
         assert!(listed.iter().any(|k| k.id == key.api_key.id));
@@ -393,10 +398,18 @@ fn kv_failure_after_the_commit_is_served_from_the_log_and_settled_later() {
     let here = Location::new(&kv, &feed);
     seed(&here, 0);
     kv.fail_from(0, Some(crate::store::Op::Put));
-    let done = block_on(create_key(&here.keys(), "p", "late", 10)).unwrap();
+    let done = block_on(create_key(
+        &here.keys(),
+        "p",
+        "late",
+        KeyOptions::default(),
+        10,
+    ))
+    .unwrap();
     assert!(done.warning.unwrap().contains("settle"));
     let key = done.value.key.expose().to_owned();
-    let listed = block_on(list_keys(&here.keys(), Some("p"), 11)).unwrap();
+    let listed = block_on(list_keys(&here.keys(), &KeyFilter::project("p"), 11)).unwrap();
+    let listed: Vec<KeyView> = listed.into_iter().map(|(_, view)| view).collect();
     assert!(
         listed.iter().any(|k| k.id == done.value.api_key.id),
         "listed from the log"
@@ -451,7 +464,14 @@ fn a_stale_overlay_does_not_grant_a_key_kv_has_never_seen() {
     let near = Location::new(&kv, &feed);
     seed(&near, 0);
     kv.fail_from(0, Some(Op::Put));
-    let done = block_on(create_key(&near.keys(), "p", "log only", 10)).unwrap();
+    let done = block_on(create_key(
+        &near.keys(),
+        "p",
+        "log only",
+        KeyOptions::default(),
+        10,
+    ))
+    .unwrap();
     assert!(done.warning.is_some(), "KV did not take it");
     let key = done.value.key.expose().to_owned();
     let far = Location::new(&kv, &feed);
@@ -492,7 +512,14 @@ fn with_the_log_unreachable_a_revoke_lands_in_kv_while_create_and_rotate_refuse(
     let feed = MemoryFeed::default();
     let near = Location::new(&kv, &feed);
     let (key, id) = seed(&near, 0);
-    let other = block_on(create_key(&near.keys(), "p", "other", 0)).unwrap();
+    let other = block_on(create_key(
+        &near.keys(),
+        "p",
+        "other",
+        KeyOptions::default(),
+        0,
+    ))
+    .unwrap();
     feed.unreachable.set(true);
     let done = block_on(revoke_key(&near.keys(), &id, 10)).unwrap();
     assert_eq!(done.value.status, KeyStatus::Revoked);
@@ -507,13 +534,25 @@ fn with_the_log_unreachable_a_revoke_lands_in_kv_while_create_and_rotate_refuse(
     assert_eq!(stored.revoked_at, Some(10));
     let events = block_on(audit_log(&near.keys().repo, Some("p"))).unwrap();
     assert!(events.iter().any(|e| e.action == "key.revoked"));
-    let created = block_on(create_key(&near.keys(), "p", "new", 12));
+    let created = block_on(create_key(
+        &near.keys(),
+        "p",
+        "new",
+        KeyOptions::default(),
+        12,
+    ));
     assert_eq!(
         created.unwrap_err().status(),
         503,
         "no commit point, no new key"
     );
-    let rotated = block_on(rotate_key(&near.keys(), &other.value.api_key.id, GRACE, 12));
+    let rotated = block_on(rotate_key(
+        &near.keys(),
+        &other.value.api_key.id,
+        GRACE,
+        None,
+        12,
+    ));
     assert_eq!(rotated.unwrap_err().status(), 503);
 }
 
@@ -556,7 +595,7 @@ fn revoke_outside_the_log_then_everything_after(isolate_stays: bool) {
     refused(&key, 20_000, &Location::new(&kv, &feed), "a fresh isolate");
     // Far away, once the read it kept from before the revoke has expired.
     refused(&key, INTERVAL + CACHED_FOR_MS, &far, "far away");
-    let rotated = block_on(rotate_key(&near.keys(), &id, GRACE, 30_000));
+    let rotated = block_on(rotate_key(&near.keys(), &id, GRACE, None, 30_000));
     assert_eq!(rotated.unwrap_err().code(), "key_not_rotatable");
     assert!(
         logged(&feed, &id, 30_001).unwrap().revoked_at.is_some(),
@@ -601,7 +640,8 @@ fn the_logs_settle_never_writes_a_working_version_over_a_revocation_in_kv() {
         None,
         "the log never heard"
     );
-    let listed = block_on(list_keys(&near.keys(), Some("p"), 12)).unwrap();
+    let listed = block_on(list_keys(&near.keys(), &KeyFilter::project("p"), 12)).unwrap();
+    let listed: Vec<KeyView> = listed.into_iter().map(|(_, view)| view).collect();
     let shown = listed.iter().find(|k| k.id == id).unwrap();
     assert_eq!(
         shown.status,
@@ -675,12 +715,12 @@ fn a_rotation_racing_a_revoke_as_the_log_goes_away_never_revives_the_key() {
         let (rotated, revoked) = if revoke_first {
             let (r, v) = race(
                 revoke_key(&here.keys(), &id, 5),
-                rotate_key(&here.keys(), &id, GRACE, 5),
+                rotate_key(&here.keys(), &id, GRACE, None, 5),
             );
             (v, r)
         } else {
             race(
-                rotate_key(&here.keys(), &id, GRACE, 5),
+                rotate_key(&here.keys(), &id, GRACE, None, 5),
                 revoke_key(&here.keys(), &id, 5),
             )
         };

@@ -43,11 +43,15 @@ impl World {
                 "default",
                 "p",
                 "P",
+                None,
                 0,
             )
             .await
             .unwrap();
-            let issued = create_key(&self.keys(), "p", "k", 0).await.unwrap().value;
+            let issued = create_key(&self.keys(), "p", "k", KeyOptions::default(), 0)
+                .await
+                .unwrap()
+                .value;
             (issued.key.expose().to_owned(), issued.api_key.id)
         })
     }
@@ -120,7 +124,7 @@ fn a_key_rotated_meanwhile_is_revoked_on_the_version_that_stands() {
     let w = World::new();
     let (_, id) = w.seed();
     let seen = w.record(&id, 100);
-    block_on(rotate_key(&w.keys(), &id, DAY, 200)).unwrap();
+    block_on(rotate_key(&w.keys(), &id, DAY, None, 200)).unwrap();
     let batch = [(seen, revocation())];
     block_on(Revoker::revoke(&w.keys(), &batch, 300)).unwrap();
     let record = w.record(&id, 301);

@@ -209,23 +209,40 @@ impl World {
                     "default",
                     project,
                     project,
+                    None,
                     T0,
                 )
                 .await
                 .unwrap();
             }
             held.push(Held::of(
-                create_key(&keys, "web-app", "active", T0).await.unwrap(),
+                create_key(&keys, "web-app", "active", KeyOptions::default(), T0)
+                    .await
+                    .unwrap(),
             ));
-            let old = Held::of(create_key(&keys, "web-app", "rotated", T0).await.unwrap());
-            let new = Held::of(rotate_key(&keys, &old.id, GRACE, T0 + 1).await.unwrap());
+            let old = Held::of(
+                create_key(&keys, "web-app", "rotated", KeyOptions::default(), T0)
+                    .await
+                    .unwrap(),
+            );
+            let new = Held::of(
+                rotate_key(&keys, &old.id, GRACE, None, T0 + 1)
+                    .await
+                    .unwrap(),
+            );
             held.extend([old, new]);
-            let mut revoked = Held::of(create_key(&keys, "web-app", "revoked", T0).await.unwrap());
+            let mut revoked = Held::of(
+                create_key(&keys, "web-app", "revoked", KeyOptions::default(), T0)
+                    .await
+                    .unwrap(),
+            );
             revoke_key(&keys, &revoked.id, T0 + 2).await.unwrap();
             revoked.revoked = true;
             held.push(revoked);
             held.push(Held::of(
-                create_key(&keys, "mobile", "other", T0).await.unwrap(),
+                create_key(&keys, "mobile", "other", KeyOptions::default(), T0)
+                    .await
+                    .unwrap(),
             ));
         });
         World { held, ..world }
@@ -383,10 +400,10 @@ fn check(world: &World, before: &Before, attempt: &Attempt<'_>, strict: bool) ->
             overlay: &fresh,
             actor: &crate::orgs::Actor::Operator,
         };
-        let listed: Vec<String> = block_on(list_keys(&keys, None, at))
+        let listed: Vec<String> = block_on(list_keys(&keys, &KeyFilter::default(), at))
             .unwrap()
             .into_iter()
-            .map(|k| k.id)
+            .map(|(k, _)| k.id)
             .collect();
         for record in world.records(at) {
             if crate::record::authorize(&record, at).is_ok() {
@@ -500,14 +517,15 @@ fn run(world: &World, what: &str, id: Option<&str>) -> Result<Option<Held>, ApiE
                 "default",
                 "new",
                 "New",
+                None,
                 NOW,
             )
             .await
             .map(|_| None),
-            ("create", _) => create_key(&keys, "web-app", "new", NOW)
+            ("create", _) => create_key(&keys, "web-app", "new", KeyOptions::default(), NOW)
                 .await
                 .map(|d| Some(Held::of(d))),
-            ("rotate", Some(id)) => rotate_key(&keys, id, GRACE, NOW)
+            ("rotate", Some(id)) => rotate_key(&keys, id, GRACE, None, NOW)
                 .await
                 .map(|d| Some(Held::of(d))),
             ("revoke", Some(id)) => revoke_key(&keys, id, NOW).await.map(|_| None),
@@ -639,7 +657,7 @@ fn rotating_a_key_in_grace_or_revoked_writes_nothing() {
             let world = World::new(with_log);
             let id = world.id(role);
             let before = world.store.inner.dump();
-            let err = block_on(rotate_key(&world.keys(), &id, GRACE, NOW));
+            let err = block_on(rotate_key(&world.keys(), &id, GRACE, None, NOW));
             assert_eq!(err.unwrap_err().code(), "key_not_rotatable", "{role}");
             assert_eq!(world.store.inner.dump(), before, "{role}");
         }
@@ -670,6 +688,12 @@ fn ingest_with_storage_failing_is_503_never_a_grant() {
         admin_token: Some(crate::api::AdminToken::of("t")),
         grace_ms: GRACE,
         refresh_ms: 0,
+        quiet_ms: 0,
+    };
+    let tally = RefCell::default();
+    let no_usage = crate::api::Usage {
+        tally: &tally,
+        source: &crate::usage::NoUsage,
     };
     let mut faults = 0;
     // Without the log; and with it, unreachable too, from an isolate that knows no recent change.
@@ -709,7 +733,8 @@ fn ingest_with_storage_failing_is_503_never_a_grant() {
                         authority: &book,
                         cache: &cache,
                     };
-                    match block_on(crate::api::handle(&keys, &config, &tokens, &req, NOW)) {
+                    let handled = crate::api::handle(&keys, &no_usage, &config, &tokens, &req, NOW);
+                    match block_on(handled) {
                         crate::api::Outcome::Reply(reply) => {
                             assert_eq!(reply.status, 503, "{path}")
                         }

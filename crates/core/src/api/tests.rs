@@ -5,6 +5,7 @@ use crate::changes::{MemoryFeed, NoFeed, Overlay};
 use crate::orgs::{TokenBook, TokenCache};
 use crate::repo::Repo;
 use crate::store::{MemoryStore, Op};
+use crate::usage::MemoryUsage;
 use pollster::block_on;
 use serde_json::Value;
 use std::cell::RefCell;
@@ -20,6 +21,8 @@ struct Api<F> {
     config: Config,
     book: RefCell<TokenBook>,
     cache: RefCell<TokenCache>,
+    tally: RefCell<Tally>,
+    usage: MemoryUsage,
 }
 
 /// Runs a behaviour test twice: KV alone (overlay off), and with the change log.
@@ -75,7 +78,10 @@ impl<F: ChangeFeed> Api<F> {
                 admin_token: Some(AdminToken::of(TOKEN)),
                 grace_ms: GRACE,
                 refresh_ms: 2_000,
+                quiet_ms: 15 * 60_000,
             },
+            tally: RefCell::default(),
+            usage: MemoryUsage::default(),
         }
     }
 
@@ -86,7 +92,18 @@ impl<F: ChangeFeed> Api<F> {
             overlay: &self.overlay,
             actor: &crate::orgs::Actor::Operator,
         };
-        match block_on(handle(&keys, &self.config, &self.tokens(), &req, now)) {
+        let usage = Usage {
+            tally: &self.tally,
+            source: &self.usage,
+        };
+        match block_on(handle(
+            &keys,
+            &usage,
+            &self.config,
+            &self.tokens(),
+            &req,
+            now,
+        )) {
             Outcome::Reply(reply) => Answer {
                 status: reply.status,
                 json: serde_json::from_str(&reply.body).expect("every reply is JSON"),
@@ -800,7 +817,11 @@ fn ingest_paths_are_canonical_and_the_forward_gets_the_one_checked<F: ChangeFeed
             authorization,
             ..Default::default()
         };
-        block_on(handle(&keys, &api.config, &api.tokens(), &req, 1))
+        let usage = Usage {
+            tally: &api.tally,
+            source: &api.usage,
+        };
+        block_on(handle(&keys, &usage, &api.config, &api.tokens(), &req, 1))
     };
     let reads = api.store.log().len();
     for (path, query) in [
@@ -1130,4 +1151,346 @@ fn ids_too_long_for_kv_are_404_not_503() {
         let a = api.admin(method, &path, body, 0);
         assert_eq!(a.status, 404, "{method} {}", &path[..30]);
     }
+}
+
+const DAY: Millis = 24 * HOUR;
+/// 2026-11-26T10:45:54.123Z
+const NOV_26: Millis = 1_795_689_954_123;
+
+both!(a_key_past_its_expires_at_is_refused_like_a_rotated_key_after_its_grace);
+fn a_key_past_its_expires_at_is_refused_like_a_rotated_key_after_its_grace<F: ChangeFeed>(
+    api: Api<F>,
+) {
+    api.project("web-app");
+    let path = "/admin/v1/projects/web-app/keys";
+    let body = r#"{"name":"ci","expires_at":"2026-11-27T10:45:54.123Z"}"#;
+    let a = api.admin("POST", path, body, NOV_26);
+    assert_eq!(a.status, 201, "{}", a.json);
+    assert_eq!(a.json["api_key"]["expires_at"], "2026-11-27T10:45:54.123Z");
+    let key = a.json["key"].as_str().unwrap().to_owned();
+    assert_eq!(api.verify(&key, NOV_26 + DAY - 1).status, 200);
+    let expired = api.verify(&key, NOV_26 + DAY);
+    // The rotated key after its grace, for comparison: the same refusal, byte for byte.
+    let (old, id) = api.key("web-app", "old", NOV_26);
+    let rotate = format!("/admin/v1/keys/{id}/rotate");
+    assert_eq!(api.admin("POST", &rotate, "", NOV_26).status, 201);
+    let after_grace = api.verify(&old, NOV_26 + GRACE);
+    assert_eq!((expired.status, expired.code()), (401, "key_expired"));
+    assert_eq!(expired.reply, after_grace.reply);
+    let past = r#"{"name":"late","expires_at":"2026-11-01T00:00:00Z"}"#;
+    let a = api.admin("POST", path, past, NOV_26);
+    assert_eq!(a.status, 201, "a past-due expiry is taken: {}", a.json);
+    assert_eq!(a.json["api_key"]["status"], "expired");
+    let refused = api.verify(a.json["key"].as_str().unwrap(), NOV_26);
+    assert_eq!((refused.status, refused.code()), (401, "key_expired"));
+    for bad in ["tomorrow", "2026-11-27", "1969-12-31T00:00:00Z"] {
+        let body = format!(r#"{{"name":"x","expires_at":"{bad}"}}"#);
+        let a = api.admin("POST", path, &body, NOV_26);
+        assert_eq!((a.status, a.code()), (400, "invalid_expires_at"), "{bad}");
+    }
+}
+
+both!(rotation_takes_an_expiry_for_the_new_key_and_carries_the_environment_over);
+fn rotation_takes_an_expiry_for_the_new_key_and_carries_the_environment_over<F: ChangeFeed>(
+    api: Api<F>,
+) {
+    api.project("web-app");
+    let body = r#"{"name":"web","environment":" Production "}"#;
+    let a = api.admin("POST", "/admin/v1/projects/web-app/keys", body, NOV_26);
+    assert_eq!(a.json["api_key"]["environment"], "production");
+    let id = a.json["api_key"]["id"].as_str().unwrap().to_owned();
+    let rotate = format!("/admin/v1/keys/{id}/rotate");
+    let body = r#"{"expires_at":"2027-02-24T00:00:00Z"}"#;
+    let r = api.admin("POST", &rotate, body, NOV_26 + 1);
+    assert_eq!(r.status, 201, "{}", r.json);
+    assert_eq!(r.json["api_key"]["environment"], "production");
+    assert_eq!(r.json["api_key"]["expires_at"], "2027-02-24T00:00:00.000Z");
+    assert_eq!(r.json["previous"]["expires_at"], Value::Null);
+    let new_id = r.json["api_key"]["id"].as_str().unwrap();
+    let r = api.admin(
+        "POST",
+        &format!("/admin/v1/keys/{new_id}/rotate"),
+        "{}",
+        NOV_26 + 2,
+    );
+    assert_eq!(
+        r.json["api_key"]["expires_at"],
+        Value::Null,
+        "not carried over"
+    );
+    let bad = api.admin(
+        "POST",
+        &format!("/admin/v1/keys/{id}/rotate"),
+        r#"{"grace":1}"#,
+        3,
+    );
+    assert_eq!((bad.status, bad.code()), (400, "unknown_field"));
+}
+
+both!(keys_are_listed_by_environment);
+fn keys_are_listed_by_environment<F: ChangeFeed>(api: Api<F>) {
+    api.project("web-app");
+    let path = "/admin/v1/projects/web-app/keys";
+    for (name, env) in [("a", "production"), ("b", "staging"), ("c", "eu-canary-2")] {
+        let body = format!(r#"{{"name":"{name}","environment":"{env}"}}"#);
+        assert_eq!(api.admin("POST", path, &body, 5).status, 201);
+    }
+    api.key("web-app", "d", 5);
+    let names = |query: &str| -> Vec<String> {
+        let a = api.admin("GET", &format!("/admin/v1/keys?{query}"), "", 6);
+        assert_eq!(a.status, 200, "{}", a.json);
+        let keys = a.json["keys"].as_array().unwrap();
+        keys.iter()
+            .map(|k| k["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names("environment=production"), ["a"]);
+    assert_eq!(names("project_id=web-app&environment=EU-canary-2"), ["c"]);
+    assert_eq!(names("environment=staging&project_id=web-app"), ["b"]);
+    assert_eq!(names("project_id=web-app").len(), 4);
+    for bad in ["-x", "a b", &"x".repeat(33), ""] {
+        let body = format!(r#"{{"name":"e","environment":"{bad}"}}"#);
+        let a = api.admin("POST", path, &body, 5);
+        assert_eq!(
+            (a.status, a.code()),
+            (400, "invalid_environment"),
+            "{bad:?}"
+        );
+    }
+    let a = api.admin("GET", "/admin/v1/keys?environment=%20", "", 6);
+    assert_eq!(a.code(), "invalid_environment");
+}
+
+both!(a_project_rotation_period_marks_older_active_keys_due);
+fn a_project_rotation_period_marks_older_active_keys_due<F: ChangeFeed>(api: Api<F>) {
+    let body = r#"{"id":"web-app","name":"Web","rotation_period_days":90}"#;
+    let p = api.admin("POST", "/admin/v1/projects", body, 0);
+    assert_eq!(p.json["rotation_period_days"], 90, "{}", p.json);
+    let (_, old) = api.key("web-app", "old", NOV_26 - 100 * DAY);
+    let (_, young) = api.key("web-app", "young", NOV_26 - DAY);
+    let (_, rotated) = api.key("web-app", "rotated", NOV_26 - 100 * DAY);
+    let r = api.admin(
+        "POST",
+        &format!("/admin/v1/keys/{rotated}/rotate"),
+        "",
+        NOV_26 - 1,
+    );
+    assert_eq!(r.status, 201);
+    let due = |query: &str| -> Vec<String> {
+        let a = api.admin("GET", &format!("/admin/v1/keys?{query}"), "", NOV_26);
+        let keys = a.json["keys"].as_array().unwrap().clone();
+        keys.iter()
+            .map(|k| k["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(due("rotation_due=true"), std::slice::from_ref(&old));
+    assert!(!due("rotation_due=false").contains(&old));
+    assert_eq!(
+        due("rotation_due=false").len(),
+        3,
+        "young, rotated, and its successor"
+    );
+    let view = api
+        .admin("GET", &format!("/admin/v1/keys/{old}"), "", NOV_26)
+        .json;
+    assert_eq!(view["rotation_due"], true);
+    // Created 100 days before 2026-11-26T10:45:54.123Z, due 90 days after that.
+    assert_eq!(view["rotation_due_at"], "2026-11-16T10:45:54.123Z");
+    let view = api
+        .admin("GET", &format!("/admin/v1/keys/{young}"), "", NOV_26)
+        .json;
+    assert_eq!(
+        (&view["rotation_due"], &view["rotation_due_at"]),
+        (
+            &Value::Bool(false),
+            &Value::from("2027-02-23T10:45:54.123Z")
+        )
+    );
+    let view = api
+        .admin("GET", &format!("/admin/v1/keys/{rotated}"), "", NOV_26)
+        .json;
+    assert_eq!(
+        (&view["rotation_due"], &view["rotation_due_at"]),
+        (&Value::Bool(false), &Value::Null),
+        "a key in grace is not due"
+    );
+    // The policy changed, then removed.
+    let set = api.admin(
+        "PATCH",
+        "/admin/v1/projects/web-app",
+        r#"{"rotation_period_days":1}"#,
+        7,
+    );
+    assert_eq!(
+        (set.status, &set.json["rotation_period_days"]),
+        (200, &Value::from(1))
+    );
+    assert_eq!(due("rotation_due=true").len(), 2, "old and young");
+    let cleared = api.admin(
+        "PATCH",
+        "/admin/v1/projects/web-app",
+        r#"{"rotation_period_days":null}"#,
+        8,
+    );
+    assert_eq!(cleared.json["rotation_period_days"], Value::Null);
+    assert!(due("rotation_due=true").is_empty());
+    for bad in ["0", "3651"] {
+        let body = format!(r#"{{"rotation_period_days":{bad}}}"#);
+        let a = api.admin("PATCH", "/admin/v1/projects/web-app", &body, 9);
+        assert_eq!(
+            (a.status, a.code()),
+            (400, "invalid_rotation_period"),
+            "{bad}"
+        );
+    }
+    let a = api.admin("PATCH", "/admin/v1/projects/nope", "{}", 9);
+    assert_eq!(a.code(), "project_not_found");
+    let a = api.admin("GET", "/admin/v1/keys?rotation_due=yes", "", 9);
+    assert_eq!((a.status, a.code()), (400, "invalid_query"));
+}
+
+const MINUTE: Millis = 60_000;
+
+impl<F: ChangeFeed> Api<F> {
+    /// What the shell does once per flush interval: report the tally.
+    fn flush(&self, now: Millis) {
+        self.usage.deliver(self.tally.borrow_mut().take(), now);
+    }
+
+    fn view(&self, id: &str, now: Millis) -> Value {
+        let a = self.admin("GET", &format!("/admin/v1/keys/{id}"), "", now);
+        assert_eq!(a.status, 200, "{}", a.json);
+        a.json
+    }
+}
+
+both!(verifications_are_counted_per_key_and_day_and_shown_once_reported);
+fn verifications_are_counted_per_key_and_day_and_shown_once_reported<F: ChangeFeed>(api: Api<F>) {
+    api.project("web-app");
+    api.project("mobile");
+    let (key, id) = api.key("web-app", "k", NOV_26);
+    let (_, other) = api.key("web-app", "other", NOV_26);
+    let reads = api.store.log().len();
+    assert_eq!(api.verify(&key, NOV_26 + MINUTE + 5).status, 200);
+    assert_eq!(
+        api.store.log().len(),
+        reads + 1,
+        "one KV read, nothing written"
+    );
+    assert_eq!(api.verify(&key, NOV_26 + 2 * MINUTE + 7).status, 200);
+    let wrong = HttpRequest {
+        method: "POST",
+        path: "/v1/projects/mobile/ingest",
+        authorization: Some(&format!("Bearer {key}")),
+        ..Default::default()
+    };
+    assert_eq!(
+        api.call(wrong, NOV_26 + 3 * MINUTE).code(),
+        "project_mismatch"
+    );
+    api.verify(&format!("lqt_{}", "0".repeat(64)), NOV_26);
+    assert_eq!(
+        api.view(&id, NOV_26 + 4 * MINUTE)["last_used_at"],
+        Value::Null,
+        "not reported yet"
+    );
+    api.flush(NOV_26 + 4 * MINUTE);
+    let view = api.view(&id, NOV_26 + 4 * MINUTE);
+    // 2026-11-26T10:45:54.123Z + 2 min 7 ms, to the minute.
+    assert_eq!(view["last_used_at"], "2026-11-26T10:47:00.000Z");
+    let listed = api.admin(
+        "GET",
+        "/admin/v1/keys?project_id=web-app",
+        "",
+        NOV_26 + 4 * MINUTE,
+    );
+    let rows = listed.json["keys"].as_array().unwrap();
+    let row = |id: &str| rows.iter().find(|k| k["id"] == id).unwrap().clone();
+    assert_eq!(row(&id)["last_used_at"], "2026-11-26T10:47:00.000Z");
+    assert_eq!(row(&other)["last_used_at"], Value::Null, "never used");
+    let usage = api.admin(
+        "GET",
+        &format!("/admin/v1/keys/{id}/usage"),
+        "",
+        NOV_26 + DAY,
+    );
+    assert_eq!(usage.status, 200, "{}", usage.json);
+    let days = usage.json["days"].as_array().unwrap();
+    assert_eq!(days.len(), 30);
+    assert_eq!(days[28]["date"], "2026-11-26");
+    assert_eq!(days[28]["granted"], 2);
+    assert_eq!(days[28]["refused"]["project_mismatch"], 1);
+    assert_eq!(days[29]["granted"], 0);
+    // Revoked: its refusals are its own.
+    api.admin(
+        "POST",
+        &format!("/admin/v1/keys/{id}/revoke"),
+        "",
+        NOV_26 + DAY,
+    );
+    api.verify(&key, NOV_26 + DAY + 1);
+    api.flush(NOV_26 + DAY + 1);
+    let usage = api.admin(
+        "GET",
+        &format!("/admin/v1/keys/{id}/usage"),
+        "",
+        NOV_26 + DAY + 2,
+    );
+    assert_eq!(usage.json["days"][29]["refused"]["key_revoked"], 1);
+    assert_eq!(
+        api.admin("GET", "/admin/v1/keys/nope/usage", "", 0).code(),
+        "key_not_found"
+    );
+    api.usage.fail.set(true);
+    let failed = api.admin("GET", &format!("/admin/v1/keys/{id}/usage"), "", NOV_26);
+    assert_eq!((failed.status, failed.code()), (503, "unavailable"));
+}
+
+both!(a_rotated_key_in_grace_shows_its_last_use_and_is_safe_to_revoke_after_the_quiet_time);
+fn a_rotated_key_in_grace_shows_its_last_use_and_is_safe_to_revoke_after_the_quiet_time<
+    F: ChangeFeed,
+>(
+    api: Api<F>,
+) {
+    api.project("web-app");
+    let (old, id) = api.key("web-app", "web", NOV_26);
+    let rotated = api.admin(
+        "POST",
+        &format!("/admin/v1/keys/{id}/rotate"),
+        "",
+        NOV_26 + MINUTE,
+    );
+    assert_eq!(rotated.json["previous"]["safe_to_revoke"], false);
+    // The old key is still used 5 minutes into the grace, then no more.
+    let used = NOV_26 + 6 * MINUTE;
+    assert_eq!(api.verify(&old, used).status, 200);
+    api.flush(used);
+    let quiet = used - used % MINUTE + api.config.quiet_ms;
+    let view = api.view(&id, quiet - 1);
+    assert_eq!(view["status"], "grace");
+    assert_eq!(view["last_used_at"], "2026-11-26T10:51:00.000Z");
+    assert_eq!(view["safe_to_revoke"], false, "used within the quiet time");
+    let view = api.view(&id, quiet);
+    assert_eq!(view["safe_to_revoke"], true);
+    let listed = api.admin("GET", "/admin/v1/keys?project_id=web-app", "", quiet);
+    let row = listed.json["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id.as_str())
+        .cloned();
+    assert_eq!(row.unwrap()["safe_to_revoke"], true);
+    // Usage that cannot be read never says "safe".
+    api.usage.fail.set(true);
+    let a = api.admin("GET", &format!("/admin/v1/keys/{id}"), "", quiet);
+    assert_eq!(
+        (a.status, &a.json["safe_to_revoke"]),
+        (200, &Value::Bool(false))
+    );
+    assert!(a
+        .reply
+        .unwrap()
+        .log
+        .unwrap()
+        .contains("usage of project web-app unavailable"));
 }

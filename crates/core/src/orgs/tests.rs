@@ -18,6 +18,8 @@ struct World {
     book: RefCell<TokenBook>,
     cache: RefCell<TokenCache>,
     config: Config,
+    tally: RefCell<crate::usage::Tally>,
+    usage: crate::usage::MemoryUsage,
 }
 
 impl World {
@@ -32,7 +34,17 @@ impl World {
                 admin_token: Some(AdminToken::of(OPERATOR)),
                 grace_ms: 60_000,
                 refresh_ms: REFRESH,
+                quiet_ms: 15 * 60_000,
             },
+            tally: RefCell::default(),
+            usage: Default::default(),
+        }
+    }
+
+    fn usage(&self) -> crate::api::Usage<'_, crate::usage::MemoryUsage> {
+        crate::api::Usage {
+            tally: &self.tally,
+            source: &self.usage,
         }
     }
 
@@ -84,7 +96,14 @@ impl World {
             body: body.as_bytes(),
             ..Default::default()
         };
-        match block_on(handle(&keys, &self.config, &tokens, &req, now)) {
+        match block_on(handle(
+            &keys,
+            &self.usage(),
+            &self.config,
+            &tokens,
+            &req,
+            now,
+        )) {
             Outcome::Reply(r) => (r.status, serde_json::from_str(&r.body).unwrap()),
             Outcome::Forward { .. } => panic!("an admin route never forwards"),
         }
@@ -141,6 +160,12 @@ impl World {
                 Value::Null,
             ),
             ("GET", format!("/admin/v1/keys/{key}"), Value::Null),
+            ("GET", format!("/admin/v1/keys/{key}/usage"), Value::Null),
+            (
+                "PATCH",
+                format!("/admin/v1/projects/{project}"),
+                json!({"rotation_period_days": 30}),
+            ),
             (
                 "POST",
                 format!("/admin/v1/projects/{project}/keys"),
@@ -248,7 +273,7 @@ fn two_orgs_admin_tokens_see_only_their_own_and_the_operator_sees_both() {
     );
 
     // Each does all of it in its own.
-    let own = [200, 200, 200, 201, 200, 200, 201, 200];
+    let own = [200, 200, 200, 200, 200, 201, 200, 200, 201, 200];
     assert_eq!(
         statuses(&w.every_route(&acme, "acme-web", &acme_key, "acme", 30)),
         own
@@ -521,7 +546,7 @@ fn projects_stored_before_organizations_read_as_default_without_loss() {
         .unwrap();
     assert_eq!(
         legacy,
-        &json!({"id": "legacy", "name": "Legacy", "created_at": crate::time::rfc3339(5), "org_id": "default"})
+        &json!({"id": "legacy", "name": "Legacy", "created_at": crate::time::rfc3339(5), "org_id": "default", "rotation_period_days": null})
     );
     assert_eq!(
         w.listed(OPERATOR, "/admin/v1/orgs", "orgs", "id"),
@@ -619,7 +644,7 @@ fn orgs_are_validated_and_unique() {
         authority: &w.book,
         cache: &w.cache,
     };
-    match block_on(handle(&keys, &w.config, &tokens, &req, 5)) {
+    match block_on(handle(&keys, &w.usage(), &w.config, &tokens, &req, 5)) {
         Outcome::Reply(r) => assert_eq!(r.status, 401),
         Outcome::Forward { .. } => panic!("an admin token authorized an ingest call"),
     }
@@ -1089,8 +1114,19 @@ fn query_tricks_and_naming_another_org_in_a_body_reach_nothing_of_it() {
             "{query}: {projects:?}"
         );
     }
-    // Percent-encoded ids are not decoded into another organization's.
-    assert_eq!(audited("project_id=globex%2Dweb").0, 400);
+    // A percent-encoded id is decoded once, and that one value is both checked and filtered on:
+    // another organization's stays hidden, one's own is found.
+    assert_eq!(audited("project_id=globex%2Dweb").0, 404);
+    let (status, own) = audited("project_id=acme%2Dweb");
+    assert!(
+        status == 200 && own.iter().all(|p| p == "acme-web"),
+        "{own:?}"
+    );
+    assert_eq!(
+        audited("project_id=%FF").0,
+        200,
+        "not UTF-8 once decoded: as if absent"
+    );
     let keys = w.listed(
         &acme,
         "/admin/v1/keys?project_id=acme-web&project_id=globex-web",

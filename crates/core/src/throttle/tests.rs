@@ -43,6 +43,7 @@ fn config(token: Option<&str>) -> Config {
         admin_token: token.map(AdminToken::of),
         grace_ms: 0,
         refresh_ms: 0,
+        quiet_ms: 0,
     }
 }
 
