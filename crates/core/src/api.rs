@@ -855,7 +855,7 @@ pub(crate) struct NewProject {
     org_id: Option<String>,
     /// Active keys older than this many days are due for rotation (90 is the documented
     /// advice); left out or `null`: no policy
-    #[serde(default)]
+    #[serde(default, deserialize_with = "json_object::whole_u32")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3650))]
     rotation_period_days: Option<u32>,
 }
@@ -887,7 +887,7 @@ impl NewOrg {
 pub(crate) struct ProjectSettings {
     /// Active keys older than this many days are due for rotation; `null` (or left out)
     /// removes the policy
-    #[serde(default)]
+    #[serde(default, deserialize_with = "json_object::whole_u32")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3650))]
     rotation_period_days: Option<u32>,
 }
@@ -911,7 +911,7 @@ pub(crate) struct NewKey {
     /// `development`, `staging`, `production` or a custom label: trimmed, lowercased, then
     /// 1 to 32 of a-z, 0-9 and `-`, not starting with `-`
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::environment_input))]
     environment: Option<String>,
 }
 

@@ -66,6 +66,31 @@ pub fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<
     Ok(items.into_iter().map(|object| object.0).collect())
 }
 
+/// For `#[serde(deserialize_with = "…")]`: an optional `u32` that JSON may write as `90` or
+/// `90.0` (JSON Schema's `integer` is any number with no fractional part); `90.5`, negatives and
+/// numbers past `u32::MAX` are refused.
+pub fn whole_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = match number.as_u64() {
+        Some(n) => Some(n),
+        None => number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
+            .map(|f| f as u64),
+    };
+    whole
+        .and_then(|n| u32::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{number} is not a whole number from 0 to {}",
+                u32::MAX
+            ))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +144,23 @@ mod tests {
         assert!(from_str::<Pair>(r#"{"id":"a","name":"b"} x"#)
             .unwrap_err()
             .is_syntax());
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_with_a_zero_fraction() {
+        #[derive(serde::Deserialize)]
+        struct Days {
+            #[serde(default, deserialize_with = "super::whole_u32")]
+            days: Option<u32>,
+        }
+        let days = |text: &str| serde_json::from_str::<Days>(text).map(|d| d.days).ok();
+        assert_eq!(days(r#"{"days": 90}"#), Some(Some(90)));
+        assert_eq!(days(r#"{"days": 90.0}"#), Some(Some(90)));
+        assert_eq!(days(r#"{"days": 9e1}"#), Some(Some(90)));
+        assert_eq!(days(r#"{"days": null}"#), Some(None));
+        assert_eq!(days(r#"{}"#), Some(None));
+        for bad in ["90.5", "-1", "-1.0", "4294967296", "4294967296.0", "\"90\""] {
+            assert_eq!(days(&format!(r#"{{"days": {bad}}}"#)), None, "{bad}");
+        }
     }
 }

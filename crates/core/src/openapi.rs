@@ -87,6 +87,23 @@ pub fn environment() -> ObjectBuilder {
         ))
 }
 
+/// An environment label as sent: what [`crate::record::normalize_environment`] accepts
+/// (surrounding Unicode whitespace trimmed, ASCII letters lowercased), as a regular expression.
+pub fn environment_input_pattern() -> String {
+    let space = class_of(char::is_whitespace);
+    format!("^[{space}]*[A-Za-z0-9][A-Za-z0-9-]{{0,31}}[{space}]*$")
+}
+
+/// An environment label in a request body ([`environment_input_pattern`]).
+pub fn environment_input() -> ObjectBuilder {
+    string()
+        .pattern(Some(environment_input_pattern()))
+        .description(Some(
+            "`development`, `staging`, `production` or a custom label: surrounding whitespace is \
+         trimmed and letters lowercased, then 1 to 32 of a-z, 0-9 and `-`, not starting with `-`",
+        ))
+}
+
 /// A project id, as [`crate::record::is_valid_project_id`] accepts it.
 pub fn project_id() -> ObjectBuilder {
     string().pattern(Some(PROJECT_ID_PATTERN))

@@ -40,12 +40,13 @@ pub fn rfc3339(ms: Millis) -> String {
 }
 
 /// An RFC 3339 date-time (`2027-01-31T00:00:00Z`, `2027-01-31T01:00:00.5+01:00`) as a Unix
-/// millisecond instant (sub-millisecond digits dropped). `None` for anything else, and for
-/// instants before 1970 (`time`'s well-known RFC 3339 parser).
+/// millisecond instant (sub-millisecond digits dropped); an instant before 1970 reads as the
+/// epoch (both are past). `None` for anything else (`time`'s well-known RFC 3339 parser).
 pub fn parse_rfc3339(text: &str) -> Option<Millis> {
     let instant = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339);
     let ms = instant.ok()?.unix_timestamp_nanos() / 1_000_000;
-    Millis::try_from(ms).ok()
+    // An instant before the epoch is as past as the epoch itself.
+    Millis::try_from(ms.max(0)).ok()
 }
 
 /// The UTC day `ms` falls in, as whole days since 1970-01-01.
@@ -104,7 +105,13 @@ mod tests {
             Some(1_795_689_954_123)
         );
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        for bad in ["", "2026-11-26", "1969-12-31T23:59:59Z", "tomorrow"] {
+        assert_eq!(
+            parse_rfc3339("0826-05-30T05:24:11Z"),
+            Some(0),
+            "before the epoch: past"
+        );
+        assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), Some(0));
+        for bad in ["", "2026-11-26", "tomorrow"] {
             assert_eq!(parse_rfc3339(bad), None, "{bad:?}");
         }
     }

@@ -125,7 +125,7 @@ fn paths() -> Value {
             "name": "environment",
             "in": "query",
             "required": false,
-            "schema": { "type": "string" },
+            "schema": { "type": "string", "pattern": openapi::environment_input_pattern() },
             "description": "Only keys with this environment label (compared lowercased)"
         }))
         .param(json!({

@@ -145,3 +145,39 @@ fn key_and_project_patterns_agree_with_the_code() {
         assert_eq!(project.is_match(id), is_valid_project_id(id), "{id:?}");
     }
 }
+
+#[test]
+fn environment_patterns_accept_exactly_what_normalize_environment_does() {
+    use lumiqtrace_core::record::normalize_environment;
+    let body = pattern("/components/schemas/NewKey/properties/environment/pattern");
+    let doc = document();
+    let query = (doc["paths"]["/admin/v1/keys"]["get"]["parameters"].as_array())
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "environment"))
+        .and_then(|p| p["schema"]["pattern"].as_str())
+        .map(|p| regex::Regex::new(p).unwrap())
+        .expect("the environment query parameter has a pattern");
+    let mut texts = samples();
+    texts.extend(
+        [
+            "production",
+            " Staging ",
+            "\u{2003}",
+            "",
+            "-dev",
+            "eu-canary",
+            "EU_1",
+            "a",
+        ]
+        .map(str::to_owned),
+    );
+    texts.extend([
+        "x".repeat(32),
+        "x".repeat(33),
+        format!("\u{3000}{}\t", "Q".repeat(32)),
+    ]);
+    for text in &texts {
+        let accepted = normalize_environment(text).is_some();
+        assert_eq!(body.is_match(text), accepted, "{text:?}");
+        assert_eq!(query.is_match(text), accepted, "{text:?}");
+    }
+}

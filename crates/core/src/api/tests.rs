@@ -7,7 +7,7 @@ use crate::repo::Repo;
 use crate::store::{MemoryStore, Op};
 use crate::usage::MemoryUsage;
 use pollster::block_on;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::cell::RefCell;
 
 const TOKEN: &str = "test-admin-token-0123456789abcdef";
@@ -1183,7 +1183,14 @@ fn a_key_past_its_expires_at_is_refused_like_a_rotated_key_after_its_grace<F: Ch
     assert_eq!(a.json["api_key"]["status"], "expired");
     let refused = api.verify(a.json["key"].as_str().unwrap(), NOV_26);
     assert_eq!((refused.status, refused.code()), (401, "key_expired"));
-    for bad in ["tomorrow", "2026-11-27", "1969-12-31T00:00:00Z"] {
+    // Before 1970 is as past as any other past instant (schema-valid RFC 3339: taken).
+    let ancient = r#"{"name":"ancient","expires_at":"0826-05-30T05:24:11Z"}"#;
+    let a = api.admin("POST", path, ancient, NOV_26);
+    assert_eq!(
+        (a.status, &a.json["api_key"]["status"]),
+        (201, &json!("expired"))
+    );
+    for bad in ["tomorrow", "2026-11-27"] {
         let body = format!(r#"{{"name":"x","expires_at":"{bad}"}}"#);
         let a = api.admin("POST", path, &body, NOV_26);
         assert_eq!((a.status, a.code()), (400, "invalid_expires_at"), "{bad}");
