@@ -811,17 +811,16 @@ fn key_filter(query: Option<&str>) -> Result<KeyFilter, ApiError> {
     })
 }
 
-/// The first value of query parameter `name`, percent-decoded (`None` if it is not valid
-/// UTF-8 once decoded, as if absent: no name we read takes such a value).
+/// The first value of query parameter `name`, percent-decoded. Bytes that are not UTF-8 once
+/// decoded become U+FFFD, which no value we read takes: the caller's check refuses it (400),
+/// rather than the filter being dropped.
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     let (_, value) = query
         .unwrap_or_default()
         .split('&')
         .filter_map(|pair| pair.split_once('='))
         .find(|(n, _)| *n == name)?;
-    let decoded = percent_encoding::percent_decode_str(value)
-        .decode_utf8()
-        .ok()?;
+    let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
     Some(decoded.into_owned())
 }
 

@@ -484,12 +484,12 @@ impl TokenBook {
         Self(records.into_iter().map(|r| (r.hash.clone(), r)).collect())
     }
 
-    /// Adds a token; `false` if its id or hash is taken (nothing changes).
     /// Whether a token with `record`'s hash or id is already held.
     pub fn holds(&self, record: &AdminTokenRecord) -> bool {
         self.0.contains_key(&record.hash) || self.0.values().any(|r| r.id == record.id)
     }
 
+    /// Adds a token; `false` if its id or hash is taken (nothing changes).
     pub fn create(&mut self, record: AdminTokenRecord) -> bool {
         if self.holds(&record) {
             return false;

@@ -122,16 +122,15 @@ pub struct Tally {
 
 impl Tally {
     /// Counts one verification of key `key_id` of `project_id` at `now`: granted (`Ok`) or
-    /// refused with an error code. Returns whether the tally was empty before: the shell then
-    /// arranges the next report.
+    /// refused with an error code. The shell arranges the next report after the answer, when
+    /// the tally is not [`Tally::is_empty`].
     pub fn record(
         &mut self,
         project_id: &str,
         key_id: &str,
         outcome: Result<(), &'static str>,
         now: Millis,
-    ) -> bool {
-        let was_empty = self.pending.is_empty();
+    ) {
         let usage = self
             .pending
             .entry(format!("{project_id}/{key_id}"))
@@ -145,7 +144,6 @@ impl Tally {
             }
             Err(code) => day.refused.add(code),
         }
-        was_empty
     }
 
     /// Everything not yet reported, per project, leaving the tally empty.
@@ -321,10 +319,12 @@ mod tests {
     #[test]
     fn a_tally_counts_per_key_and_day_and_keeps_the_last_granted_minute() {
         let mut tally = Tally::default();
-        assert!(tally.record("p", "k1", Ok(()), NOV_30 + 59_999));
-        assert!(!tally.record("p", "k1", Ok(()), NOV_30 + 1_000));
-        assert!(!tally.record("p", "k1", Err("key_revoked"), NOV_30 + 120_000));
-        assert!(!tally.record("q", "k2", Ok(()), NOV_30 + DAY_MS));
+        assert!(tally.is_empty());
+        tally.record("p", "k1", Ok(()), NOV_30 + 59_999);
+        assert!(!tally.is_empty());
+        tally.record("p", "k1", Ok(()), NOV_30 + 1_000);
+        tally.record("p", "k1", Err("key_revoked"), NOV_30 + 120_000);
+        tally.record("q", "k2", Ok(()), NOV_30 + DAY_MS);
         let report = tally.take();
         assert!(tally.is_empty());
         assert_eq!(report.len(), 2);
@@ -339,10 +339,8 @@ mod tests {
         assert_eq!(k1.days[0].refused.key_revoked, 1);
         assert_eq!(report[1].0, "q");
         assert_eq!(report[1].1["k2"].days[0].day, day_of(NOV_30) + 1);
-        assert!(
-            tally.record("p", "k1", Ok(()), NOV_30),
-            "empty again: a new report is due"
-        );
+        tally.record("p", "k1", Ok(()), NOV_30);
+        assert!(!tally.is_empty(), "counting again after a report");
     }
 
     #[test]

@@ -1,3 +1,5 @@
+//! The committed public/openapi.json against the generated document and the core's types.
+
 use super::*;
 
 /// The committed document, parsed.

@@ -79,19 +79,11 @@ fn config(env: &Env) -> Config {
         }
         None => api::DEFAULT_GRACE_SECONDS,
     };
-    let refresh_ms = match var(env, "CHANGES_REFRESH_SECONDS").map(|s| parse_seconds(&s)) {
-        Some(Some(ms)) => ms,
-        Some(None) => {
-            console_error!("CHANGES_REFRESH_SECONDS is not a number of seconds; using 2");
-            DEFAULT_REFRESH_MS
-        }
-        None => DEFAULT_REFRESH_MS,
-    };
     Config {
         // Trimmed as the token a caller presents is: a secret saved with a trailing newline still works.
         admin_token: var(env, "ADMIN_TOKEN").map(|token| admin_token(token.trim())),
         grace_ms: grace_seconds.saturating_mul(1000),
-        refresh_ms,
+        refresh_ms: seconds(env, "CHANGES_REFRESH_SECONDS", DEFAULT_REFRESH_MS),
         quiet_ms: seconds(env, "USAGE_QUIET_SECONDS", DEFAULT_QUIET_MS),
     }
 }

@@ -1136,6 +1136,27 @@ fn method_not_allowed_names_the_allowed_methods() {
 }
 
 #[test]
+fn a_filter_that_is_not_utf8_once_decoded_is_400_not_ignored() {
+    let api = Api::new();
+    for (query, code) in [
+        ("project_id=%FF", "invalid_project_id"),
+        ("environment=%C3", "invalid_environment"),
+        ("rotation_due=%FF", "invalid_query"),
+    ] {
+        let a = api.admin("GET", &format!("/admin/v1/keys?{query}"), "", 0);
+        assert_eq!((a.status, a.code()), (400, code), "{query}");
+    }
+    for (path, code) in [
+        ("/admin/v1/projects?org_id=%FF", "invalid_org_id"),
+        ("/admin/v1/audit?project_id=%FF", "invalid_project_id"),
+        ("/admin/v1/audit?org_id=%E2%82", "invalid_org_id"),
+    ] {
+        let a = api.admin("GET", path, "", 0);
+        assert_eq!((a.status, a.code()), (400, code), "{path}");
+    }
+}
+
+#[test]
 fn ids_too_long_for_kv_are_404_not_503() {
     let api = Api::new();
     let long = "a".repeat(600);

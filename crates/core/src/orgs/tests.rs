@@ -1124,8 +1124,8 @@ fn query_tricks_and_naming_another_org_in_a_body_reach_nothing_of_it() {
     );
     assert_eq!(
         audited("project_id=%FF").0,
-        200,
-        "not UTF-8 once decoded: as if absent"
+        400,
+        "not UTF-8 once decoded: refused, not read as absent"
     );
     let keys = w.listed(
         &acme,
