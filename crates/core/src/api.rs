@@ -811,17 +811,17 @@ fn key_filter(query: Option<&str>) -> Result<KeyFilter, ApiError> {
     })
 }
 
-/// The first value of query parameter `name`, percent-decoded. Bytes that are not UTF-8 once
-/// decoded become U+FFFD, which no value we read takes: the caller's check refuses it (400),
-/// rather than the filter being dropped.
+/// The first value of query parameter `name`, read as a browser's `URLSearchParams` reads it
+/// (`application/x-www-form-urlencoded`: `+` is a space, names and values percent-decoded; a
+/// name without `=` has the empty value). Bytes that are not UTF-8 once decoded become U+FFFD,
+/// which no value we read takes: the caller's check refuses it (400), rather than the filter
+/// being dropped.
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    let (_, value) = query
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(n, _)| *n == name)?;
-    let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
-    Some(decoded.into_owned())
+    let pairs = form_urlencoded::parse(query.unwrap_or_default().as_bytes());
+    pairs
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, value)| value.into_owned())
 }
 
 /// An `expires_at` as sent: RFC 3339, or absent.

@@ -1273,6 +1273,11 @@ fn keys_are_listed_by_environment<F: ChangeFeed>(api: Api<F>) {
             .collect()
     };
     assert_eq!(names("environment=production"), ["a"]);
+    assert_eq!(
+        names("environment=+Production%20"),
+        ["a"],
+        "as URLSearchParams reads it"
+    );
     assert_eq!(names("project_id=web-app&environment=EU-canary-2"), ["c"]);
     assert_eq!(names("environment=staging&project_id=web-app"), ["b"]);
     assert_eq!(names("project_id=web-app").len(), 4);

@@ -1097,15 +1097,20 @@ fn query_tricks_and_naming_another_org_in_a_body_reach_nothing_of_it() {
         "project_id=globex-web&project_id=acme-web",
         "project_id=acme-web&org_id=globex",
         "org_id=acme&project_id=globex-web",
+        // Names are percent-decoded too (as URLSearchParams reads them).
+        "project%5Fid=globex-web",
     ] {
         assert_eq!(audited(query).0, 404, "{query}");
+    }
+    // A name without `=` has the empty value: not an id.
+    for query in ["org_id", "&&=globex&project_id&"] {
+        assert_eq!(audited(query).0, 400, "{query}");
     }
     for query in [
         "org_id=acme&org_id=globex",
         "project_id=acme-web&project_id=globex-web",
-        "project%5Fid=globex-web",
-        "org_id",
-        "&&=globex&project_id&",
+        "=globex&&",
+        "project_id=acme%2dweb&project_id=globex-web",
     ] {
         let (status, projects) = audited(query);
         assert!(status == 200 && !projects.is_empty(), "{query}");
