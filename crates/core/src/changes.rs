@@ -21,7 +21,7 @@ use crate::store::StoreError;
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// How long a change stays in the log and the overlays: KV's documented ~60 s convergence after
 /// the settle write below, with margin.
@@ -172,9 +172,10 @@ impl From<Change> for StoredChange {
 }
 
 /// `hashes` in order, each once.
-fn sorted_unique(hashes: Vec<KeyHash>) -> Vec<KeyHash> {
-    let set: BTreeSet<KeyHash> = hashes.into_iter().collect();
-    set.into_iter().collect()
+fn sorted_unique(mut hashes: Vec<KeyHash>) -> Vec<KeyHash> {
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes
 }
 
 /// The log the Durable Object holds: recent versions of each changed key, by hash.

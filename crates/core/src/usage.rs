@@ -156,10 +156,11 @@ impl Tally {
             match report.last_mut() {
                 // In name order, so one project's keys come together.
                 Some((p, keys)) if p == project => drop(keys.insert(key.to_owned(), usage)),
-                _ => report.push((
-                    project.to_owned(),
-                    BTreeMap::from([(key.to_owned(), usage)]),
-                )),
+                _ => {
+                    let mut keys = BTreeMap::new();
+                    keys.insert(key.to_owned(), usage);
+                    report.push((project.to_owned(), keys));
+                }
             }
         }
         report

@@ -15,6 +15,7 @@ mod entry;
 mod forward;
 mod github;
 mod kv;
+mod object;
 mod respond;
 mod settings;
 mod signin;
