@@ -82,7 +82,8 @@ impl DurableObject for AdminTokens {
                 }
             }
             (Method::Post, ["", "hashes"]) => {
-                let hexes: Vec<String> = match serde_json::from_str(&req.text().await?) {
+                let hexes: Vec<String> = match serde_json::from_slice(req.text().await?.as_bytes())
+                {
                     Ok(hexes) => hexes,
                     Err(e) => return bad_request(e),
                 };
@@ -185,7 +186,8 @@ fn decode<T: serde::de::DeserializeOwned>(
     path: &str,
     text: &str,
 ) -> std::result::Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError(format!("admin tokens {path}: {e}")))
+    serde_json::from_slice(text.as_bytes())
+        .map_err(|e| StoreError(format!("admin tokens {path}: {e}")))
 }
 
 fn unexpected(path: &str, status: u16, text: &str) -> StoreError {

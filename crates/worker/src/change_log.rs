@@ -67,7 +67,7 @@ impl DurableObject for KeyChanges {
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/commit") => {
                 let text = req.text().await?;
-                let writes: Vec<Write> = match serde_json::from_str(&text) {
+                let writes: Vec<Write> = match serde_json::from_slice(text.as_bytes()) {
                     Ok(writes) => writes,
                     Err(e) => return bad_request(e),
                 };
@@ -112,7 +112,7 @@ impl KeyChanges {
         let mut entries = Vec::new();
         stored.for_each(&mut |value, _name| {
             let text = value.as_string().unwrap_or_default();
-            match serde_json::from_str::<Vec<Change>>(&text) {
+            match serde_json::from_slice::<Vec<Change>>(text.as_bytes()) {
                 Ok(changes) => entries.push(changes),
                 Err(e) => console_error!("change log entry does not decode, dropped: {e}"),
             }
@@ -196,7 +196,8 @@ impl DoFeed {
 }
 
 fn decode<T: DeserializeOwned>(path: &str, text: &str) -> std::result::Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError(format!("change log {path}: {e}")))
+    serde_json::from_slice(text.as_bytes())
+        .map_err(|e| StoreError(format!("change log {path}: {e}")))
 }
 
 impl ChangeFeed for DoFeed {
@@ -267,7 +268,7 @@ impl NearbyCopy for LocationCopy {
                 return Ok(None);
             };
             let text = held.text().await?;
-            serde_json::from_str(&text)
+            serde_json::from_slice(text.as_bytes())
                 .map(Some)
                 .map_err(worker::Error::from)
         };

@@ -117,7 +117,7 @@ impl UsageSource for UsageClient<'_> {
         _now: Millis,
     ) -> std::result::Result<BTreeMap<String, used::KeyUsage>, StoreError> {
         match call(self.env, project_id, Method::Get, "/usage", None).await? {
-            (200, text) => serde_json::from_str(&text)
+            (200, text) => serde_json::from_slice(text.as_bytes())
                 .map_err(|e| StoreError(format!("key usage /usage: {e}"))),
             (status, text) => Err(StoreError(format!(
                 "key usage /usage answered {status}: {text}"
@@ -149,10 +149,11 @@ impl DurableObject for KeyUsage {
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/report") => {
                 let text = req.text().await?;
-                let report: BTreeMap<String, used::KeyUsage> = match serde_json::from_str(&text) {
-                    Ok(report) => report,
-                    Err(e) => return bad_request(e),
-                };
+                let report: BTreeMap<String, used::KeyUsage> =
+                    match serde_json::from_slice(text.as_bytes()) {
+                        Ok(report) => report,
+                        Err(e) => return bad_request(e),
+                    };
                 let touched = self.ledger.borrow_mut().apply(&report, now);
                 self.persist(&touched).await?;
                 reply(200, "{}".into())
@@ -177,7 +178,7 @@ impl KeyUsage {
         stored.for_each(&mut |value, name| {
             let name = name.as_string().unwrap_or_default();
             let text = value.as_string().unwrap_or_default();
-            match serde_json::from_str::<used::KeyUsage>(&text) {
+            match serde_json::from_slice::<used::KeyUsage>(text.as_bytes()) {
                 Ok(usage) => entries.push((name.trim_start_matches(ENTRY).to_owned(), usage)),
                 Err(e) => console_error!("usage entry {name} does not decode, dropped: {e}"),
             }
