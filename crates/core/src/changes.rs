@@ -190,9 +190,9 @@ impl ChangeLog {
         let keyed = entries
             .into_iter()
             .filter_map(|changes| Some((changes.first()?.record.hash.clone(), changes)));
-        Self {
-            by_hash: keyed.collect(),
-        }
+        let mut by_hash = BTreeMap::new();
+        by_hash.extend(keyed);
+        Self { by_hash }
     }
 
     /// The persisted form of one key's entry (`None`: delete it).
@@ -663,8 +663,8 @@ impl Overlay {
         }
         // The log holds every change of the window: what it lacks has aged out.
         let keyed = snapshot.changes.into_iter();
-        let mut fresh: BTreeMap<KeyHash, Change> =
-            keyed.map(|c| (c.record.hash.clone(), c)).collect();
+        let mut fresh = BTreeMap::new();
+        fresh.extend(keyed.map(|c| (c.record.hash.clone(), c)));
         // The isolate's own writes since the snapshot's stamp may be missing from it: those
         // stay until a later snapshot has them.
         for (hash, mine) in std::mem::take(&mut self.records) {

@@ -179,9 +179,9 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn from_entries(entries: impl IntoIterator<Item = (String, KeyUsage)>) -> Self {
-        Self {
-            keys: entries.into_iter().collect(),
-        }
+        let mut keys = BTreeMap::new();
+        keys.extend(entries);
+        Self { keys }
     }
 
     /// Adds one report of this project's keys; returns the ids it touched (to store).
