@@ -27,7 +27,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 
 /// A configured `ADMIN_TOKEN` shorter than this (32 characters, 128 bits as hex) turns every
 /// admin call away (see [`admin_auth`]); `openssl rand -hex 32` makes a 64-character one.
@@ -115,6 +114,16 @@ pub struct Reply {
     pub log: Option<String>,
 }
 
+/// `{"<field>": [...]}` as a one-entry map (serde's `collect_map`: a `BTreeMap` of one entry
+/// would bring a sort and a tree builder into the wasm for each item type).
+struct Listing<'a, T>(&'static str, &'a [T]);
+
+impl<T: Serialize> Serialize for Listing<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map([(self.0, self.1)])
+    }
+}
+
 /// What the worker does next.
 #[derive(Debug)]
 pub enum Outcome {
@@ -152,7 +161,7 @@ impl Reply {
 
     /// `{"<field>": [...]}`: a list under its name.
     fn listing<T: Serialize>(status: u16, field: &'static str, items: &[T]) -> Self {
-        Self::json(status, &BTreeMap::from([(field, items)]))
+        Self::json(status, &Listing(field, items))
     }
 
     pub fn error(err: &ApiError) -> Self {

@@ -21,7 +21,7 @@ use crate::store::StoreError;
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// How long a change stays in the log and the overlays: KV's documented ~60 s convergence after
 /// the settle write below, with margin.
@@ -172,9 +172,10 @@ impl From<Change> for StoredChange {
 }
 
 /// `hashes` in order, each once.
-fn sorted_unique(hashes: Vec<KeyHash>) -> Vec<KeyHash> {
-    let set: BTreeSet<KeyHash> = hashes.into_iter().collect();
-    set.into_iter().collect()
+fn sorted_unique(mut hashes: Vec<KeyHash>) -> Vec<KeyHash> {
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes
 }
 
 /// The log the Durable Object holds: recent versions of each changed key, by hash.
@@ -189,9 +190,9 @@ impl ChangeLog {
         let keyed = entries
             .into_iter()
             .filter_map(|changes| Some((changes.first()?.record.hash.clone(), changes)));
-        Self {
-            by_hash: keyed.collect(),
-        }
+        let mut by_hash = BTreeMap::new();
+        by_hash.extend(keyed);
+        Self { by_hash }
     }
 
     /// The persisted form of one key's entry (`None`: delete it).
@@ -662,8 +663,8 @@ impl Overlay {
         }
         // The log holds every change of the window: what it lacks has aged out.
         let keyed = snapshot.changes.into_iter();
-        let mut fresh: BTreeMap<KeyHash, Change> =
-            keyed.map(|c| (c.record.hash.clone(), c)).collect();
+        let mut fresh = BTreeMap::new();
+        fresh.extend(keyed.map(|c| (c.record.hash.clone(), c)));
         // The isolate's own writes since the snapshot's stamp may be missing from it: those
         // stay until a later snapshot has them.
         for (hash, mine) in std::mem::take(&mut self.records) {

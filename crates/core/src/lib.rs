@@ -2,6 +2,10 @@
 //! rotate/revoke/grace state machine, the authorize decision, admin operations, the change log's
 //! logic, leak reports and the HTTP contract as plain types. Tested on the host; the Cloudflare
 //! Worker shell (`lumiqtrace-worker`) binds it to the platform.
+//!
+//! Size of the wasm (the gzip bundle must stay under 256 KiB, docs/performance.md): maps and sets
+//! are filled with `extend`, not `collect` (which sorts first: a stable sort per item type), and
+//! JSON is read with `serde_json::from_slice` only (one parser).
 
 pub mod admin;
 pub mod api;

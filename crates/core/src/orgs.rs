@@ -85,11 +85,13 @@ impl Scope<'_> {
     ) -> Result<BTreeSet<String>, ApiError> {
         let org = self.org_filter(org_id)?;
         let projects = repo.list_projects().await?;
-        Ok(projects
-            .into_iter()
-            .filter(|p| self.sees_org(&p.org_id) && org.is_none_or(|o| o == p.org_id))
-            .map(|p| p.id)
-            .collect())
+        let mut ids = BTreeSet::new();
+        ids.extend(
+            (projects.into_iter())
+                .filter(|p| self.sees_org(&p.org_id) && org.is_none_or(|o| o == p.org_id))
+                .map(|p| p.id),
+        );
+        Ok(ids)
     }
 
     /// An `org_id` filter as asked: visible, or [`ApiError::OrgNotFound`].
@@ -481,7 +483,9 @@ pub struct TokenBook(BTreeMap<KeyHash, AdminTokenRecord>);
 
 impl TokenBook {
     pub fn from_records(records: impl IntoIterator<Item = AdminTokenRecord>) -> Self {
-        Self(records.into_iter().map(|r| (r.hash.clone(), r)).collect())
+        let mut book = BTreeMap::new();
+        book.extend(records.into_iter().map(|r| (r.hash.clone(), r)));
+        Self(book)
     }
 
     /// Whether a token with `record`'s hash or id is already held.

@@ -154,10 +154,11 @@ impl Tally {
             match report.last_mut() {
                 // In name order, so one project's keys come together.
                 Some((p, keys)) if p == project => drop(keys.insert(key.to_owned(), usage)),
-                _ => report.push((
-                    project.to_owned(),
-                    BTreeMap::from([(key.to_owned(), usage)]),
-                )),
+                _ => {
+                    let mut keys = BTreeMap::new();
+                    keys.insert(key.to_owned(), usage);
+                    report.push((project.to_owned(), keys));
+                }
             }
         }
         report
@@ -176,9 +177,9 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn from_entries(entries: impl IntoIterator<Item = (String, KeyUsage)>) -> Self {
-        Self {
-            keys: entries.into_iter().collect(),
-        }
+        let mut keys = BTreeMap::new();
+        keys.extend(entries);
+        Self { keys }
     }
 
     /// Adds one report of this project's keys; returns the ids it touched (to store).

@@ -11,6 +11,7 @@
 //! 200 `[record]`; `POST /revoke/{id}` with `{"at": ms, "reason"?: "…"}` → 200
 //! `{"record", "changed"}` or 404.
 
+use crate::object::{self, bad_request, reply};
 use lumiqtrace_core::json_object;
 use lumiqtrace_core::key::KeyHash;
 use lumiqtrace_core::orgs::{
@@ -23,8 +24,8 @@ use serde::Deserialize;
 use std::cell::{Cell, OnceCell, RefCell};
 use wasm_bindgen::JsValue;
 use worker::{
-    console_error, durable_object, DurableObject, Env, Method, Request, RequestInit, Response,
-    Result, State, Stub,
+    console_error, durable_object, DurableObject, Env, Method, Request, Response, Result, State,
+    Stub,
 };
 
 /// The Durable Object namespace binding named in `wrangler.toml`.
@@ -34,7 +35,7 @@ pub const INSTANCE: &str = "global";
 const ENTRY: &str = "t/";
 
 /// The Durable Object class (`AdminTokens` in `wrangler.toml`).
-#[durable_object]
+#[durable_object(fetch)]
 pub struct AdminTokens {
     state: State,
     book: RefCell<TokenBook>,
@@ -64,12 +65,7 @@ impl DurableObject for AdminTokens {
             (Method::Post, ["", "create"]) => {
                 let record: AdminTokenRecord = match json_object::from_str(&req.text().await?) {
                     Ok(record) => record,
-                    Err(e) => {
-                        return reply(
-                            400,
-                            serde_json::json!({ "error": e.to_string() }).to_string(),
-                        )
-                    }
+                    Err(e) => return bad_request(e),
                 };
                 let persist = async |record: &AdminTokenRecord| self.persist(record).await;
                 match create_persisted(&self.book, record, persist).await? {
@@ -86,14 +82,10 @@ impl DurableObject for AdminTokens {
                 }
             }
             (Method::Post, ["", "hashes"]) => {
-                let hexes: Vec<String> = match serde_json::from_str(&req.text().await?) {
+                let hexes: Vec<String> = match serde_json::from_slice(req.text().await?.as_bytes())
+                {
                     Ok(hexes) => hexes,
-                    Err(e) => {
-                        return reply(
-                            400,
-                            serde_json::json!({ "error": e.to_string() }).to_string(),
-                        )
-                    }
+                    Err(e) => return bad_request(e),
                 };
                 let book = self.book.borrow();
                 let found: Vec<Option<&AdminTokenRecord>> = (hexes.iter())
@@ -107,12 +99,7 @@ impl DurableObject for AdminTokens {
             (Method::Post, ["", "revoke", id]) => {
                 let (at, reason) = match json_object::from_str::<RevokeAt>(&req.text().await?) {
                     Ok(RevokeAt { at, reason }) => (at, reason),
-                    Err(e) => {
-                        return reply(
-                            400,
-                            serde_json::json!({ "error": e.to_string() }).to_string(),
-                        )
-                    }
+                    Err(e) => return bad_request(e),
                 };
                 let persist = async |record: &AdminTokenRecord| self.persist(record).await;
                 let revoked = revoke_persisted(&self.book, id, at, reason.as_deref(), persist);
@@ -156,12 +143,6 @@ impl AdminTokens {
     }
 }
 
-fn reply(status: u16, body: String) -> Result<Response> {
-    Ok(Response::builder()
-        .with_status(status)
-        .fixed(body.into_bytes()))
-}
-
 /// The worker's side of [`AdminTokens`]: the core's [`TokenAuthority`].
 pub struct DoTokens<'a> {
     env: &'a Env,
@@ -195,15 +176,9 @@ impl<'a> DoTokens<'a> {
         path: &str,
         body: Option<String>,
     ) -> std::result::Result<(u16, String), StoreError> {
-        let failed = |e: worker::Error| StoreError(format!("admin tokens {path}: {e}"));
-        let stub = self.stub()?;
-        let mut init = RequestInit::new();
-        init.with_method(method).with_body(body.map(JsValue::from));
         let url = format!("https://admin-tokens{path}");
-        let req = Request::new_with_init(&url, &init).map_err(failed)?;
-        let mut res = stub.fetch_with_request(req).await.map_err(failed)?;
-        let text = res.text().await.map_err(failed)?;
-        Ok((res.status_code(), text))
+        let called = object::call(self.stub()?, method, &url, body).await;
+        called.map_err(|e| StoreError(format!("admin tokens {path}: {e}")))
     }
 }
 
@@ -211,7 +186,8 @@ fn decode<T: serde::de::DeserializeOwned>(
     path: &str,
     text: &str,
 ) -> std::result::Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError(format!("admin tokens {path}: {e}")))
+    serde_json::from_slice(text.as_bytes())
+        .map_err(|e| StoreError(format!("admin tokens {path}: {e}")))
 }
 
 fn unexpected(path: &str, status: u16, text: &str) -> StoreError {

@@ -18,6 +18,7 @@
 //! Commits always go to the object: the one commit point.
 
 use crate::kv::Kv;
+use crate::object::{self, bad_request, reply};
 use lumiqtrace_core::changes::{
     settle, Cached, Change, ChangeFeed, ChangeLog, Conflict, NearbyCopy, Snapshot, Write,
 };
@@ -29,8 +30,8 @@ use serde::de::DeserializeOwned;
 use std::cell::{Cell, OnceCell, RefCell};
 use wasm_bindgen::JsValue;
 use worker::{
-    console_error, durable_object, Cache, DurableObject, Env, Method, Request, RequestInit,
-    Response, Result, ScheduledTime, State, Stub,
+    console_error, durable_object, Cache, DurableObject, Env, Method, Request, Response, Result,
+    ScheduledTime, State, Stub,
 };
 
 /// The Durable Object namespace binding named in `wrangler.toml`.
@@ -66,12 +67,9 @@ impl DurableObject for KeyChanges {
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/commit") => {
                 let text = req.text().await?;
-                let writes: Vec<Write> = match serde_json::from_str(&text) {
+                let writes: Vec<Write> = match serde_json::from_slice(text.as_bytes()) {
                     Ok(writes) => writes,
-                    Err(e) => {
-                        let body = serde_json::json!({ "error": e.to_string() });
-                        return reply(400, body.to_string());
-                    }
+                    Err(e) => return bad_request(e),
                 };
                 let committed = self.log.borrow_mut().commit(&writes, now);
                 match committed {
@@ -114,7 +112,7 @@ impl KeyChanges {
         let mut entries = Vec::new();
         stored.for_each(&mut |value, _name| {
             let text = value.as_string().unwrap_or_default();
-            match serde_json::from_str::<Vec<Change>>(&text) {
+            match serde_json::from_slice::<Vec<Change>>(text.as_bytes()) {
                 Ok(changes) => entries.push(changes),
                 Err(e) => console_error!("change log entry does not decode, dropped: {e}"),
             }
@@ -142,12 +140,6 @@ impl KeyChanges {
         }
         Ok(())
     }
-}
-
-fn reply(status: u16, body: String) -> Result<Response> {
-    Ok(Response::builder()
-        .with_status(status)
-        .fixed(body.into_bytes()))
 }
 
 /// What isolates ask for the change log: the object behind the location's copy, with the
@@ -197,20 +189,15 @@ impl DoFeed {
         path: &str,
         body: Option<String>,
     ) -> std::result::Result<(u16, String), StoreError> {
-        let failed = |e: worker::Error| StoreError(format!("change log {path}: {e}"));
-        let stub = self.stub()?;
-        let mut init = RequestInit::new();
-        init.with_method(method).with_body(body.map(JsValue::from));
-        let req =
-            Request::new_with_init(&format!("https://key-changes{path}"), &init).map_err(failed)?;
-        let mut res = stub.fetch_with_request(req).await.map_err(failed)?;
-        let text = res.text().await.map_err(failed)?;
-        Ok((res.status_code(), text))
+        let url = format!("https://key-changes{path}");
+        let called = object::call(self.stub()?, method, &url, body).await;
+        called.map_err(|e| StoreError(format!("change log {path}: {e}")))
     }
 }
 
 fn decode<T: DeserializeOwned>(path: &str, text: &str) -> std::result::Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError(format!("change log {path}: {e}")))
+    serde_json::from_slice(text.as_bytes())
+        .map_err(|e| StoreError(format!("change log {path}: {e}")))
 }
 
 impl ChangeFeed for DoFeed {
@@ -281,7 +268,7 @@ impl NearbyCopy for LocationCopy {
                 return Ok(None);
             };
             let text = held.text().await?;
-            serde_json::from_str(&text)
+            serde_json::from_slice(text.as_bytes())
                 .map(Some)
                 .map_err(worker::Error::from)
         };

@@ -70,7 +70,7 @@ impl Store for Kv<'_> {
     async fn put(&self, key: &str, value: &str, metadata: Option<&str>) -> Result<(), StoreError> {
         let mut put = self.store()?.put(key, value).map_err(failed("put", key))?;
         if let Some(meta) = metadata {
-            let meta: serde_json::Value = serde_json::from_str(meta)
+            let meta: serde_json::Value = serde_json::from_slice(meta.as_bytes())
                 .map_err(|e| StoreError(format!("KV put {key}: metadata is not JSON: {e}")))?;
             put = put.metadata(meta).map_err(failed("put", key))?;
         }

@@ -5,6 +5,8 @@
 //! `forward` the call on to the ingest origin; `signin` the limiter of failed admin sign-ins;
 //! `usage` the isolate's tally of verifications, its reports and the `KeyUsage` Durable Object;
 //! `body`, `respond` and `settings` the request body, the response and the vars around them.
+//! JSON text is read with `serde_json::from_slice`, as the core reads it: `from_str` would put a
+//! second copy of serde_json's parser, and of each type's decoder, into the wasm.
 //! Built with worker-build as it ships (its own JS entry, which starts a fresh Wasm instance
 //! after a panic).
 
@@ -15,6 +17,7 @@ mod entry;
 mod forward;
 mod github;
 mod kv;
+mod object;
 mod respond;
 mod settings;
 mod signin;

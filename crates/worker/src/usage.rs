@@ -15,6 +15,7 @@
 //! Protocol (worker → object): `POST /report` with `{key id: KeyUsage}` answers 200 `{}` (400
 //! for a body that does not decode); `GET /usage` answers `{key id: KeyUsage}`.
 
+use crate::object::{self, bad_request, reply};
 use lumiqtrace_core::store::StoreError;
 use lumiqtrace_core::time::Millis;
 use lumiqtrace_core::usage::{self as used, Ledger, Report, Tally, UsageSource};
@@ -24,8 +25,8 @@ use std::rc::Rc;
 use std::time::Duration;
 use wasm_bindgen::JsValue;
 use worker::{
-    console_error, durable_object, Context, Delay, DurableObject, Env, Method, Request,
-    RequestInit, Response, Result, State,
+    console_error, durable_object, Context, Delay, DurableObject, Env, Method, Request, Response,
+    Result, State,
 };
 
 /// The Durable Object namespace binding named in `wrangler.toml`.
@@ -92,16 +93,16 @@ async fn call(
     path: &str,
     body: Option<String>,
 ) -> std::result::Result<(u16, String), StoreError> {
-    let failed = |e: worker::Error| StoreError(format!("key usage {path}: {e}"));
-    let namespace = env.durable_object(BINDING).map_err(failed)?;
-    let stub = namespace.id_from_name(project).map_err(failed)?;
-    let stub = stub.get_stub().map_err(failed)?;
-    let mut init = RequestInit::new();
-    init.with_method(method).with_body(body.map(JsValue::from));
-    let req = Request::new_with_init(&format!("https://key-usage{path}"), &init).map_err(failed)?;
-    let mut res = stub.fetch_with_request(req).await.map_err(failed)?;
-    let text = res.text().await.map_err(failed)?;
-    Ok((res.status_code(), text))
+    let called = async {
+        let stub = env
+            .durable_object(BINDING)?
+            .id_from_name(project)?
+            .get_stub()?;
+        object::call(&stub, method, &format!("https://key-usage{path}"), body).await
+    };
+    called
+        .await
+        .map_err(|e| StoreError(format!("key usage {path}: {e}")))
 }
 
 /// Admin reads of reported usage.
@@ -116,7 +117,7 @@ impl UsageSource for UsageClient<'_> {
         _now: Millis,
     ) -> std::result::Result<BTreeMap<String, used::KeyUsage>, StoreError> {
         match call(self.env, project_id, Method::Get, "/usage", None).await? {
-            (200, text) => serde_json::from_str(&text)
+            (200, text) => serde_json::from_slice(text.as_bytes())
                 .map_err(|e| StoreError(format!("key usage /usage: {e}"))),
             (status, text) => Err(StoreError(format!(
                 "key usage /usage answered {status}: {text}"
@@ -148,13 +149,11 @@ impl DurableObject for KeyUsage {
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/report") => {
                 let text = req.text().await?;
-                let report: BTreeMap<String, used::KeyUsage> = match serde_json::from_str(&text) {
-                    Ok(report) => report,
-                    Err(e) => {
-                        let body = serde_json::json!({ "error": e.to_string() });
-                        return reply(400, body.to_string());
-                    }
-                };
+                let report: BTreeMap<String, used::KeyUsage> =
+                    match serde_json::from_slice(text.as_bytes()) {
+                        Ok(report) => report,
+                        Err(e) => return bad_request(e),
+                    };
                 let touched = self.ledger.borrow_mut().apply(&report, now);
                 self.persist(&touched).await?;
                 reply(200, "{}".into())
@@ -179,7 +178,7 @@ impl KeyUsage {
         stored.for_each(&mut |value, name| {
             let name = name.as_string().unwrap_or_default();
             let text = value.as_string().unwrap_or_default();
-            match serde_json::from_str::<used::KeyUsage>(&text) {
+            match serde_json::from_slice::<used::KeyUsage>(text.as_bytes()) {
                 Ok(usage) => entries.push((name.trim_start_matches(ENTRY).to_owned(), usage)),
                 Err(e) => console_error!("usage entry {name} does not decode, dropped: {e}"),
             }
@@ -205,10 +204,4 @@ impl KeyUsage {
         }
         Ok(())
     }
-}
-
-fn reply(status: u16, body: String) -> Result<Response> {
-    Ok(Response::builder()
-        .with_status(status)
-        .fixed(body.into_bytes()))
 }
