@@ -11,7 +11,7 @@
 //! 200 `[record]`; `POST /revoke/{id}` with `{"at": ms, "reason"?: "…"}` → 200
 //! `{"record", "changed"}` or 404.
 
-use crate::object::{self, bad_request, reply};
+use crate::object::{bad_request, reply, Client};
 use lumiqtrace_core::json_object;
 use lumiqtrace_core::key::KeyHash;
 use lumiqtrace_core::orgs::{
@@ -21,11 +21,10 @@ use lumiqtrace_core::record::AdminTokenRecord;
 use lumiqtrace_core::store::StoreError;
 use lumiqtrace_core::time::Millis;
 use serde::Deserialize;
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use wasm_bindgen::JsValue;
 use worker::{
     console_error, durable_object, DurableObject, Env, Method, Request, Response, Result, State,
-    Stub,
 };
 
 /// The Durable Object namespace binding named in `wrangler.toml`.
@@ -143,63 +142,22 @@ impl AdminTokens {
     }
 }
 
-/// The worker's side of [`AdminTokens`]: the core's [`TokenAuthority`].
-pub struct DoTokens<'a> {
-    env: &'a Env,
-    /// Made on first use: only requests that present or manage an admin token need it.
-    stub: OnceCell<std::result::Result<Stub, String>>,
-}
+/// The worker's side of [`AdminTokens`]: the core's [`TokenAuthority`]. Its stub is made on
+/// first use: only requests that present or manage an admin token need it.
+pub struct DoTokens(Client);
 
-impl<'a> DoTokens<'a> {
-    pub fn new(env: &'a Env) -> Self {
-        Self {
-            env,
-            stub: OnceCell::new(),
-        }
-    }
-
-    fn stub(&self) -> std::result::Result<&Stub, StoreError> {
-        let stub = self.stub.get_or_init(|| {
-            let stub = || {
-                let namespace = self.env.durable_object(BINDING)?;
-                namespace.id_from_name(INSTANCE)?.get_stub()
-            };
-            stub().map_err(|e| format!("Durable Object binding {BINDING} is unusable: {e}"))
-        });
-        stub.as_ref().map_err(|e| StoreError(e.clone()))
-    }
-
-    /// One call to the object: its status and body text.
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<String>,
-    ) -> std::result::Result<(u16, String), StoreError> {
-        let url = format!("https://admin-tokens{path}");
-        let called = object::call(self.stub()?, method, &url, body).await;
-        called.map_err(|e| StoreError(format!("admin tokens {path}: {e}")))
+impl DoTokens {
+    pub fn new(env: &Env) -> Self {
+        Self(Client::new(env, BINDING, INSTANCE, "admin tokens"))
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(
-    path: &str,
-    text: &str,
-) -> std::result::Result<T, StoreError> {
-    serde_json::from_slice(text.as_bytes())
-        .map_err(|e| StoreError(format!("admin tokens {path}: {e}")))
-}
-
-fn unexpected(path: &str, status: u16, text: &str) -> StoreError {
-    StoreError(format!("admin tokens {path} answered {status}: {text}"))
-}
-
-impl TokenAuthority for DoTokens<'_> {
+impl TokenAuthority for DoTokens {
     async fn create(&self, record: &AdminTokenRecord) -> std::result::Result<(), StoreError> {
         let body = serde_json::to_string(record).map_err(|e| StoreError(e.to_string()))?;
-        match self.call(Method::Post, "/create", Some(body)).await? {
+        match self.0.call(Method::Post, "/create", Some(body)).await? {
             (200, _) => Ok(()),
-            (status, text) => Err(unexpected("/create", status, &text)),
+            (status, text) => Err(self.0.unexpected("/create", status, &text)),
         }
     }
 
@@ -208,10 +166,10 @@ impl TokenAuthority for DoTokens<'_> {
         hash: &KeyHash,
     ) -> std::result::Result<Option<AdminTokenRecord>, StoreError> {
         let path = format!("/hash/{}", hash.as_str());
-        match self.call(Method::Get, &path, None).await? {
-            (200, text) => decode("/hash", &text).map(Some),
+        match self.0.call(Method::Get, &path, None).await? {
+            (200, text) => self.0.decode("/hash", &text).map(Some),
             (404, _) => Ok(None),
-            (status, text) => Err(unexpected("/hash", status, &text)),
+            (status, text) => Err(self.0.unexpected("/hash", status, &text)),
         }
     }
 
@@ -221,25 +179,28 @@ impl TokenAuthority for DoTokens<'_> {
     ) -> std::result::Result<Vec<Option<AdminTokenRecord>>, StoreError> {
         let hexes: Vec<&str> = hashes.iter().map(KeyHash::as_str).collect();
         let body = serde_json::to_string(&hexes).map_err(|e| StoreError(e.to_string()))?;
-        match self.call(Method::Post, "/hashes", Some(body)).await? {
+        match self.0.call(Method::Post, "/hashes", Some(body)).await? {
             (200, text) => {
-                let found: Vec<Option<AdminTokenRecord>> = decode("/hashes", &text)?;
+                let found: Vec<Option<AdminTokenRecord>> = self.0.decode("/hashes", &text)?;
                 match found.len() == hashes.len() {
                     true => Ok(found),
-                    false => Err(unexpected("/hashes", 200, "a list of another length")),
+                    false => Err(self
+                        .0
+                        .unexpected("/hashes", 200, "a list of another length")),
                 }
             }
-            (status, text) => Err(unexpected("/hashes", status, &text)),
+            (status, text) => Err(self.0.unexpected("/hashes", status, &text)),
         }
     }
 
     async fn list(&self, org_id: &str) -> std::result::Result<Vec<AdminTokenRecord>, StoreError> {
         match self
+            .0
             .call(Method::Get, &format!("/org/{org_id}"), None)
             .await?
         {
-            (200, text) => decode("/org", &text),
-            (status, text) => Err(unexpected("/org", status, &text)),
+            (200, text) => self.0.decode("/org", &text),
+            (status, text) => Err(self.0.unexpected("/org", status, &text)),
         }
     }
 
@@ -255,12 +216,13 @@ impl TokenAuthority for DoTokens<'_> {
         }
         let body = serde_json::json!({ "at": now, "reason": reason }).to_string();
         match self
+            .0
             .call(Method::Post, &format!("/revoke/{id}"), Some(body))
             .await?
         {
-            (200, text) => decode("/revoke", &text).map(Some),
+            (200, text) => self.0.decode("/revoke", &text).map(Some),
             (404, _) => Ok(None),
-            (status, text) => Err(unexpected("/revoke", status, &text)),
+            (status, text) => Err(self.0.unexpected("/revoke", status, &text)),
         }
     }
 }

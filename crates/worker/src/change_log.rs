@@ -18,7 +18,7 @@
 //! Commits always go to the object: the one commit point.
 
 use crate::kv::Kv;
-use crate::object::{self, bad_request, reply};
+use crate::object::{bad_request, reply, Client};
 use lumiqtrace_core::changes::{
     settle, Cached, Change, ChangeFeed, ChangeLog, Conflict, NearbyCopy, Snapshot, Write,
 };
@@ -26,12 +26,11 @@ use lumiqtrace_core::key::KeyHash;
 use lumiqtrace_core::repo::Repo;
 use lumiqtrace_core::store::StoreError;
 use lumiqtrace_core::time::Millis;
-use serde::de::DeserializeOwned;
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use wasm_bindgen::JsValue;
 use worker::{
     console_error, durable_object, Cache, DurableObject, Env, Method, Request, Response, Result,
-    ScheduledTime, State, Stub,
+    ScheduledTime, State,
 };
 
 /// The Durable Object namespace binding named in `wrangler.toml`.
@@ -157,47 +156,18 @@ pub fn nearest(env: &Env, on: bool, interval: Millis) -> Cached<DoFeed, Location
 /// as `changes::NoFeed`: KV alone decides.
 pub struct DoFeed {
     on: bool,
-    env: Env,
-    /// Made on first use: most requests (a refresh is due once per interval) never need it.
-    stub: OnceCell<std::result::Result<Stub, String>>,
+    /// Its stub is made on first use: most requests (a refresh is due once per interval) never
+    /// need it.
+    log: Client,
 }
 
 impl DoFeed {
     pub fn new(env: &Env, on: bool) -> Self {
         Self {
             on,
-            env: env.clone(),
-            stub: OnceCell::new(),
+            log: Client::new(env, BINDING, INSTANCE, "change log"),
         }
     }
-
-    fn stub(&self) -> std::result::Result<&Stub, StoreError> {
-        let stub = self.stub.get_or_init(|| {
-            let stub = || {
-                let namespace = self.env.durable_object(BINDING)?;
-                namespace.id_from_name(INSTANCE)?.get_stub()
-            };
-            stub().map_err(|e| format!("Durable Object binding {BINDING} is unusable: {e}"))
-        });
-        stub.as_ref().map_err(|e| StoreError(e.clone()))
-    }
-
-    /// One call to the object: its status and body text.
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<String>,
-    ) -> std::result::Result<(u16, String), StoreError> {
-        let url = format!("https://key-changes{path}");
-        let called = object::call(self.stub()?, method, &url, body).await;
-        called.map_err(|e| StoreError(format!("change log {path}: {e}")))
-    }
-}
-
-fn decode<T: DeserializeOwned>(path: &str, text: &str) -> std::result::Result<T, StoreError> {
-    serde_json::from_slice(text.as_bytes())
-        .map_err(|e| StoreError(format!("change log {path}: {e}")))
 }
 
 impl ChangeFeed for DoFeed {
@@ -215,12 +185,10 @@ impl ChangeFeed for DoFeed {
         }
         let body = serde_json::to_string(writes)
             .map_err(|e| StoreError(format!("change log /commit: {e}")))?;
-        match self.call(Method::Post, "/commit", Some(body)).await? {
+        match self.log.call(Method::Post, "/commit", Some(body)).await? {
             (200, _) => Ok(Ok(())),
-            (409, text) => Ok(Err(decode("/commit", &text)?)),
-            (status, text) => Err(StoreError(format!(
-                "change log /commit answered {status}: {text}"
-            ))),
+            (409, text) => Ok(Err(self.log.decode("/commit", &text)?)),
+            (status, text) => Err(self.log.unexpected("/commit", status, &text)),
         }
     }
 
@@ -228,11 +196,9 @@ impl ChangeFeed for DoFeed {
         if !self.on {
             return Ok(Vec::new());
         }
-        match self.call(Method::Get, "/recent", None).await? {
-            (200, text) => decode("/recent", &text),
-            (status, text) => Err(StoreError(format!(
-                "change log /recent answered {status}: {text}"
-            ))),
+        match self.log.call(Method::Get, "/recent", None).await? {
+            (200, text) => self.log.decode("/recent", &text),
+            (status, text) => Err(self.log.unexpected("/recent", status, &text)),
         }
     }
 }

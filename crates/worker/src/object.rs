@@ -1,8 +1,76 @@
 //! What the three Durable Objects (`KeyChanges`, `AdminTokens`, `KeyUsage`) share: the worker's
-//! call to one of them, and the plain answers they give. One copy of each in the wasm.
+//! client of one of them ([`Client`]), and the plain answers they give. One copy of each in the
+//! wasm.
 
+use lumiqtrace_core::store::StoreError;
+use serde::de::DeserializeOwned;
+use std::cell::OnceCell;
 use wasm_bindgen::JsValue;
-use worker::{Method, Request, RequestInit, Response, Result, Stub};
+use worker::{Env, Method, Request, RequestInit, Response, Result, Stub};
+
+/// The worker's client of one object instance: binding `binding` (wrangler.toml), the instance
+/// named `instance`, called `what` in errors. Its stub is made on first use: most requests
+/// never call it. Every failure (binding, call, answer that does not decode) is the core's
+/// [`StoreError`] naming the object and the route.
+pub struct Client {
+    env: Env,
+    binding: &'static str,
+    instance: String,
+    what: &'static str,
+    stub: OnceCell<std::result::Result<Stub, String>>,
+}
+
+impl Client {
+    pub fn new(env: &Env, binding: &'static str, instance: &str, what: &'static str) -> Self {
+        Self {
+            env: env.clone(),
+            binding,
+            instance: instance.to_owned(),
+            what,
+            stub: OnceCell::new(),
+        }
+    }
+
+    fn stub(&self) -> std::result::Result<&Stub, StoreError> {
+        let stub = self.stub.get_or_init(|| {
+            let stub = || {
+                let namespace = self.env.durable_object(self.binding)?;
+                namespace.id_from_name(&self.instance)?.get_stub()
+            };
+            let binding = self.binding;
+            stub().map_err(|e| format!("Durable Object binding {binding} is unusable: {e}"))
+        });
+        stub.as_ref().map_err(|e| StoreError(e.clone()))
+    }
+
+    /// One call: `method` on route `path` with `body` as text; the status and body text.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> std::result::Result<(u16, String), StoreError> {
+        // The host is never read: an object routes on the path alone.
+        let url = format!("https://object{path}");
+        let called = call(self.stub()?, method, &url, body).await;
+        called.map_err(|e| StoreError(format!("{} {path}: {e}", self.what)))
+    }
+
+    /// An answer of route `path`, decoded.
+    pub fn decode<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        text: &str,
+    ) -> std::result::Result<T, StoreError> {
+        serde_json::from_slice(text.as_bytes())
+            .map_err(|e| StoreError(format!("{} {path}: {e}", self.what)))
+    }
+
+    /// The error for an answer route `path` should not give.
+    pub fn unexpected(&self, path: &str, status: u16, text: &str) -> StoreError {
+        StoreError(format!("{} {path} answered {status}: {text}", self.what))
+    }
+}
 
 /// One call to an object: `method` on `url` (the host names the object, the path its route),
 /// with `body` as text; its status and body text.

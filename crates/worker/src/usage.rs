@@ -15,7 +15,7 @@
 //! Protocol (worker → object): `POST /report` with `{key id: KeyUsage}` answers 200 `{}` (400
 //! for a body that does not decode); `GET /usage` answers `{key id: KeyUsage}`.
 
-use crate::object::{self, bad_request, reply};
+use crate::object::{bad_request, reply, Client};
 use lumiqtrace_core::store::StoreError;
 use lumiqtrace_core::time::Millis;
 use lumiqtrace_core::usage::{self as used, Ledger, Report, Tally, UsageSource};
@@ -70,7 +70,11 @@ pub fn schedule_report(env: &Env, ctx: &Context, flush_ms: Millis) {
 async fn send(env: &Env, report: Report) {
     for (project, keys) in report {
         let sent = match serde_json::to_string(&keys) {
-            Ok(body) => call(env, &project, Method::Post, "/report", Some(body)).await,
+            Ok(body) => {
+                (object(env, &project))
+                    .call(Method::Post, "/report", Some(body))
+                    .await
+            }
             Err(e) => Err(StoreError(e.to_string())),
         };
         match sent {
@@ -85,24 +89,9 @@ async fn send(env: &Env, report: Report) {
     }
 }
 
-/// One call to project `project`'s object: its status and body text.
-async fn call(
-    env: &Env,
-    project: &str,
-    method: Method,
-    path: &str,
-    body: Option<String>,
-) -> std::result::Result<(u16, String), StoreError> {
-    let called = async {
-        let stub = env
-            .durable_object(BINDING)?
-            .id_from_name(project)?
-            .get_stub()?;
-        object::call(&stub, method, &format!("https://key-usage{path}"), body).await
-    };
-    called
-        .await
-        .map_err(|e| StoreError(format!("key usage {path}: {e}")))
+/// Project `project`'s object (one instance per project).
+fn object(env: &Env, project: &str) -> Client {
+    Client::new(env, BINDING, project, "key usage")
 }
 
 /// Admin reads of reported usage.
@@ -116,12 +105,10 @@ impl UsageSource for UsageClient<'_> {
         project_id: &str,
         _now: Millis,
     ) -> std::result::Result<BTreeMap<String, used::KeyUsage>, StoreError> {
-        match call(self.env, project_id, Method::Get, "/usage", None).await? {
-            (200, text) => serde_json::from_slice(text.as_bytes())
-                .map_err(|e| StoreError(format!("key usage /usage: {e}"))),
-            (status, text) => Err(StoreError(format!(
-                "key usage /usage answered {status}: {text}"
-            ))),
+        let usage = object(self.env, project_id);
+        match usage.call(Method::Get, "/usage", None).await? {
+            (200, text) => usage.decode("/usage", &text),
+            (status, text) => Err(usage.unexpected("/usage", status, &text)),
         }
     }
 }
