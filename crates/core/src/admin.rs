@@ -258,17 +258,19 @@ async fn list_records<S: Store, F: ChangeFeed>(
     Ok(records)
 }
 
-/// One key, with its project's rotation policy applied; its record beside its view.
+/// One key, with its project's rotation policy applied: its record, its view and its project
+/// as stored (`None` if never created), which the caller's organization check reads.
 pub async fn get_key<S: Store, F: ChangeFeed>(
     keys: &Keys<'_, S, F>,
     id: &str,
     now: Millis,
-) -> Result<(KeyRecord, KeyView), ApiError> {
+) -> Result<(KeyRecord, KeyView, Option<Project>), ApiError> {
     let record = find_key(keys, id, now).await?;
     let project = keys.repo.project(&record.project_id).await?;
     let mut view = record.view(now);
-    view.rotation_policy(&record, project.and_then(|p| p.rotation_period_days), now);
-    Ok((record, view))
+    let period = project.as_ref().and_then(|p| p.rotation_period_days);
+    view.rotation_policy(&record, period, now);
+    Ok((record, view, project))
 }
 
 /// Issues a successor with the same name, project and environment, expiring at `expires_at`

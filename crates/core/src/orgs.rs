@@ -109,11 +109,13 @@ impl Scope<'_> {
         id: &str,
         now: Millis,
     ) -> Result<(KeyRecord, KeyView), ApiError> {
-        let key = crate::admin::get_key(keys, id, now).await?;
-        if self.0.org().is_some() && self.project(&keys.repo, &key.0.project_id).await.is_err() {
+        let (record, view, project) = crate::admin::get_key(keys, id, now).await?;
+        // Its project as get_key read it: visible as `Scope::project` decides, without a second read.
+        let visible = project.is_some_and(|p| self.sees_org(&p.org_id));
+        if self.0.org().is_some() && !visible {
             return Err(ApiError::KeyNotFound);
         }
-        Ok(key)
+        Ok((record, view))
     }
 
     /// Whether the key `record` is visible: the leak report of an organization admin revokes
