@@ -671,9 +671,9 @@ pub async fn sign_in<T: TokenAuthority>(
     authorization: Option<&str>,
     now: Millis,
 ) -> Result<Actor, ApiError> {
-    let presented = (authorization.map(str::trim).and_then(|a| a.split_once(' ')))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .and_then(|(_, token)| OrgAdminToken::parse(token.trim()));
+    let presented = authorization
+        .and_then(bearer_token)
+        .and_then(OrgAdminToken::parse);
     match presented {
         Some(token) => {
             let ttl = config.refresh_ms;
@@ -746,9 +746,7 @@ pub fn admin_auth(config: &Config, authorization: Option<&str>) -> Result<(), Ap
             "ADMIN_TOKEN is not set; make one with `openssl rand -hex 32`",
         ));
     };
-    let presented = (authorization.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
+    let presented = bearer_token(authorization);
     let matches = presented.is_some_and(|p| !is_well_formed(p) && digest_matches(p, expected));
     let long_enough = expected.chars >= MIN_ADMIN_TOKEN_CHARS;
     match (matches, long_enough) {
@@ -759,6 +757,15 @@ pub fn admin_auth(config: &Config, authorization: Option<&str>) -> Result<(), Ap
             "ADMIN_TOKEN is shorter than 32 characters; make one with `openssl rand -hex 32`",
         )),
     }
+}
+
+/// The token of an admin `Authorization: Bearer <token>` (scheme in any case, surrounding spaces
+/// trimmed); `None` for any other value. Both kinds of admin credential are read with it.
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 /// Compares the SHA-256 digest of the presented token with the configured one without an early
