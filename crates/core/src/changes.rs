@@ -53,6 +53,16 @@ pub const KV_CONVERGENCE_MS: Millis = 60_000;
 /// How long a record the verify path read from KV answers again from the isolate's memory: KV's
 /// own default `cacheTtl` (60 s). Only while the overlay is live (see [`Overlay::cached`]).
 pub const CACHED_FOR_MS: Millis = 60_000;
+/// A kept read (record or "no such key") is renewed from KV in the background once it is this
+/// old, so a key in steady use never waits on KV again after its first request, and its
+/// requests in flight when the read expires do not each read KV ([`Overlay::claim_renewal`]).
+pub const RENEW_AFTER_MS: Millis = CACHED_FOR_MS - 10_000;
+/// A claimed renewal that has not landed (its KV read failed, or is slow) may be claimed again
+/// after this long.
+pub const RENEW_RETRY_MS: Millis = 2_000;
+/// At most this many renewals wait for the shell to run them ([`Overlay::take_renewals`]);
+/// past it a kept read simply expires and the next request reads KV itself.
+pub const RENEWALS_MAX: usize = 64;
 /// At most this many cached records per isolate (~400 bytes each: under 2 MB of its 128 MB).
 pub const CACHE_MAX: usize = 4096;
 /// At most this many hashes of keys KV does not hold, per isolate (~40 bytes each, 160 KB): a
@@ -548,12 +558,41 @@ pub struct Overlay {
     /// its stamp (at least the instant of the refresh itself, for an interval of 0).
     live_until: Millis,
     /// Records read from KV, with when they were read.
-    read: BTreeMap<KeyHash, (Millis, KeyRecord)>,
+    read: BTreeMap<KeyHash, Kept<KeyRecord>>,
     /// Hashes KV said it holds no key for, with when it said so.
-    absent: BTreeMap<KeyHash, Millis>,
+    absent: BTreeMap<KeyHash, Kept<()>>,
+    /// Kept reads whose renewal was claimed, for the shell to run ([`crate::verify::renew`]).
+    renewals: Vec<KeyHash>,
     /// Revocations this isolate wrote to KV alone while the log was unreachable, in order: each
     /// is committed to the log by the next refresh that reaches it.
     unlogged: Vec<KeyRecord>,
+}
+
+/// What the verify path read from KV (`value`), when it read it (`at`: when the read began),
+/// and when its renewal was last claimed.
+#[derive(Debug)]
+struct Kept<T> {
+    at: Millis,
+    value: T,
+    renewal: Option<Millis>,
+}
+
+impl<T> Kept<T> {
+    fn new(value: T, at: Millis) -> Self {
+        let renewal = None;
+        Self { at, value, renewal }
+    }
+
+    fn fresh(&self, now: Millis) -> bool {
+        now < self.at.saturating_add(CACHED_FOR_MS)
+    }
+
+    /// Fresh, at least [`RENEW_AFTER_MS`] old, and not claimed in the last [`RENEW_RETRY_MS`].
+    fn renewal_due(&self, now: Millis) -> bool {
+        let old = now >= self.at.saturating_add(RENEW_AFTER_MS);
+        let claimable = |at: Millis| now >= at.saturating_add(RENEW_RETRY_MS);
+        self.fresh(now) && old && self.renewal.is_none_or(claimable)
+    }
 }
 
 impl Overlay {
@@ -577,8 +616,8 @@ impl Overlay {
     /// answer with: every change since KV last converged is in the overlay, which is asked first.
     /// Without a live log (switched off, or unreachable for two intervals) KV is read every time.
     pub fn cached(&self, hash: &KeyHash, now: Millis) -> Option<&KeyRecord> {
-        let (read_at, record) = self.read.get(hash).filter(|_| self.live(now))?;
-        (now < read_at.saturating_add(CACHED_FOR_MS)).then_some(record)
+        let kept = self.read.get(hash).filter(|_| self.live(now))?;
+        kept.fresh(now).then_some(&kept.value)
     }
 
     /// Whether KV said less than [`CACHED_FOR_MS`] ago that it holds no key with this hash,
@@ -586,7 +625,30 @@ impl Overlay {
     /// reason (a key created since shows in the overlay, which is asked first).
     pub fn known_absent(&self, hash: &KeyHash, now: Millis) -> bool {
         let said = self.absent.get(hash).filter(|_| self.live(now));
-        said.is_some_and(|at| now < at.saturating_add(CACHED_FOR_MS))
+        said.is_some_and(|kept| kept.fresh(now))
+    }
+
+    /// Called when a request was answered from the kept read of `hash` (record or "no such
+    /// key"): if that read is due for renewal ([`RENEW_AFTER_MS`] old), claims it, once per
+    /// [`RENEW_RETRY_MS`], for the shell to read again in the background
+    /// ([`crate::verify::renew`]). The
+    /// read keeps answering until it expires; a renewal that lands replaces it.
+    pub fn claim_renewal(&mut self, hash: &KeyHash, now: Millis) {
+        if self.renewals.len() >= RENEWALS_MAX || self.renewals.contains(hash) {
+            return;
+        }
+        let renewal = match (self.read.get_mut(hash), self.absent.get_mut(hash)) {
+            (Some(kept), _) if kept.renewal_due(now) => &mut kept.renewal,
+            (_, Some(kept)) if kept.renewal_due(now) => &mut kept.renewal,
+            _ => return,
+        };
+        *renewal = Some(now);
+        self.renewals.push(hash.clone());
+    }
+
+    /// The renewals claimed since the last call, for the shell to run after its answer.
+    pub fn take_renewals(&mut self) -> Vec<KeyHash> {
+        std::mem::take(&mut self.renewals)
     }
 
     /// Keeps KV's "no such key" for [`Overlay::known_absent`], if the overlay is live. When
@@ -597,16 +659,16 @@ impl Overlay {
         }
         let absent = &mut self.absent;
         if absent.len() >= ABSENT_MAX {
-            absent.retain(|_, at| now < at.saturating_add(CACHED_FOR_MS));
+            absent.retain(|_, kept| kept.fresh(now));
         }
         if absent.len() >= ABSENT_MAX {
-            let oldest = absent.iter().min_by_key(|(_, at)| **at);
+            let oldest = absent.iter().min_by_key(|(_, kept)| kept.at);
             if let Some(oldest) = oldest.map(|(hash, _)| hash.clone()) {
                 absent.remove(&oldest);
             }
         }
         self.read.remove(&hash);
-        self.absent.insert(hash, now);
+        self.absent.insert(hash, Kept::new((), now));
     }
 
     /// Keeps a record just read from KV for [`Overlay::cached`], if the overlay is live. When
@@ -617,13 +679,12 @@ impl Overlay {
         }
         self.absent.remove(&hash);
         if self.read.len() >= CACHE_MAX {
-            self.read
-                .retain(|_, (at, _)| now < at.saturating_add(CACHED_FOR_MS));
+            self.read.retain(|_, kept| kept.fresh(now));
             if self.read.len() >= CACHE_MAX {
                 self.read.clear();
             }
         }
-        self.read.insert(hash, (now, record));
+        self.read.insert(hash, Kept::new(record, now));
     }
 
     /// Records the isolate's own committed writes at once, before the next refresh, and forgets

@@ -4,7 +4,7 @@
 use crate::changes::Overlay;
 use crate::error::ApiError;
 use crate::forward::CanonicalPath;
-use crate::key::ApiKey;
+use crate::key::{ApiKey, KeyHash};
 use crate::record::{authorize, Denied, Grant, KeyRecord, KeyStatus};
 use crate::repo::Repo;
 use crate::store::Store;
@@ -79,7 +79,7 @@ pub async fn authenticate_known<S: Store>(
     now: Millis,
 ) -> Result<Grant, Refused> {
     let hash = key.hash();
-    let logged = {
+    let (logged, kept) = {
         let overlay = overlay.borrow();
         let logged = overlay.get(&hash, now);
         if let Some(record) = logged.filter(|r| !works(r, now)) {
@@ -87,13 +87,17 @@ pub async fn authenticate_known<S: Store>(
         }
         let live = overlay.live(now);
         if let Some(stored) = overlay.cached(&hash, now) {
-            return judge(logged, Some(stored), live, now);
+            (None, Some(judge(logged, Some(stored), live, now)))
+        } else if overlay.known_absent(&hash, now) {
+            (None, Some(judge(logged, None, live, now)))
+        } else {
+            (logged.cloned(), None)
         }
-        if overlay.known_absent(&hash, now) {
-            return judge(logged, None, live, now);
-        }
-        logged.cloned()
     };
+    if let Some(decision) = kept {
+        overlay.borrow_mut().claim_renewal(&hash, now);
+        return decision;
+    }
     let stored = Repo::new(store).key_by_hash(&hash).await;
     let stored = stored.map_err(|e| Refused::from(ApiError::from(e)))?;
     let mut overlay = overlay.borrow_mut();
@@ -103,6 +107,30 @@ pub async fn authenticate_known<S: Store>(
         None => overlay.remember_absent(hash, now),
     }
     decision
+}
+
+/// Runs the renewals the overlay's kept reads asked for ([`Overlay::claim_renewal`]): one KV
+/// read per hash, kept as read at `now` (when the reads began; so a renewed read expires no
+/// later than a read made in a request would). Meant for after the answer (the worker:
+/// `waitUntil`). A read that fails leaves the kept one to expire, and is named in the returned
+/// log line.
+pub async fn renew<S: Store>(
+    store: &S,
+    overlay: &RefCell<Overlay>,
+    hashes: Vec<KeyHash>,
+    now: Millis,
+) -> Option<String> {
+    let repo = Repo::new(store);
+    let mut failed = Vec::new();
+    for hash in hashes {
+        match repo.key_by_hash(&hash).await {
+            Ok(Some(record)) => overlay.borrow_mut().remember(hash, record, now),
+            Ok(None) => overlay.borrow_mut().remember_absent(hash, now),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    let n = failed.len();
+    (n > 0).then(|| format!("renewing {n} kept KV read(s) failed: {}", failed.join("; ")))
 }
 
 fn works(record: &KeyRecord, now: Millis) -> bool {

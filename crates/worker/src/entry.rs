@@ -3,8 +3,8 @@
 //! A body is read only once the caller is authenticated (the admin token, with failed sign-ins
 //! throttled, or GitHub's signature headers), and only up to its route's limit (`body`).
 //! Per-isolate state here: the overlay of recent key changes (with the records read
-//! lately), shared by every request the isolate serves, and refreshed in the background
-//! (`waitUntil`) after the answer when due; the settings, GitHub's keys, the sign-in throttle
+//! lately), shared by every request the isolate serves; it and the reads due for renewal are
+//! refreshed in the background (`waitUntil`) after the answer; the settings, GitHub's keys, the sign-in throttle
 //! and the usage tally keep theirs in their own modules.
 //!
 //! `/admin/` (the dashboard) and `/openapi.json` never reach this code: the assets binding
@@ -28,7 +28,7 @@ use lumiqtrace_core::orgs::{Actor, TokenCache, Tokens};
 use lumiqtrace_core::repo::Repo;
 use lumiqtrace_core::signature::{KEY_ID_HEADER as GITHUB_KEY_ID, SIGNATURE_HEADER};
 use lumiqtrace_core::throttle;
-use lumiqtrace_core::verify::PROJECT_HEADER;
+use lumiqtrace_core::verify::{self, PROJECT_HEADER};
 use std::cell::RefCell;
 use std::rc::Rc;
 use worker::{console_error, event, Context, Env, Request, Response, Result};
@@ -49,6 +49,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Err(e) => respond(Reply::error(&ApiError::Internal(e.to_string()))),
     };
     refresh_in_background(&env, &ctx);
+    renew_in_background(&env, &ctx);
     // Uses counted by this request (or earlier ones) are reported later, in the background.
     usage::schedule_report(&env, &ctx, Settings::get(&env).flush_ms);
     answer
@@ -67,6 +68,24 @@ fn refresh_in_background(env: &Env, ctx: &Context) {
     }
     ctx.wait_until(async move {
         if let Some(line) = changes::refresh(&overlay, &feed, now, interval).await {
+            console_error!("{line}");
+        }
+    });
+}
+
+/// Reads again, after the answer, the keys whose kept KV read this request found due for
+/// renewal (`Overlay::claim_renewal`), so a key in steady use never waits on KV after its first
+/// request and its requests in flight when a read expires do not each read KV.
+fn renew_in_background(env: &Env, ctx: &Context) {
+    let overlay = OVERLAY.with(Rc::clone);
+    let due = overlay.borrow_mut().take_renewals();
+    if due.is_empty() {
+        return;
+    }
+    let env = env.clone();
+    let now = crate::clock();
+    ctx.wait_until(async move {
+        if let Some(line) = verify::renew(&Kv::new(&env), &overlay, due, now).await {
             console_error!("{line}");
         }
     });

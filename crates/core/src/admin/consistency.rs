@@ -7,12 +7,13 @@
 use super::*;
 use crate::changes::{
     before_verify, begin_background, refresh, revoke_bound, settle, Cached, MemoryCopy, MemoryFeed,
-    NearbyCopy, NoFeed, Snapshot, CACHED_FOR_MS, SETTLE_AFTER_MS, WINDOW_MS,
+    NearbyCopy, NoFeed, Snapshot, CACHED_FOR_MS, KV_CONVERGENCE_MS, RENEW_AFTER_MS,
+    SETTLE_AFTER_MS, WINDOW_MS,
 };
 use crate::key::ApiKey;
 use crate::record::{Grant, KeyStatus};
 use crate::store::{MemoryStore, Op, Replica, Yielding};
-use crate::verify::authenticate;
+use crate::verify::{authenticate, renew};
 use futures_util::future::{join as together, join_all};
 use pollster::block_on;
 
@@ -51,8 +52,16 @@ impl<'a, S: Store, F: ChangeFeed> Location<'a, S, F> {
     }
 
     /// As the worker does: awaits a refresh only if the overlay is not live, answers, then runs
-    /// the background refresh that is due, after the answer.
+    /// the background refresh and the renewals of kept KV reads that are due, after the answer.
     async fn verify_async(&self, key: &str, now: Millis) -> Result<Grant, ApiError> {
+        let answer = self.verify_unrenewed(key, now).await;
+        let due = self.overlay.borrow_mut().take_renewals();
+        assert_eq!(renew(self.store, &self.overlay, due, now).await, None);
+        answer
+    }
+
+    /// [`Location::verify_async`] without the renewals (left for the test to take).
+    async fn verify_unrenewed(&self, key: &str, now: Millis) -> Result<Grant, ApiError> {
         let bearer = format!("Bearer {key}");
         before_verify(&self.overlay, self.feed, now, INTERVAL).await;
         let answer = authenticate(self.store, &self.overlay, Some(&bearer), now).await;
@@ -191,13 +200,145 @@ fn reads_for_repeated_use<F: ChangeFeed>(feed: F, later: &[Millis]) -> usize {
 #[test]
 fn a_verified_key_is_answered_from_memory_for_a_minute_while_the_log_is_live() {
     let feed = MemoryFeed::default();
-    assert_eq!(reads_for_repeated_use(feed, &[1, CACHED_FOR_MS - 1]), 1);
+    assert_eq!(reads_for_repeated_use(feed, &[1, RENEW_AFTER_MS - 1]), 1);
     let feed = MemoryFeed::default();
     assert_eq!(
         reads_for_repeated_use(feed, &[1, CACHED_FOR_MS]),
         2,
         "read again after a minute"
     );
+}
+
+#[test]
+fn a_key_in_steady_use_is_read_again_only_in_the_background() {
+    let kv = Yielding(MemoryStore::new()); // each read lets the other requests in flight run
+    let key = crate::repo::kv_only_key(&kv.0, 7);
+    let feed = MemoryFeed::default();
+    let here = Location::new(&kv, &feed);
+    // One request reads KV; then eight requests in flight every second for five minutes: one
+    // renewal after the answer every RENEW_AFTER_MS, and no request finds its read expired.
+    let start = WINDOW_MS;
+    assert!(block_on(here.verify_unrenewed(&key, start)).is_ok());
+    let minutes = 5;
+    for second in 1..60 * minutes {
+        let now = start + second * 1_000;
+        let before = key_reads(&kv.0);
+        let answers = block_on(join_all((0..8).map(|_| here.verify_unrenewed(&key, now))));
+        assert!(answers.iter().all(Result::is_ok));
+        let in_requests = key_reads(&kv.0) - before;
+        assert_eq!(in_requests, 0, "at {second} s");
+        let due = here.overlay.borrow_mut().take_renewals();
+        assert!(due.len() <= 1, "one renewal at a time, not one per request");
+        assert_eq!(block_on(renew(&kv, &here.overlay, due, now)), None);
+    }
+    let renewals = ((60 * minutes * 1_000 - 1) / RENEW_AFTER_MS) as usize;
+    assert_eq!(key_reads(&kv.0), 1 + renewals);
+}
+
+#[test]
+fn without_renewals_every_request_in_flight_when_the_read_expires_reads_kv() {
+    let kv = Yielding(MemoryStore::new());
+    let key = crate::repo::kv_only_key(&kv.0, 7);
+    let feed = MemoryFeed::default();
+    let here = Location::new(&kv, &feed);
+    block_on(here.verify_unrenewed(&key, WINDOW_MS)).unwrap();
+    let expired = WINDOW_MS + CACHED_FOR_MS;
+    let _ = here.overlay.borrow_mut().take_renewals(); // and never run
+    let answers = block_on(join_all(
+        (0..8).map(|_| here.verify_unrenewed(&key, expired)),
+    ));
+    assert!(answers.iter().all(Result::is_ok));
+    assert_eq!(key_reads(&kv.0), 1 + 8, "eight requests, eight reads");
+}
+
+#[test]
+fn a_renewal_that_fails_is_logged_and_leaves_the_kept_read_to_expire() {
+    let kv = MemoryStore::new();
+    let key = crate::repo::kv_only_key(&kv, 7);
+    let feed = MemoryFeed::default();
+    let here = Location::new(&kv, &feed);
+    assert!(block_on(here.verify_unrenewed(&key, WINDOW_MS)).is_ok());
+    let claimed = WINDOW_MS + RENEW_AFTER_MS;
+    assert!(block_on(here.verify_unrenewed(&key, claimed)).is_ok());
+    let due = here.overlay.borrow_mut().take_renewals();
+    kv.fail_from(0, Some(Op::Get));
+    let logged = block_on(renew(&kv, &here.overlay, due, claimed)).unwrap();
+    assert!(
+        logged.starts_with("renewing 1 kept KV read(s) failed"),
+        "{logged}"
+    );
+    // Still answered from memory until the minute is up; then KV is asked, and fails closed.
+    assert!(block_on(here.verify_unrenewed(&key, WINDOW_MS + CACHED_FOR_MS - 1)).is_ok());
+    let refused = block_on(here.verify_unrenewed(&key, WINDOW_MS + CACHED_FOR_MS));
+    assert_eq!(refused.unwrap_err().code(), "unavailable");
+}
+
+/// A far location keeps a read of a key; its renewal is claimed, and its KV read, begun then
+/// (the key still active), lands four and a half minutes later, stamped with when it began or,
+/// with `stamp_landing`, with when it landed; meanwhile the key is revoked elsewhere, the log
+/// settles it and the far location's KV converges as KV's bound says. The far location
+/// verifies the key every second for two windows; returns the times it was granted after the
+/// revoke was due everywhere ([`revoke_bound`]).
+fn granted_after_revoke_with_a_slow_renewal(stamp_landing: bool) -> Vec<Millis> {
+    let kv = MemoryStore::new();
+    let feed = MemoryFeed::default();
+    let near = Location::new(&kv, &feed);
+    let (key, id) = seed_settled(&near);
+    let far_kv = Replica::new(&kv);
+    let far = Location::new(&far_kv, &feed);
+    assert!(block_on(far.verify_unrenewed(&key, WINDOW_MS)).is_ok());
+    let claimed = WINDOW_MS + RENEW_AFTER_MS;
+    assert!(block_on(far.verify_unrenewed(&key, claimed)).is_ok());
+    let slow = far.overlay.borrow_mut().take_renewals();
+    assert_eq!(slow.len(), 1, "the kept read asked for its renewal");
+    let as_read_when_claimed = Replica::new(&kv);
+    let revoked_at = claimed + 1;
+    block_on(revoke_key(&near.keys(), &id, revoked_at)).unwrap();
+    let landed = claimed + 270_000;
+    let settled = revoked_at + SETTLE_AFTER_MS;
+    let converged = settled + KV_CONVERGENCE_MS;
+    let mut slow = Some(slow);
+    let (mut settle_due, mut converge_due) = (true, true);
+    let mut granted = Vec::new();
+    for now in (claimed + 1_000..revoked_at + 2 * WINDOW_MS).step_by(1_000) {
+        if settle_due && now >= settled {
+            block_on(settle(&feed.log, &near.keys().repo, now));
+            settle_due = false;
+        }
+        if converge_due && now >= converged {
+            far_kv.catch_up();
+            converge_due = false;
+        }
+        if now >= landed {
+            if let Some(due) = slow.take() {
+                let stamp = if stamp_landing { landed } else { claimed };
+                let renewed = renew(&as_read_when_claimed, &far.overlay, due, stamp);
+                assert_eq!(block_on(renewed), None);
+            }
+        }
+        let answer = block_on(far.verify_unrenewed(&key, now));
+        if answer.is_ok() && now >= revoked_at + revoke_bound(INTERVAL) {
+            granted.push(now);
+        }
+        let due = far.overlay.borrow_mut().take_renewals();
+        assert_eq!(block_on(renew(&far_kv, &far.overlay, due, now)), None);
+    }
+    granted
+}
+
+#[test]
+fn a_renewed_read_never_grants_a_key_revoked_since() {
+    assert_eq!(
+        granted_after_revoke_with_a_slow_renewal(false),
+        Vec::<Millis>::new()
+    );
+}
+
+#[test]
+fn a_renewal_stamped_when_it_lands_outlives_the_revoke_in_the_overlay() {
+    // Stamped when it landed, the read begun before KV converged would be kept past the
+    // revoke's place in the overlay.
+    assert!(!granted_after_revoke_with_a_slow_renewal(true).is_empty());
 }
 
 #[test]
@@ -770,7 +911,7 @@ fn reads_for_an_unknown_key<F: ChangeFeed>(feed: F, later: &[Millis]) -> usize {
 
 #[test]
 fn an_unknown_key_costs_one_kv_read_a_minute_while_the_log_is_live() {
-    let repeated = [0, 1, 2, INTERVAL * 3, CACHED_FOR_MS - 1];
+    let repeated = [0, 1, 2, INTERVAL * 3, RENEW_AFTER_MS - 1];
     assert_eq!(
         reads_for_an_unknown_key(MemoryFeed::default(), &repeated),
         1
@@ -807,7 +948,7 @@ fn a_key_created_after_its_miss_was_kept_is_granted_from_the_overlay() {
                                                         // The request due for a refresh starts it in the background and answers from before.
     let due = far.verify(key.expose(), INTERVAL).unwrap_err();
     assert_eq!(due.code(), "invalid_key");
-    for at in [INTERVAL + 1, CACHED_FOR_MS - 1] {
+    for at in [INTERVAL + 1, RENEW_AFTER_MS - 1] {
         assert_eq!(
             far.verify(key.expose(), at).unwrap().key_id,
             "key_late",

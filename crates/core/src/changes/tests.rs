@@ -648,3 +648,64 @@ fn admin_reads_through_a_location_copy_see_the_log_itself() {
     assert_eq!(recent.len(), 1, "the commit of 10 ms is shown at 20 ms");
     assert_eq!(log.asked.get(), 1);
 }
+
+#[test]
+fn a_kept_read_asks_for_its_renewal_once_it_is_fifty_seconds_old_then_once_per_retry_delay() {
+    let mut overlay = Overlay {
+        live_until: Millis::MAX,
+        ..Overlay::default()
+    };
+    let (a, b) = (record(1), record(2));
+    overlay.remember(a.hash.clone(), a.clone(), 0);
+    overlay.remember_absent(b.hash.clone(), 0);
+    let mut claims_at = |now: Millis| {
+        overlay.claim_renewal(&a.hash, now);
+        overlay.claim_renewal(&b.hash, now);
+        overlay.take_renewals().len()
+    };
+    assert_eq!(claims_at(RENEW_AFTER_MS - 1), 0, "young");
+    assert_eq!(claims_at(RENEW_AFTER_MS), 2, "the record and the miss");
+    assert_eq!(claims_at(RENEW_AFTER_MS + 1), 0, "claimed already");
+    assert_eq!(
+        claims_at(RENEW_AFTER_MS + RENEW_RETRY_MS),
+        2,
+        "not landed: again"
+    );
+    assert_eq!(
+        claims_at(CACHED_FOR_MS),
+        0,
+        "expired: the next request reads KV"
+    );
+}
+
+#[test]
+fn a_renewal_that_lands_makes_the_read_young_again() {
+    let mut overlay = Overlay {
+        live_until: Millis::MAX,
+        ..Overlay::default()
+    };
+    let a = record(1);
+    overlay.remember(a.hash.clone(), a.clone(), 0);
+    overlay.claim_renewal(&a.hash, RENEW_AFTER_MS);
+    assert_eq!(overlay.take_renewals(), std::slice::from_ref(&a.hash));
+    overlay.remember(a.hash.clone(), a.clone(), RENEW_AFTER_MS);
+    overlay.claim_renewal(&a.hash, RENEW_AFTER_MS + RENEW_RETRY_MS);
+    assert!(overlay.take_renewals().is_empty());
+    assert!(overlay
+        .cached(&a.hash, RENEW_AFTER_MS + CACHED_FOR_MS - 1)
+        .is_some());
+}
+
+#[test]
+fn renewals_waiting_for_the_shell_are_bounded() {
+    let mut overlay = Overlay {
+        live_until: Millis::MAX,
+        ..Overlay::default()
+    };
+    let n = RENEWALS_MAX as u32 + 10;
+    for i in 0..n {
+        overlay.remember(hash(i), numbered(i), 0);
+        overlay.claim_renewal(&hash(i), RENEW_AFTER_MS);
+    }
+    assert_eq!(overlay.take_renewals().len(), RENEWALS_MAX);
+}
