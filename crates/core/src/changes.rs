@@ -58,15 +58,15 @@ pub const CACHED_FOR_MS: Millis = 60_000;
 /// requests in flight when the read expires do not each read KV ([`Overlay::claim_renewal`]).
 pub const RENEW_AFTER_MS: Millis = CACHED_FOR_MS - 10_000;
 /// A claimed renewal that has not landed (its KV read failed, or is slow) may be claimed again
-/// after this long.
-pub const RENEW_RETRY_MS: Millis = 2_000;
+/// after this long: one renewal read per key in flight, unless KV takes longer than this.
+pub const RENEW_RETRY_MS: Millis = 5_000;
 /// At most this many renewals wait for the shell to run them ([`Overlay::take_renewals`]);
 /// past it a kept read simply expires and the next request reads KV itself.
 pub const RENEWALS_MAX: usize = 64;
 /// At most this many cached records per isolate (~400 bytes each: under 2 MB of its 128 MB).
 pub const CACHE_MAX: usize = 4096;
 /// At most this many hashes of keys KV does not hold, per isolate (~40 bytes each, 160 KB): a
-/// client retrying with a wrong key costs one KV read a minute, not one per request.
+/// client retrying with a wrong key costs one KV read about every 50 s, not one per request.
 pub const ABSENT_MAX: usize = 4096;
 /// At most this many revocations an isolate wrote to KV alone (the log unreachable) wait for the
 /// log; past it the oldest are left to the log's settle and to the next admin write of the key.
@@ -631,8 +631,8 @@ impl Overlay {
     /// Called when a request was answered from the kept read of `hash` (record or "no such
     /// key"): if that read is due for renewal ([`RENEW_AFTER_MS`] old), claims it, once per
     /// [`RENEW_RETRY_MS`], for the shell to read again in the background
-    /// ([`crate::verify::renew`]). The
-    /// read keeps answering until it expires; a renewal that lands replaces it.
+    /// ([`crate::verify::renew`]). The read keeps answering until it expires; a renewal that
+    /// lands replaces it ([`Overlay::renewed`]).
     pub fn claim_renewal(&mut self, hash: &KeyHash, now: Millis) {
         if self.renewals.len() >= RENEWALS_MAX || self.renewals.contains(hash) {
             return;
@@ -651,8 +651,28 @@ impl Overlay {
         std::mem::take(&mut self.renewals)
     }
 
-    /// Keeps KV's "no such key" for [`Overlay::known_absent`], if the overlay is live. When
-    /// [`ABSENT_MAX`] hashes are held, expired ones go; if none has, the oldest goes.
+    /// Keeps what a renewal read from KV (`read`: the record, `None` for "no such key"), its
+    /// read begun no earlier than `at`, only if the kept read it renews is still held and is
+    /// older than `at`. An own write since ([`Overlay::observe`], a revoke written to KV alone
+    /// included) dropped the kept read, and a newer read replaced it: either wins over a
+    /// renewal that may have read KV before it.
+    pub fn renewed(&mut self, hash: KeyHash, read: Option<KeyRecord>, at: Millis) {
+        let kept_at = |hash| {
+            let record = self.read.get(hash).map(|kept| kept.at);
+            record.or_else(|| self.absent.get(hash).map(|kept| kept.at))
+        };
+        if kept_at(&hash).is_none_or(|kept_at| kept_at >= at) {
+            return;
+        }
+        match read {
+            Some(record) => self.remember(hash, record, at),
+            None => self.remember_absent(hash, at),
+        }
+    }
+
+    /// Keeps KV's "no such key" for [`Overlay::known_absent`], if the overlay was live at `now`
+    /// (when the read began; [`Overlay::known_absent`] asks again). When [`ABSENT_MAX`] hashes
+    /// are held, expired ones go; if none has, the oldest goes.
     pub fn remember_absent(&mut self, hash: KeyHash, now: Millis) {
         if !self.live(now) {
             return;
@@ -671,8 +691,9 @@ impl Overlay {
         self.absent.insert(hash, Kept::new((), now));
     }
 
-    /// Keeps a record just read from KV for [`Overlay::cached`], if the overlay is live. When
-    /// [`CACHE_MAX`] records are held, expired ones go; if none has, all go.
+    /// Keeps a record just read from KV for [`Overlay::cached`], if the overlay was live at `now`
+    /// (when the read began; [`Overlay::cached`] asks again). When [`CACHE_MAX`] records are
+    /// held, expired ones go; if none has, all go.
     pub fn remember(&mut self, hash: KeyHash, record: KeyRecord, now: Millis) {
         if !self.live(now) {
             return;

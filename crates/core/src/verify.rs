@@ -110,10 +110,10 @@ pub async fn authenticate_known<S: Store>(
 }
 
 /// Runs the renewals the overlay's kept reads asked for ([`Overlay::claim_renewal`]): one KV
-/// read per hash, kept as read at `now` (when the reads began; so a renewed read expires no
-/// later than a read made in a request would). Meant for after the answer (the worker:
-/// `waitUntil`). A read that fails leaves the kept one to expire, and is named in the returned
-/// log line.
+/// read per hash, one after another, each kept by [`Overlay::renewed`] as read at `now` (ms
+/// since the epoch, taken before the reads begin; so a renewed read expires no later than a
+/// read made in a request would). Meant for after the answer (the worker: `waitUntil`). A read
+/// that fails leaves the kept one to expire; the returned log line names it.
 pub async fn renew<S: Store>(
     store: &S,
     overlay: &RefCell<Overlay>,
@@ -124,8 +124,7 @@ pub async fn renew<S: Store>(
     let mut failed = Vec::new();
     for hash in hashes {
         match repo.key_by_hash(&hash).await {
-            Ok(Some(record)) => overlay.borrow_mut().remember(hash, record, now),
-            Ok(None) => overlay.borrow_mut().remember_absent(hash, now),
+            Ok(read) => overlay.borrow_mut().renewed(hash, read, now),
             Err(e) => failed.push(e.to_string()),
         }
     }

@@ -3,9 +3,10 @@
 //! A body is read only once the caller is authenticated (the admin token, with failed sign-ins
 //! throttled, or GitHub's signature headers), and only up to its route's limit (`body`).
 //! Per-isolate state here: the overlay of recent key changes (with the records read
-//! lately), shared by every request the isolate serves; it and the reads due for renewal are
-//! refreshed in the background (`waitUntil`) after the answer; the settings, GitHub's keys, the sign-in throttle
-//! and the usage tally keep theirs in their own modules.
+//! lately), shared by every request the isolate serves. After the answer, in the background
+//! (`waitUntil`), it is refreshed when due, and kept reads due for renewal are read again. The
+//! settings, GitHub's keys, the sign-in throttle and the usage tally keep their state in their
+//! own modules.
 //!
 //! `/admin/` (the dashboard) and `/openapi.json` never reach this code: the assets binding
 //! (`[assets]` in wrangler.toml) serves files of `public/` before the worker runs.

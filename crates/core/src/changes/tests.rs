@@ -709,3 +709,27 @@ fn renewals_waiting_for_the_shell_are_bounded() {
     }
     assert_eq!(overlay.take_renewals().len(), RENEWALS_MAX);
 }
+
+#[test]
+fn a_renewal_is_kept_only_over_the_older_read_it_renews() {
+    let mut overlay = Overlay {
+        live_until: Millis::MAX,
+        ..Overlay::default()
+    };
+    let a = record(1);
+    let newer = revoked(&a, 5);
+    // Kept read at 0, renewal begun at 10: kept.
+    overlay.remember(a.hash.clone(), a.clone(), 0);
+    overlay.renewed(a.hash.clone(), Some(newer.clone()), 10);
+    assert_eq!(overlay.cached(&a.hash, 11), Some(&newer));
+    // A read at 20 is newer than a renewal begun at 15: the renewal goes.
+    overlay.remember(a.hash.clone(), newer.clone(), 20);
+    overlay.renewed(a.hash.clone(), Some(a.clone()), 15);
+    assert_eq!(overlay.cached(&a.hash, 21), Some(&newer));
+    // An own write dropped the kept read: a renewal landing after it goes too.
+    overlay.observe(&[write(Some(&a), &newer)], 30);
+    overlay.renewed(a.hash.clone(), Some(a.clone()), 25);
+    assert_eq!(overlay.cached(&a.hash, 31), None);
+    overlay.renewed(a.hash.clone(), None, 25);
+    assert!(!overlay.known_absent(&a.hash, 31));
+}
