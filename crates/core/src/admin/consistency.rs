@@ -10,7 +10,7 @@ use crate::changes::{
     NearbyCopy, NoFeed, Snapshot, CACHED_FOR_MS, KV_CONVERGENCE_MS, RENEW_AFTER_MS,
     SETTLE_AFTER_MS, WINDOW_MS,
 };
-use crate::key::ApiKey;
+use crate::key::{ApiKey, KeyHash};
 use crate::record::{Grant, KeyStatus};
 use crate::store::{MemoryStore, Op, Replica, Yielding};
 use crate::verify::{authenticate, renew};
@@ -58,6 +58,21 @@ impl<'a, S: Store, F: ChangeFeed> Location<'a, S, F> {
         let due = self.overlay.borrow_mut().take_renewals();
         assert_eq!(renew(self.store, &self.overlay, due, now).await, None);
         answer
+    }
+
+    /// Verifies `key` at `at`, keeping a read of it, and again when that read is due for
+    /// renewal; returns when, and the one renewal claimed (not run).
+    fn claim_a_renewal(&self, key: &str, at: Millis) -> (Millis, Vec<KeyHash>) {
+        let claimed = at + RENEW_AFTER_MS;
+        for now in [at, claimed] {
+            assert!(
+                block_on(self.verify_unrenewed(key, now)).is_ok(),
+                "at {now}"
+            );
+        }
+        let due = self.overlay.borrow_mut().take_renewals();
+        assert_eq!(due.len(), 1, "the kept read asked for its renewal");
+        (claimed, due)
     }
 
     /// [`Location::verify_async`] without the renewals (left for the test to take).
@@ -263,10 +278,7 @@ fn a_renewal_that_fails_is_logged_and_leaves_the_kept_read_to_expire() {
     let key = crate::repo::kv_only_key(&kv, 7);
     let feed = MemoryFeed::default();
     let here = Location::new(&kv, &feed);
-    assert!(block_on(here.verify_unrenewed(&key, WINDOW_MS)).is_ok());
-    let claimed = WINDOW_MS + RENEW_AFTER_MS;
-    assert!(block_on(here.verify_unrenewed(&key, claimed)).is_ok());
-    let due = here.overlay.borrow_mut().take_renewals();
+    let (claimed, due) = here.claim_a_renewal(&key, WINDOW_MS);
     kv.fail_from(0, Some(Op::Get));
     let logged = block_on(renew(&kv, &here.overlay, due, claimed)).unwrap();
     assert!(
@@ -291,11 +303,7 @@ fn granted_after_own_revoke_during_a_renewal(unguarded: bool) -> Vec<Millis> {
     let (key, id) = seed_settled(&here);
     let t = 3 * WINDOW_MS;
     block_on(settle(&feed.log, &here.keys().repo, t)); // the creation leaves the log
-    assert!(block_on(here.verify_unrenewed(&key, t)).is_ok());
-    let claimed = t + RENEW_AFTER_MS;
-    assert!(block_on(here.verify_unrenewed(&key, claimed)).is_ok());
-    let due = here.overlay.borrow_mut().take_renewals();
-    assert_eq!(due.len(), 1, "the kept read asked for its renewal");
+    let (claimed, due) = here.claim_a_renewal(&key, t);
     let as_read_when_claimed = Replica::new(&kv);
     feed.unreachable.set(true);
     block_on(revoke_key(&here.keys(), &id, claimed + 1)).unwrap();
@@ -342,11 +350,7 @@ fn granted_after_revoke_with_a_slow_renewal(stamp_landing: bool) -> Vec<Millis> 
     let (key, id) = seed_settled(&near);
     let far_kv = Replica::new(&kv);
     let far = Location::new(&far_kv, &feed);
-    assert!(block_on(far.verify_unrenewed(&key, WINDOW_MS)).is_ok());
-    let claimed = WINDOW_MS + RENEW_AFTER_MS;
-    assert!(block_on(far.verify_unrenewed(&key, claimed)).is_ok());
-    let slow = far.overlay.borrow_mut().take_renewals();
-    assert_eq!(slow.len(), 1, "the kept read asked for its renewal");
+    let (claimed, slow) = far.claim_a_renewal(&key, WINDOW_MS);
     let as_read_when_claimed = Replica::new(&kv);
     let revoked_at = claimed + 1;
     block_on(revoke_key(&near.keys(), &id, revoked_at)).unwrap();
