@@ -566,6 +566,20 @@ pub struct Overlay {
     /// Revocations this isolate wrote to KV alone while the log was unreachable, in order: each
     /// is committed to the log by the next refresh that reaches it.
     unlogged: Vec<KeyRecord>,
+    /// How many times the isolate's own writes were observed ([`Overlay::observe`]): a KV read
+    /// begun before one is not kept ([`ReadStart`]).
+    writes: u64,
+}
+
+/// Taken just before a KV read of a key record begins ([`Overlay::read_start`]): `at`, the
+/// caller's clock (ms, no later than the read's start), and how many own writes the overlay had
+/// observed. The read is kept only if none came since ([`Overlay::keep`],
+/// [`Overlay::renewed`]): a read in flight across the isolate's own write (a revoke written to
+/// KV alone, say) may predate it, and the log may never hold that write to correct it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadStart {
+    at: Millis,
+    writes: u64,
 }
 
 /// What the verify path read from KV (`value`), when it read it (`at`: when the read began),
@@ -651,22 +665,35 @@ impl Overlay {
         std::mem::take(&mut self.renewals)
     }
 
-    /// Keeps what a renewal read from KV (`read`: the record, `None` for "no such key"), its
-    /// read begun no earlier than `at`, only if the kept read it renews is still held and is
-    /// older than `at`. An own write since ([`Overlay::observe`], a revoke written to KV alone
-    /// included) dropped the kept read, and a newer read replaced it: either wins over a
-    /// renewal that may have read KV before it.
-    pub fn renewed(&mut self, hash: KeyHash, read: Option<KeyRecord>, at: Millis) {
+    /// Marks the start of a KV read of key records at `now`, for [`Overlay::keep`] or
+    /// [`Overlay::renewed`].
+    pub fn read_start(&self, now: Millis) -> ReadStart {
+        let writes = self.writes;
+        ReadStart { at: now, writes }
+    }
+
+    /// Keeps what a request read from KV (`read`: the record, `None` for "no such key"), as read
+    /// at `start`, unless the isolate observed an own write since the read began.
+    pub fn keep(&mut self, hash: KeyHash, read: Option<KeyRecord>, start: ReadStart) {
+        if start.writes != self.writes {
+            return;
+        }
+        match read {
+            Some(record) => self.remember(hash, record, start.at),
+            None => self.remember_absent(hash, start.at),
+        }
+    }
+
+    /// [`Overlay::keep`] for a renewal: kept only if the read it renews is still held and is
+    /// older than `start`. An own write since the renewal began (which also drops the kept
+    /// read), or a newer read, wins over a renewal that may have read KV before it.
+    pub fn renewed(&mut self, hash: KeyHash, read: Option<KeyRecord>, start: ReadStart) {
         let kept_at = |hash| {
             let record = self.read.get(hash).map(|kept| kept.at);
             record.or_else(|| self.absent.get(hash).map(|kept| kept.at))
         };
-        if kept_at(&hash).is_none_or(|kept_at| kept_at >= at) {
-            return;
-        }
-        match read {
-            Some(record) => self.remember(hash, record, at),
-            None => self.remember_absent(hash, at),
+        if kept_at(&hash).is_some_and(|kept_at| kept_at < start.at) {
+            self.keep(hash, read, start);
         }
     }
 
@@ -711,6 +738,7 @@ impl Overlay {
     /// Records the isolate's own committed writes at once, before the next refresh, and forgets
     /// what it read of those keys.
     pub fn observe(&mut self, writes: &[Write], now: Millis) {
+        self.writes = self.writes.wrapping_add(1);
         for w in writes {
             let change = Change {
                 record: w.next.clone(),

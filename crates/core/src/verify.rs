@@ -79,19 +79,20 @@ pub async fn authenticate_known<S: Store>(
     now: Millis,
 ) -> Result<Grant, Refused> {
     let hash = key.hash();
-    let (logged, kept) = {
+    let (logged, kept, start) = {
         let overlay = overlay.borrow();
+        let start = overlay.read_start(now);
         let logged = overlay.get(&hash, now);
         if let Some(record) = logged.filter(|r| !works(r, now)) {
             return decide(record, now);
         }
         let live = overlay.live(now);
         if let Some(stored) = overlay.cached(&hash, now) {
-            (None, Some(judge(logged, Some(stored), live, now)))
+            (None, Some(judge(logged, Some(stored), live, now)), start)
         } else if overlay.known_absent(&hash, now) {
-            (None, Some(judge(logged, None, live, now)))
+            (None, Some(judge(logged, None, live, now)), start)
         } else {
-            (logged.cloned(), None)
+            (logged.cloned(), None, start)
         }
     };
     if let Some(decision) = kept {
@@ -102,17 +103,14 @@ pub async fn authenticate_known<S: Store>(
     let stored = stored.map_err(|e| Refused::from(ApiError::from(e)))?;
     let mut overlay = overlay.borrow_mut();
     let decision = judge(logged.as_ref(), stored.as_ref(), overlay.live(now), now);
-    match stored {
-        Some(record) => overlay.remember(hash, record, now),
-        None => overlay.remember_absent(hash, now),
-    }
+    overlay.keep(hash, stored, start);
     decision
 }
 
 /// Runs the renewals the overlay's kept reads asked for ([`Overlay::claim_renewal`]): one KV
 /// read per hash, one after another, each kept by [`Overlay::renewed`] as read at `now` (ms
 /// since the epoch, taken before the reads begin; so a renewed read expires no later than a
-/// read made in a request would). Meant for after the answer (the worker: `waitUntil`). A read
+/// read made in a request would), and dropped if the isolate wrote a key since they began. Meant for after the answer (the worker: `waitUntil`). A read
 /// that fails leaves the kept one to expire; the returned log line names it.
 pub async fn renew<S: Store>(
     store: &S,
@@ -121,10 +119,11 @@ pub async fn renew<S: Store>(
     now: Millis,
 ) -> Option<String> {
     let repo = Repo::new(store);
+    let start = overlay.borrow().read_start(now);
     let mut failed = Vec::new();
     for hash in hashes {
         match repo.key_by_hash(&hash).await {
-            Ok(read) => overlay.borrow_mut().renewed(hash, read, now),
+            Ok(read) => overlay.borrow_mut().renewed(hash, read, start),
             Err(e) => failed.push(e.to_string()),
         }
     }

@@ -12,7 +12,7 @@ use crate::changes::{
 };
 use crate::key::{ApiKey, KeyHash};
 use crate::record::{Grant, KeyStatus};
-use crate::store::{MemoryStore, Op, Replica, Yielding};
+use crate::store::{MemoryStore, Op, Replica, StoreError, Yielding};
 use crate::verify::{authenticate, renew};
 use futures_util::future::{join as together, join_all};
 use pollster::block_on;
@@ -1253,4 +1253,99 @@ fn a_background_refresh_still_under_way_does_not_extend_what_the_overlay_vouches
         "key_revoked",
         "not live: the request awaits a snapshot of its own"
     );
+}
+
+// Reads in flight across the isolate's own write: a request's read, and a renewal's.
+
+/// A store whose KV read answers what `began` held when it began, and runs `during` before it
+/// lands (the isolate's other work meanwhile).
+struct ReadAcross<'a, G: Fn()> {
+    began: Replica<'a>,
+    during: G,
+}
+
+impl<G: Fn()> Store for ReadAcross<'_, G> {
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let held = self.began.get(key).await;
+        (self.during)();
+        held
+    }
+
+    async fn put(&self, key: &str, value: &str, meta: Option<&str>) -> Result<(), StoreError> {
+        self.began.put(key, value, meta).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<crate::store::Listed>, StoreError> {
+        self.began.list(prefix).await
+    }
+}
+
+/// An isolate's old key (out of the log's window) at `t`; `read(here, key, id, t)` makes a
+/// request or a renewal read the key through a [`ReadAcross`] store that revokes it in KV alone
+/// (the log unreachable) while the read is in flight. Then the log answers again; returns the
+/// times in the minute after the renewal was due that the isolate granted the key.
+fn granted_after_own_revoke_during_a_read(
+    read: impl Fn(&Location<'_, MemoryStore, MemoryFeed>, &str, &str, Millis),
+) -> Vec<Millis> {
+    let kv = MemoryStore::new();
+    let feed = MemoryFeed::default();
+    let here = Location::new(&kv, &feed);
+    let (key, id) = seed_settled(&here);
+    let t = 3 * WINDOW_MS;
+    block_on(settle(&feed.log, &here.keys().repo, t)); // the creation leaves the log
+    read(&here, &key, &id, t);
+    feed.unreachable.set(false);
+    let later = (t + RENEW_AFTER_MS + 500..t + RENEW_AFTER_MS + CACHED_FOR_MS).step_by(500);
+    later
+        .filter(|&now| here.verify(&key, now).is_ok())
+        .collect()
+}
+
+/// The revoke of key `id` at `here`, at `at`, in KV alone (the log made unreachable).
+fn revoke_unlogged(here: &Location<'_, MemoryStore, MemoryFeed>, id: &str, at: Millis) {
+    here.feed.unreachable.set(true);
+    block_on(revoke_key(&here.keys(), id, at)).unwrap();
+}
+
+#[test]
+fn a_request_read_in_flight_across_the_isolates_own_revoke_is_not_kept() {
+    let granted = granted_after_own_revoke_during_a_read(|here, key, id, t| {
+        block_on(before_verify(&here.overlay, here.feed, t, INTERVAL));
+        let store = ReadAcross {
+            began: Replica::new(here.store),
+            during: || revoke_unlogged(here, id, t + 1),
+        };
+        let bearer = format!("Bearer {key}");
+        // In flight when the revoke came: this one answer may still grant.
+        assert!(block_on(authenticate(&store, &here.overlay, Some(&bearer), t)).is_ok());
+    });
+    assert_eq!(granted, Vec::<Millis>::new());
+}
+
+#[test]
+fn a_renewal_in_flight_across_the_isolates_own_revoke_is_not_kept_over_a_later_read() {
+    let granted = granted_after_own_revoke_during_a_read(|here, key, id, t| {
+        let (claimed, due) = here.claim_a_renewal(key, t);
+        // The renewal is run late, after a request that began before it found the overlay not
+        // live (its read, once it begins, is stamped earlier than the renewal).
+        let request_began = claimed + 2 * INTERVAL;
+        let renewal_began = request_began + 10;
+        let store = ReadAcross {
+            began: Replica::new(here.store),
+            during: || {
+                revoke_unlogged(here, id, renewal_began + 10);
+                here.feed.unreachable.set(false);
+                // A refresh for another key: its snapshot drops the own change.
+                let refreshed =
+                    before_verify(&here.overlay, here.feed, renewal_began + 20, INTERVAL);
+                assert_eq!(block_on(refreshed), None);
+                let bearer = format!("Bearer {key}");
+                let read = authenticate(here.store, &here.overlay, Some(&bearer), request_began);
+                assert_eq!(block_on(read).unwrap_err().code(), "key_revoked");
+            },
+        };
+        let renewed = renew(&store, &here.overlay, due, renewal_began);
+        assert_eq!(block_on(renewed), None);
+    });
+    assert_eq!(granted, Vec::<Millis>::new());
 }

@@ -720,16 +720,46 @@ fn a_renewal_is_kept_only_over_the_older_read_it_renews() {
     let newer = revoked(&a, 5);
     // Kept read at 0, renewal begun at 10: kept.
     overlay.remember(a.hash.clone(), a.clone(), 0);
-    overlay.renewed(a.hash.clone(), Some(newer.clone()), 10);
+    let start = overlay.read_start(10);
+    overlay.renewed(a.hash.clone(), Some(newer.clone()), start);
     assert_eq!(overlay.cached(&a.hash, 11), Some(&newer));
     // A read at 20 is newer than a renewal begun at 15: the renewal goes.
     overlay.remember(a.hash.clone(), newer.clone(), 20);
-    overlay.renewed(a.hash.clone(), Some(a.clone()), 15);
+    let start = overlay.read_start(15);
+    overlay.renewed(a.hash.clone(), Some(a.clone()), start);
     assert_eq!(overlay.cached(&a.hash, 21), Some(&newer));
     // An own write dropped the kept read: a renewal landing after it goes too.
+    let start = overlay.read_start(25);
     overlay.observe(&[write(Some(&a), &newer)], 30);
-    overlay.renewed(a.hash.clone(), Some(a.clone()), 25);
+    overlay.renewed(a.hash.clone(), Some(a.clone()), start);
     assert_eq!(overlay.cached(&a.hash, 31), None);
-    overlay.renewed(a.hash.clone(), None, 25);
+    overlay.renewed(a.hash.clone(), None, start);
     assert!(!overlay.known_absent(&a.hash, 31));
+    // Read again, then an own write during a renewal begun after that read: the renewal goes.
+    overlay.remember(a.hash.clone(), newer.clone(), 40);
+    let start = overlay.read_start(50);
+    overlay.observe(&[write(Some(&newer), &newer)], 51);
+    overlay.remember(a.hash.clone(), newer.clone(), 45);
+    overlay.renewed(a.hash.clone(), Some(a.clone()), start);
+    assert_eq!(overlay.cached(&a.hash, 52), Some(&newer));
+}
+
+#[test]
+fn a_request_read_is_kept_unless_an_own_write_came_while_it_was_in_flight() {
+    let mut overlay = Overlay {
+        live_until: Millis::MAX,
+        ..Overlay::default()
+    };
+    let (a, b) = (record(1), record(2));
+    let start = overlay.read_start(0);
+    overlay.keep(a.hash.clone(), Some(a.clone()), start);
+    assert_eq!(overlay.cached(&a.hash, 1), Some(&a));
+    let start = overlay.read_start(1);
+    overlay.observe(&[write(None, &b)], 2);
+    overlay.keep(a.hash.clone(), None, start);
+    assert!(
+        !overlay.known_absent(&a.hash, 3),
+        "a read in flight across an own write"
+    );
+    assert_eq!(overlay.cached(&a.hash, 3), Some(&a));
 }
