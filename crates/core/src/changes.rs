@@ -700,7 +700,7 @@ impl Overlay {
     /// Keeps KV's "no such key" for [`Overlay::known_absent`], if the overlay was live at `now`
     /// (when the read began; [`Overlay::known_absent`] asks again). When [`ABSENT_MAX`] hashes
     /// are held, expired ones go; if none has, the oldest goes.
-    pub fn remember_absent(&mut self, hash: KeyHash, now: Millis) {
+    pub(crate) fn remember_absent(&mut self, hash: KeyHash, now: Millis) {
         if !self.live(now) {
             return;
         }
@@ -721,7 +721,7 @@ impl Overlay {
     /// Keeps a record just read from KV for [`Overlay::cached`], if the overlay was live at `now`
     /// (when the read began; [`Overlay::cached`] asks again). When [`CACHE_MAX`] records are
     /// held, expired ones go; if none has, all go.
-    pub fn remember(&mut self, hash: KeyHash, record: KeyRecord, now: Millis) {
+    pub(crate) fn remember(&mut self, hash: KeyHash, record: KeyRecord, now: Millis) {
         if !self.live(now) {
             return;
         }
