@@ -79,26 +79,26 @@ pub async fn authenticate_known<S: Store>(
     now: Millis,
 ) -> Result<Grant, Refused> {
     let hash = key.hash();
-    let (logged, kept, start) = {
+    let (logged, kept) = {
         let overlay = overlay.borrow();
-        let start = overlay.read_start(now);
         let logged = overlay.get(&hash, now);
         if let Some(record) = logged.filter(|r| !works(r, now)) {
             return decide(record, now);
         }
         let live = overlay.live(now);
         if let Some(stored) = overlay.cached(&hash, now) {
-            (None, Some(judge(logged, Some(stored), live, now)), start)
+            (None, Some(judge(logged, Some(stored), live, now)))
         } else if overlay.known_absent(&hash, now) {
-            (None, Some(judge(logged, None, live, now)), start)
+            (None, Some(judge(logged, None, live, now)))
         } else {
-            (logged.cloned(), None, start)
+            (logged.cloned(), None)
         }
     };
     if let Some(decision) = kept {
         overlay.borrow_mut().claim_renewal(&hash, now);
         return decision;
     }
+    let start = overlay.borrow().read_start(now);
     let stored = Repo::new(store).key_by_hash(&hash).await;
     let stored = stored.map_err(|e| Refused::from(ApiError::from(e)))?;
     let mut overlay = overlay.borrow_mut();
@@ -110,8 +110,9 @@ pub async fn authenticate_known<S: Store>(
 /// Runs the renewals the overlay's kept reads asked for ([`Overlay::claim_renewal`]): one KV
 /// read per hash, one after another, each kept by [`Overlay::renewed`] as read at `now` (ms
 /// since the epoch, taken before the reads begin; so a renewed read expires no later than a
-/// read made in a request would), and dropped if the isolate wrote a key since they began. Meant for after the answer (the worker: `waitUntil`). A read
-/// that fails leaves the kept one to expire; the returned log line names it.
+/// read made in a request would), and dropped if the isolate wrote a key since they began.
+/// Meant for after the answer (the worker: `waitUntil`). A read that fails leaves the kept one
+/// to expire; the returned log line names it.
 pub async fn renew<S: Store>(
     store: &S,
     overlay: &RefCell<Overlay>,

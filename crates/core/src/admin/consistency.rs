@@ -291,37 +291,25 @@ fn a_renewal_that_fails_is_logged_and_leaves_the_kept_read_to_expire() {
     assert_eq!(refused.unwrap_err().code(), "unavailable");
 }
 
-/// An isolate keeps a read of an old key (out of the log's window); its renewal is claimed and
-/// its KV read begins (the key still active); then the log goes away and the isolate revokes
-/// the key, in KV alone; then the renewal lands, kept through [`Overlay::renewed`] or, with
-/// `unguarded`, as a plain read; then the log comes back. Returns the times after the revoke
-/// that the isolate granted the key.
+/// An isolate keeps a read of an old key; its renewal is claimed and its KV read begins (the
+/// key still active); then the isolate revokes the key in KV alone; then the renewal lands,
+/// kept through [`Overlay::renewed`] or, with `unguarded`, as a plain read. See
+/// [`granted_after_own_revoke_during_a_read`] for what is returned.
 fn granted_after_own_revoke_during_a_renewal(unguarded: bool) -> Vec<Millis> {
-    let kv = MemoryStore::new();
-    let feed = MemoryFeed::default();
-    let here = Location::new(&kv, &feed);
-    let (key, id) = seed_settled(&here);
-    let t = 3 * WINDOW_MS;
-    block_on(settle(&feed.log, &here.keys().repo, t)); // the creation leaves the log
-    let (claimed, due) = here.claim_a_renewal(&key, t);
-    let as_read_when_claimed = Replica::new(&kv);
-    feed.unreachable.set(true);
-    block_on(revoke_key(&here.keys(), &id, claimed + 1)).unwrap();
-    if unguarded {
-        let repo = Repo::new(&as_read_when_claimed);
-        let stale = block_on(repo.key_by_hash(&due[0])).unwrap().unwrap();
-        here.overlay
-            .borrow_mut()
-            .remember(due[0].clone(), stale, claimed);
-    } else {
-        let renewed = renew(&as_read_when_claimed, &here.overlay, due, claimed);
-        assert_eq!(block_on(renewed), None);
-    }
-    feed.unreachable.set(false);
-    let later = (claimed + 500..claimed + CACHED_FOR_MS).step_by(500);
-    later
-        .filter(|&now| here.verify(&key, now).is_ok())
-        .collect()
+    granted_after_own_revoke_during_a_read(|here, key, id, t| {
+        let (claimed, due) = here.claim_a_renewal(key, t);
+        let as_read_when_claimed = Replica::new(here.store);
+        revoke_unlogged(here, id, claimed + 1);
+        if unguarded {
+            let repo = Repo::new(&as_read_when_claimed);
+            let stale = block_on(repo.key_by_hash(&due[0])).unwrap().unwrap();
+            let mut overlay = here.overlay.borrow_mut();
+            overlay.remember(due[0].clone(), stale, claimed);
+        } else {
+            let renewed = renew(&as_read_when_claimed, &here.overlay, due, claimed);
+            assert_eq!(block_on(renewed), None);
+        }
+    })
 }
 
 #[test]
@@ -1280,10 +1268,10 @@ impl<G: Fn()> Store for ReadAcross<'_, G> {
     }
 }
 
-/// An isolate's old key (out of the log's window) at `t`; `read(here, key, id, t)` makes a
-/// request or a renewal read the key through a [`ReadAcross`] store that revokes it in KV alone
-/// (the log unreachable) while the read is in flight. Then the log answers again; returns the
-/// times in the minute after the renewal was due that the isolate granted the key.
+/// An isolate's old key (out of the log's window) at `t`; `read(here, key, id, t)` has a request
+/// or a renewal read the key while the isolate revokes it in KV alone (the log unreachable:
+/// [`revoke_unlogged`]). Then the log answers again; returns the times in the minute after the
+/// renewal was due that the isolate granted the key.
 fn granted_after_own_revoke_during_a_read(
     read: impl Fn(&Location<'_, MemoryStore, MemoryFeed>, &str, &str, Millis),
 ) -> Vec<Millis> {

@@ -227,12 +227,17 @@ fn own_write_during_a_refresh_outlives_the_answer_that_lacks_it() {
     );
 }
 
-#[test]
-fn own_write_forgets_the_read_of_that_key() {
-    let mut overlay = Overlay {
+/// An overlay that stays live: what it reads from KV is kept.
+fn live_overlay() -> Overlay {
+    Overlay {
         live_until: Millis::MAX,
         ..Overlay::default()
-    };
+    }
+}
+
+#[test]
+fn own_write_forgets_the_read_of_that_key() {
+    let mut overlay = live_overlay();
     let a = record(1);
     overlay.remember(a.hash.clone(), a.clone(), 0);
     assert!(overlay.cached(&a.hash, 1).is_some());
@@ -360,10 +365,7 @@ fn a_read_is_kept_only_while_the_log_was_heard_from_in_the_last_two_intervals() 
 
 #[test]
 fn the_cache_holds_at_most_cache_max_records_dropping_expired_ones_first() {
-    let mut overlay = Overlay {
-        live_until: Millis::MAX,
-        ..Overlay::default()
-    };
+    let mut overlay = live_overlay();
     let max = CACHE_MAX as u32;
     for n in 0..max - 1 {
         overlay.remember(hash(n), numbered(n), 0);
@@ -384,10 +386,7 @@ fn the_cache_holds_at_most_cache_max_records_dropping_expired_ones_first() {
 
 #[test]
 fn the_negative_cache_holds_at_most_absent_max_hashes_dropping_expired_then_the_oldest() {
-    let mut overlay = Overlay {
-        live_until: Millis::MAX,
-        ..Overlay::default()
-    };
+    let mut overlay = live_overlay();
     let max = ABSENT_MAX as u32;
     overlay.remember_absent(hash(0), 0);
     for n in 1..max {
@@ -407,10 +406,7 @@ fn the_negative_cache_holds_at_most_absent_max_hashes_dropping_expired_then_the_
 
 #[test]
 fn a_kept_miss_gives_way_to_a_read_record_and_to_an_own_write() {
-    let mut overlay = Overlay {
-        live_until: Millis::MAX,
-        ..Overlay::default()
-    };
+    let mut overlay = live_overlay();
     let a = record(1);
     overlay.remember_absent(a.hash.clone(), 0);
     assert!(overlay.known_absent(&a.hash, 1));
@@ -651,10 +647,7 @@ fn admin_reads_through_a_location_copy_see_the_log_itself() {
 
 #[test]
 fn a_kept_read_asks_for_its_renewal_once_it_is_fifty_seconds_old_then_once_per_retry_delay() {
-    let mut overlay = Overlay {
-        live_until: Millis::MAX,
-        ..Overlay::default()
-    };
+    let mut overlay = live_overlay();
     let (a, b) = (record(1), record(2));
     overlay.remember(a.hash.clone(), a.clone(), 0);
     overlay.remember_absent(b.hash.clone(), 0);
@@ -680,10 +673,7 @@ fn a_kept_read_asks_for_its_renewal_once_it_is_fifty_seconds_old_then_once_per_r
 
 #[test]
 fn a_renewal_that_lands_makes_the_read_young_again() {
-    let mut overlay = Overlay {
-        live_until: Millis::MAX,
-        ..Overlay::default()
-    };
+    let mut overlay = live_overlay();
     let a = record(1);
     overlay.remember(a.hash.clone(), a.clone(), 0);
     overlay.claim_renewal(&a.hash, RENEW_AFTER_MS);
@@ -698,10 +688,7 @@ fn a_renewal_that_lands_makes_the_read_young_again() {
 
 #[test]
 fn renewals_waiting_for_the_shell_are_bounded() {
-    let mut overlay = Overlay {
-        live_until: Millis::MAX,
-        ..Overlay::default()
-    };
+    let mut overlay = live_overlay();
     let n = RENEWALS_MAX as u32 + 10;
     for i in 0..n {
         overlay.remember(hash(i), numbered(i), 0);
@@ -712,10 +699,7 @@ fn renewals_waiting_for_the_shell_are_bounded() {
 
 #[test]
 fn a_renewal_is_kept_only_over_the_older_read_it_renews() {
-    let mut overlay = Overlay {
-        live_until: Millis::MAX,
-        ..Overlay::default()
-    };
+    let mut overlay = live_overlay();
     let a = record(1);
     let newer = revoked(&a, 5);
     // Kept read at 0, renewal begun at 10: kept.
@@ -746,10 +730,7 @@ fn a_renewal_is_kept_only_over_the_older_read_it_renews() {
 
 #[test]
 fn a_request_read_is_kept_unless_an_own_write_came_while_it_was_in_flight() {
-    let mut overlay = Overlay {
-        live_until: Millis::MAX,
-        ..Overlay::default()
-    };
+    let mut overlay = live_overlay();
     let (a, b) = (record(1), record(2));
     let start = overlay.read_start(0);
     overlay.keep(a.hash.clone(), Some(a.clone()), start);
