@@ -71,10 +71,13 @@ impl Scope<'_> {
         repo: &Repo<'_, S>,
         id: &str,
     ) -> Result<Project, ApiError> {
-        match repo.project(id).await? {
-            Some(p) if self.sees_org(&p.org_id) => Ok(p),
-            _ => Err(ApiError::ProjectNotFound),
-        }
+        let project = self.visible(repo.project(id).await?);
+        project.ok_or(ApiError::ProjectNotFound)
+    }
+
+    /// `project` (as stored: `None` if never created) if this caller may see it.
+    fn visible(&self, project: Option<Project>) -> Option<Project> {
+        project.filter(|p| self.sees_org(&p.org_id))
     }
 
     /// The ids of the visible projects (`org_id`: only that organization's, itself checked).
@@ -110,9 +113,8 @@ impl Scope<'_> {
         now: Millis,
     ) -> Result<(KeyRecord, KeyView), ApiError> {
         let (record, view, project) = crate::admin::get_key(keys, id, now).await?;
-        // Its project as get_key read it: visible as `Scope::project` decides, without a second read.
-        let visible = project.is_some_and(|p| self.sees_org(&p.org_id));
-        if self.0.org().is_some() && !visible {
+        // Its project as get_key read it, judged as `Scope::project` judges it (no second read).
+        if self.0.org().is_some() && self.visible(project).is_none() {
             return Err(ApiError::KeyNotFound);
         }
         Ok((record, view))

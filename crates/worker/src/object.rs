@@ -50,10 +50,16 @@ impl Client {
         path: &str,
         body: Option<String>,
     ) -> std::result::Result<(u16, String), StoreError> {
+        let stub = self.stub()?;
+        let failed = |e: worker::Error| StoreError(format!("{} {path}: {e}", self.what));
+        let mut init = RequestInit::new();
+        init.with_method(method).with_body(body.map(JsValue::from));
         // The host is never read: an object routes on the path alone.
         let url = format!("https://object{path}");
-        let called = call(self.stub()?, method, &url, body).await;
-        called.map_err(|e| StoreError(format!("{} {path}: {e}", self.what)))
+        let req = Request::new_with_init(&url, &init).map_err(failed)?;
+        let mut res = stub.fetch_with_request(req).await.map_err(failed)?;
+        let text = res.text().await.map_err(failed)?;
+        Ok((res.status_code(), text))
     }
 
     /// An answer of route `path`, decoded.
@@ -70,22 +76,6 @@ impl Client {
     pub fn unexpected(&self, path: &str, status: u16, text: &str) -> StoreError {
         StoreError(format!("{} {path} answered {status}: {text}", self.what))
     }
-}
-
-/// One call to an object: `method` on `url` (the host names the object, the path its route),
-/// with `body` as text; its status and body text.
-pub async fn call(
-    stub: &Stub,
-    method: Method,
-    url: &str,
-    body: Option<String>,
-) -> Result<(u16, String)> {
-    let mut init = RequestInit::new();
-    init.with_method(method).with_body(body.map(JsValue::from));
-    let req = Request::new_with_init(url, &init)?;
-    let mut res = stub.fetch_with_request(req).await?;
-    let text = res.text().await?;
-    Ok((res.status_code(), text))
 }
 
 /// An object's answer: `status` with `body` (JSON text).
